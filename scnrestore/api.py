@@ -1,0 +1,182 @@
+"""The Python API: ``load_model`` for the bare network, ``Restorer`` for images.
+
+>>> from scnrestore import Restorer, read_image, write_image
+>>> r = Restorer("upscale", scale=4)
+>>> write_image("photo_x4.png", r.restore(read_image("photo.jpg")))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import weights
+from .checkpoint import CheckpointError, build_model, load_state_dict, read_metadata
+from .engine import DEFAULT_OVERLAP, Engine
+from .imageio import Image
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import SCN
+
+__all__ = ["load_model", "Restorer", "LEVEL_RANGES"]
+
+# Valid levels per task: sigma for denoise, JPEG quality for dejpeg.
+LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
+
+
+def load_model(
+    name_or_path: str | Path,
+    device: str | torch.device = "cpu",
+    **hyperparameters: Any,
+) -> SCN:
+    """Load an SCN from a registry name or a checkpoint file.
+
+    Returns the plain ``torch.nn.Module`` in eval mode, weight norm folded:
+    N x C x H x W float in [0, 1] in, restored image out (no tiling).
+    Scale, blocks, units and width come from the tensors; ``num_scales`` and
+    ``image_mean`` from the keywords, else the registry entry, else the
+    checkpoint's own metadata, else the paper's defaults. Accepts official SCN
+    checkpoints (``model_state_dict``), ``state_dict`` / ``params_ema``
+    wrappings, a ``module.`` prefix and safetensors files. Torch files are
+    read with ``weights_only=True``: a checkpoint cannot run code.
+    """
+    from .runtime import resolve_device
+
+    path, registry_hp, _ = weights.resolve(str(name_or_path))
+    meta_hp = {
+        k: v
+        for k, v in (read_metadata(path).get("model_config") or {}).items()
+        if k in ("num_scales", "image_mean")
+    }
+    hp = {**meta_hp, **registry_hp, **{k: v for k, v in hyperparameters.items() if v is not None}}
+    model = build_model(load_state_dict(path), str(path), **hp)
+    return model.to(resolve_device(str(device)) if isinstance(device, str) else device)
+
+
+class Restorer:
+    """Does what the CLI does, on in-memory images.
+
+    ``task``: upscale, denoise or dejpeg. ``model``: a registry name, a
+    checkpoint path or an already loaded SCN; by default the registry's model
+    for the task (and ``scale``). ``level``: sigma (denoise) or JPEG quality
+    (dejpeg) for conditioned models.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        model: str | Path | SCN | None = None,
+        scale: int = 4,
+        level: float | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        tile: int | None = None,
+        tile_overlap: int = DEFAULT_OVERLAP,
+        tta: bool = False,
+        num_scales: int | None = None,
+    ) -> None:
+        from torch import nn
+
+        if task not in ("upscale", "denoise", "dejpeg"):
+            raise ValueError(f"unknown task {task!r}")
+        self.task = task
+        if model is None:
+            model = weights.default_model_name(task, scale if task == "upscale" else 1)
+        if not isinstance(model, nn.Module):
+            model = load_model(model, "cpu", num_scales=num_scales)
+        self.model = model
+        want = scale if task == "upscale" else 1
+        if int(model.scale) != want:
+            raise CheckpointError(
+                f"model is a x{model.scale} network, but {task}"
+                + (f" x{want}" if task == "upscale" else "")
+                + f" needs x{want}"
+            )
+        self.level = level
+        self.engine = Engine(model, device, precision, tile, tile_overlap, tta)
+
+    @property
+    def conditioned(self) -> bool:
+        return bool(self.model.num_cond_channels)
+
+    @property
+    def scale(self) -> int:
+        return int(self.model.scale)
+
+    def _cond(self, level: float | None) -> float | None:
+        from .model import condition_value
+
+        if not self.conditioned:
+            return None
+        level = self.level if level is None else level
+        if level is None:
+            raise ValueError(f"{self.task} needs a level (--sigma / --quality)")
+        lo, hi = LEVEL_RANGES[self.task]
+        if not lo <= level <= hi:
+            raise ValueError(f"{self.task} level {level:g} is outside {lo:g}..{hi:g}")
+        return condition_value(self.task, level)
+
+    def restore_array(
+        self,
+        pixels: np.ndarray,
+        level: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Restore H x W x C pixels (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA).
+
+        Colour goes through the network (gray as three equal channels, then
+        averaged back); alpha is resized plainly (upscale) or kept unchanged.
+        """
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        c = pixels.shape[2]
+        if c not in (1, 2, 3, 4):
+            raise ValueError(f"cannot restore an image with {c} channels")
+        alpha = pixels[:, :, -1:] if c in (2, 4) else None
+        color = pixels[:, :, :-1] if alpha is not None else pixels
+        gray = color.shape[2] == 1
+        rgb = np.repeat(color, 3, axis=2) if gray else np.ascontiguousarray(color)
+        out = self.engine.run(rgb, self._cond(level), progress)
+        if gray:
+            out = _mean_channels(out)
+        if alpha is not None:
+            if self.scale > 1:
+                alpha = _resize_plane(alpha[:, :, 0], self.scale)[:, :, None]
+            out = np.concatenate([out, alpha.astype(out.dtype)], axis=2)
+        return out
+
+    def restore(
+        self,
+        image: Image,
+        level: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Image:
+        """Restore a decoded :class:`~scnrestore.imageio.Image`, keeping its metadata."""
+        return image.with_pixels(self.restore_array(image.pixels, level, progress))
+
+
+def _mean_channels(a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "u":
+        return ((a.astype(np.uint32).sum(axis=2, keepdims=True) + 1) // 3).astype(a.dtype)
+    return a.mean(axis=2, keepdims=True).astype(a.dtype)
+
+
+def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic resize of one plane of any dtype, clipped to its range."""
+    from PIL import Image as PILImage
+
+    h, w = plane.shape
+    big = np.asarray(
+        PILImage.fromarray(plane.astype(np.float32), "F").resize(
+            (w * scale, h * scale), PILImage.Resampling.BICUBIC
+        )
+    )
+    if plane.dtype.kind == "u":
+        peak = np.iinfo(plane.dtype).max
+        return np.clip(np.rint(big), 0, peak).astype(plane.dtype)
+    return np.clip(big, 0.0, 1.0).astype(plane.dtype)

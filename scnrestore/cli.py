@@ -1,0 +1,595 @@
+"""The ``scnrestore`` command line (typer + rich).
+
+Exit codes: 0 every file done (or skipped on purpose); 1 at least one file
+failed (each reported in one line, the batch went on); 2 usage error (bad
+option, unknown model, nothing to do); 130 interrupted (Ctrl-C), after a
+summary of what was done.
+
+torch is imported only when a command runs a model, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .engine import DEFAULT_OVERLAP
+
+app = typer.Typer(
+    name="scnrestore",
+    help="Restore images with Scale-wise Convolutional Networks (SCN): "
+    "upscale, denoise and remove JPEG artifacts.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+SUFFIX = {"upscale": "_x{scale}", "denoise": "_denoised", "dejpeg": "_dejpeg"}
+
+
+class Precision(StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+# -- shared options ---------------------------------------------------------
+
+Inputs = Annotated[
+    list[str],
+    typer.Argument(help="Image files, directories or glob patterns.", show_default=False),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output file (one input) or directory (mirrors the input tree). "
+        "Default: beside each input, as NAME_x4.png / NAME_denoised.png / NAME_dejpeg.png.",
+    ),
+]
+RecursiveOpt = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Descend into subdirectories.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(help="Registry name or checkpoint file (.safetensors / .pt / .pth)."),
+]
+NumScalesOpt = Annotated[
+    int | None,
+    typer.Option(min=1, max=6, help="Pyramid levels of a checkpoint that does not record it."),
+]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision.")]
+TileOpt = Annotated[
+    int | None,
+    typer.Option(min=0, help="Tile side in input pixels; 0 = whole image. Default: from memory."),
+]
+OverlapOpt = Annotated[int, typer.Option(min=0, help="Pixels shared by neighbouring tiles.")]
+TtaOpt = Annotated[bool, typer.Option(help="x8 self-ensemble (8x slower, slightly better).")]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="Output format: png, jpg, webp, tif, bmp."),
+]
+JpegQualityOpt = Annotated[
+    int, typer.Option(min=1, max=100, help="Quality of JPEG / WebP output files.")
+]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace existing output files.")]
+SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output exists.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
+
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path | None = None
+    status: str = "pending"
+    error: str | None = None
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scnrestore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Restore images with Scale-wise Convolutional Networks."""
+
+
+# -- input / output planning --------------------------------------------------
+
+
+def _has_magic(s: str) -> bool:
+    return any(ch in s for ch in "*?[")
+
+
+def _walk(root: Path, recursive: bool) -> list[Path]:
+    """Image files under ``root``; symlink loops are not followed twice."""
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            st = d.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(d.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            if p.is_dir():
+                if recursive:
+                    stack.append(p)
+            elif p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."):
+                found.append(p)
+    return sorted(found)
+
+
+def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[Job]]:
+    """Inputs as (file, base directory for mirroring) pairs, plus not-found jobs."""
+    pairs: list[tuple[Path, Path]] = []
+    missing: list[Job] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            pairs += [(f, p) for f in _walk(p, recursive)]
+        elif p.exists():
+            pairs.append((p, p.parent))
+        elif _has_magic(raw):
+            matches = sorted(glob.glob(os.path.expanduser(raw), recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            if not files:
+                missing.append(Job(p, status="failed", error="no file matches this pattern"))
+            pairs += [(f, f.parent) for f in files]
+        else:
+            missing.append(Job(p, status="failed", error="no such file or directory"))
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for f, base in pairs:
+        unique.setdefault(f.resolve(), (f, base))
+    return list(unique.values()), missing
+
+
+def plan_outputs(
+    pairs: list[tuple[Path, Path]],
+    output: Path | None,
+    suffix: str,
+    fmt: str | None,
+) -> list[Job]:
+    """Destination of each input; see --output."""
+    from .imageio import FORMATS, extension_for
+
+    def ext_for(src: Path) -> str:
+        if fmt:
+            return extension_for(FORMATS["." + fmt.lower().lstrip(".")])
+        ext = src.suffix.lower()
+        # Re-encoding a restored image as JPEG would add back artefacts.
+        return ".png" if ext in (".jpg", ".jpeg") else ext
+
+    single_file = (
+        output is not None
+        and len(pairs) == 1
+        and not output.is_dir()
+        and output.suffix.lower() in IMAGE_EXTS
+    )
+    jobs = []
+    for src, base in pairs:
+        if single_file:
+            dst = output
+        elif output is not None:
+            rel = src.relative_to(base) if src.is_relative_to(base) else Path(src.name)
+            dst = output / rel.with_suffix(ext_for(src))
+        else:
+            dst = src.with_name(src.stem + suffix + ext_for(src))
+        jobs.append(Job(src, dst))
+    return jobs
+
+
+# -- running ------------------------------------------------------------------
+
+
+class Reporter:
+    """Progress and messages: rich on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool, as_json: bool, total: int) -> None:
+        from rich.console import Console
+
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.quiet = quiet
+        self.as_json = as_json
+        self.live = self.err.is_terminal and not quiet
+        self.progress = None
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.err,
+                transient=False,
+            )
+            self.files = self.progress.add_task("files", total=total)
+            self.tiles = self.progress.add_task("tiles", total=1, visible=False)
+            self.progress.start()
+
+    def tile_progress(self, name: str):  # noqa: ANN201
+        if not self.progress:
+            return None
+        self.progress.update(self.tiles, description=f"  {name}", completed=0, visible=True)
+
+        def cb(done: int, total: int) -> None:
+            self.progress.update(self.tiles, completed=done, total=total)
+
+        return cb
+
+    def done(self, job: Job) -> None:
+        if self.progress:
+            self.progress.advance(self.files)
+        if job.status == "failed":
+            self.error(f"error: {job.src}: {job.error}")
+        elif not self.quiet:
+            msg = (
+                f"{job.src} -> {job.dst} ({job.seconds:.1f} s)"
+                if job.status == "ok"
+                else f"{job.src}: skipped ({job.error})"
+            )
+            (self.progress.console if self.progress else self.err).print(msg, markup=False)
+
+    def note(self, msg: str) -> None:
+        if not self.quiet:
+            self.err.print(msg, markup=False)
+
+    def error(self, msg: str) -> None:
+        (self.progress.console if self.progress else self.err).print(
+            msg, markup=False, style="red" if self.live else None
+        )
+
+    def close(self) -> None:
+        if self.progress:
+            self.progress.stop()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def run_batch(
+    task: str,
+    inputs: list[str],
+    *,
+    level: str | None,
+    scale: int,
+    output: Path | None,
+    recursive: bool,
+    model: str | None,
+    num_scales: int | None,
+    device: str,
+    precision: Precision,
+    tile: int | None,
+    tile_overlap: int,
+    tta: bool,
+    fmt: str | None,
+    jpeg_quality: int,
+    overwrite: bool,
+    skip_existing: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Shared body of upscale / denoise / dejpeg."""
+    from .imageio import format_for_path
+
+    if overwrite and skip_existing:
+        _usage("--overwrite and --skip-existing exclude each other")
+    if fmt:
+        try:
+            format_for_path("x", fmt)
+        except ValueError as exc:
+            _usage(str(exc))
+    pairs, jobs_missing = expand_inputs(inputs, recursive)
+    if output is not None and len(pairs) > 1 and output.suffix.lower() in IMAGE_EXTS:
+        if not output.is_dir():
+            _usage(f"--output {output} looks like a file, but there are {len(pairs)} inputs")
+    suffix = SUFFIX[task].format(scale=scale)
+    jobs = jobs_missing + plan_outputs(pairs, output, suffix, fmt)
+    reporter = Reporter(quiet, as_json, len(jobs))
+    interrupted = False
+    t_start = time.time()
+    try:
+        restorer = None
+        for job in jobs:
+            if job.status == "failed":
+                reporter.done(job)
+                continue
+            assert job.dst is not None
+            if _same_file(job.src, job.dst):
+                job.status, job.error = "failed", "output would overwrite the input"
+                reporter.done(job)
+                continue
+            if job.dst.exists() and not overwrite:
+                if skip_existing:
+                    job.status, job.error = "skipped", f"{job.dst} exists"
+                else:
+                    job.status = "failed"
+                    job.error = f"output {job.dst} exists (use --overwrite or --skip-existing)"
+                reporter.done(job)
+                continue
+            if restorer is None:
+                restorer = _make_restorer(
+                    task, model, scale, num_scales, device, precision, tile, tile_overlap, tta
+                )
+            _process(job, restorer, task, level, fmt, jpeg_quality, reporter)
+            reporter.done(job)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        reporter.close()
+    _summary(jobs, reporter, as_json, time.time() - t_start, interrupted)
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if any(j.status == "failed" for j in jobs):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _usage(msg: str) -> None:
+    raise typer.BadParameter(msg)
+
+
+def _make_restorer(
+    task: str,
+    model: str | None,
+    scale: int,
+    num_scales: int | None,
+    device: str,
+    precision: Precision,
+    tile: int | None,
+    tile_overlap: int,
+    tta: bool,
+):  # noqa: ANN202
+    from .api import Restorer
+    from .checkpoint import CheckpointError
+    from .weights import RegistryError
+
+    try:
+        return Restorer(
+            task,
+            model,
+            scale=scale,
+            device=device,
+            precision=precision.value,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            tta=tta,
+            num_scales=num_scales,
+        )
+    except (RegistryError, CheckpointError, ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _parse_level(task: str, level: str | None) -> float | None:
+    from .api import LEVEL_RANGES
+
+    if level is None:
+        return None
+    try:
+        value = float(level)
+    except ValueError:
+        _usage(f"{level!r} is not a number")
+    lo, hi = LEVEL_RANGES[task]
+    if not lo <= value <= hi:
+        name = "--sigma" if task == "denoise" else "--quality"
+        _usage(f"{name} must be between {lo:g} and {hi:g}, not {level}")
+    return value
+
+
+def _process(
+    job: Job,
+    restorer: Any,
+    task: str,
+    level: float | None,
+    fmt: str | None,
+    jpeg_quality: int,
+    reporter: Reporter,
+) -> None:
+    from .imageio import ImageReadError, format_for_path, read_image, write_image
+
+    t0 = time.time()
+    try:
+        img = read_image(job.src)
+        if img.frames > 1:
+            reporter.note(f"note: {job.src}: {img.frames} frames, only the first is restored")
+        out = restorer.restore(img, level, reporter.tile_progress(job.src.name))
+        assert job.dst is not None
+        job.dst.parent.mkdir(parents=True, exist_ok=True)
+        write_image(job.dst, out, format_for_path(job.dst, fmt), jpeg_quality)
+        job.status = "ok"
+        job.info = {"width": int(out.pixels.shape[1]), "height": int(out.pixels.shape[0])}
+    except ImageReadError as exc:
+        job.status, job.error = "failed", f"cannot read: {exc}"
+    except OSError as exc:
+        job.status, job.error = (
+            "failed",
+            f"{exc.strerror or exc}"
+            + (f": {exc.filename}" if getattr(exc, "filename", None) else ""),
+        )
+    except (ValueError, MemoryError, RuntimeError) as exc:
+        job.status, job.error = "failed", str(exc).strip().splitlines()[0] or type(exc).__name__
+    job.seconds = time.time() - t0
+
+
+def _summary(
+    jobs: list[Job], rep: Reporter, as_json: bool, seconds: float, interrupted: bool
+) -> None:
+    counts = {s: sum(j.status == s for j in jobs) for s in ("ok", "failed", "skipped", "pending")}
+    if as_json:
+        payload = {
+            "files": [
+                {
+                    "input": str(j.src),
+                    "output": str(j.dst) if j.dst else None,
+                    "status": j.status if j.status != "pending" else "not run",
+                    "seconds": round(j.seconds, 3),
+                    **({"error": j.error} if j.error else {}),
+                    **j.info,
+                }
+                for j in jobs
+            ],
+            "ok": counts["ok"],
+            "failed": counts["failed"],
+            "skipped": counts["skipped"],
+            "not_run": counts["pending"],
+            "interrupted": interrupted,
+            "seconds": round(seconds, 3),
+        }
+        sys.stdout.write(json.dumps(payload, indent=1) + "\n")
+        sys.stdout.flush()
+    msg = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+    if interrupted:
+        rep.error(f"interrupted: {msg}, {counts['pending']} not run")
+    elif counts["failed"] or not rep.quiet:
+        (rep.error if counts["failed"] else rep.note)(f"{msg} in {seconds:.1f} s")
+
+
+# -- commands -----------------------------------------------------------------
+
+
+@app.command()
+def upscale(
+    inputs: Inputs,
+    scale: Annotated[int, typer.Option("--scale", "-s", min=2, max=4, help="2, 3 or 4.")] = 4,
+    output: OutputOpt = None,
+    recursive: RecursiveOpt = False,
+    model: ModelOpt = None,
+    num_scales: NumScalesOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
+    fmt: FormatOpt = None,
+    jpeg_quality: JpegQualityOpt = 95,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upscale images 2x, 3x or 4x.
+
+    Example: [bold]scnrestore upscale photo.png -s 4[/bold]
+    """
+    run_batch(
+        "upscale", inputs, level=None, scale=scale, output=output, recursive=recursive,
+        model=model, num_scales=num_scales, device=device, precision=precision, tile=tile,
+        tile_overlap=tile_overlap, tta=tta, fmt=fmt, jpeg_quality=jpeg_quality,
+        overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, as_json=as_json,
+    )  # fmt: skip
+
+
+@app.command()
+def denoise(
+    inputs: Inputs,
+    sigma: Annotated[
+        str, typer.Option(help="Noise level (standard deviation on the 0-255 scale), 1-75.")
+    ] = "25",
+    output: OutputOpt = None,
+    recursive: RecursiveOpt = False,
+    model: ModelOpt = None,
+    num_scales: NumScalesOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
+    fmt: FormatOpt = None,
+    jpeg_quality: JpegQualityOpt = 95,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove Gaussian noise.
+
+    Example: [bold]scnrestore denoise --sigma 25 dir/[/bold]
+    """
+    run_batch(
+        "denoise", inputs, level=_parse_level("denoise", sigma), scale=1, output=output,
+        recursive=recursive, model=model, num_scales=num_scales, device=device,
+        precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
+        jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
+        quiet=quiet, as_json=as_json,
+    )  # fmt: skip
+
+
+@app.command()
+def dejpeg(
+    inputs: Inputs,
+    quality: Annotated[
+        str, typer.Option(help="JPEG quality the images were saved with, 5-95.")
+    ] = "10",
+    output: OutputOpt = None,
+    recursive: RecursiveOpt = False,
+    model: ModelOpt = None,
+    num_scales: NumScalesOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
+    fmt: FormatOpt = None,
+    jpeg_quality: JpegQualityOpt = 95,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove JPEG compression artefacts.
+
+    Example: [bold]scnrestore dejpeg --quality 10 *.jpg[/bold]
+    """
+    run_batch(
+        "dejpeg", inputs, level=_parse_level("dejpeg", quality), scale=1, output=output,
+        recursive=recursive, model=model, num_scales=num_scales, device=device,
+        precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
+        jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
+        quiet=quiet, as_json=as_json,
+    )  # fmt: skip

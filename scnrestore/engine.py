@@ -1,0 +1,278 @@
+"""The tiled inference engine: one image in, one restored image out.
+
+The image is cut into overlapping tiles; each tile goes through the network
+(optionally with x8 self-ensemble); tile outputs are blended with separable
+weights that form a partition of unity, so the stitched image has no seams.
+
+Blending per axis, for two neighbouring tiles overlapping by ``O`` output
+pixels: each tile discards the outer quarter of the overlap (where its
+receptive field is cut off), and the middle half is a linear cross-fade.
+
+Memory: the output is written into a buffer of the output's own dtype
+(uint8 / uint16 / float32). Only one band of tile rows is held in float32
+while it is being blended, never a float copy of the whole output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .runtime import autocast, resolve_device, resolve_precision
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import SCN
+
+__all__ = ["Engine", "tile_starts", "blend_weights", "DEFAULT_OVERLAP"]
+
+# Input pixels shared by neighbouring tiles. Measured (benchmarks/seams.py):
+# with 32 px the tiled output of the x2 network is > 50 dB from whole-image
+# inference; 16 px is not enough for SCN's pyramid.
+DEFAULT_OVERLAP = 32
+# Tile side (input pixels) on the CPU: keeps peak RAM for the paper-size
+# network well under 1 GiB while the per-tile overhead stays small.
+CPU_TILE = 512
+MIN_TILE = 64
+
+ProgressFn = Callable[[int, int], None]
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with overlap.
+
+    The last tile is aligned with the end, so every tile has the full size
+    (unless the image is smaller than one tile).
+    """
+    if tile >= length:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def blend_weights(starts: list[int], tile: int, length: int, scale: int) -> list[np.ndarray]:
+    """Per-tile 1-D blending weights in output pixels; they sum to 1 everywhere."""
+    out_len = length * scale
+    ramps = []
+    for i, s in enumerate(starts):
+        a, b = s * scale, min(s + tile, length) * scale
+        pos = np.arange(a, b, dtype=np.float64) + 0.5
+        r = np.ones(b - a)
+        if i > 0:  # left/top edge is interior: fade in over the overlap
+            ov = (starts[i - 1] + tile) * scale - a
+            if ov > 0:
+                r = np.minimum(r, np.clip((pos - a - ov / 4) / (ov / 2), 0.0, 1.0))
+        if i < len(starts) - 1:
+            ov = b - starts[i + 1] * scale
+            if ov > 0:
+                r = np.minimum(r, np.clip((b - pos - ov / 4) / (ov / 2), 0.0, 1.0))
+        ramps.append(r)
+    total = np.zeros(out_len)
+    for s, r in zip(starts, ramps):
+        total[s * scale : s * scale + len(r)] += r
+    if np.any(total <= 0):  # pragma: no cover - guarded by overlap <= tile / 2
+        raise ValueError("tile overlap too large for the tile size")
+    return [
+        (r / total[s * scale : s * scale + len(r)]).astype(np.float32)
+        for s, r in zip(starts, ramps)
+    ]
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+
+
+@dataclass
+class Engine:
+    """Runs an SCN over images of any size, in tiles.
+
+    ``tile``: tile side in input pixels; None = automatic from memory,
+    0 = whole image. ``overlap``: input pixels shared by neighbouring tiles.
+    """
+
+    model: SCN
+    device: str | torch.device = "auto"
+    precision: str = "auto"
+    tile: int | None = None
+    overlap: int = DEFAULT_OVERLAP
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        import torch
+
+        self.device = (
+            self.device if isinstance(self.device, torch.device) else resolve_device(self.device)
+        )
+        self.precision = resolve_precision(self.precision, self.device)
+        if self.overlap < 0:
+            raise ValueError("tile overlap must be >= 0")
+        if self.tile is not None and self.tile < 0:
+            raise ValueError("tile size must be >= 0 (0 = whole image)")
+        self.model = self.model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.scale = int(self.model.scale)
+        self._multiple = int(self.model.pad_multiple)
+
+    # -- tile size ----------------------------------------------------------
+
+    def auto_tile(self) -> int:
+        """Tile side from available memory (CUDA: free memory; CPU: a bound)."""
+        import torch
+
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            cfg = self.model.config
+            # Peak activations per input pixel (fp32), with headroom: the
+            # inner conv of a block plus the pyramid of features and output.
+            per_px = 4 * (
+                cfg.num_residual_units * (cfg.width_multiplier + 4) * 1.34 + 3 * self.scale**2 * 2
+            )
+            side = int(math.sqrt(free * 0.5 / per_px))
+            return max(MIN_TILE, min(2048, side - side % self._multiple))
+        return CPU_TILE
+
+    # -- model call ---------------------------------------------------------
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            if self.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            if not self.tta:
+                return self.model(x).float()
+            acc = None
+            for k in range(8):
+                t = x.transpose(2, 3) if k & 4 else x
+                t = torch.rot90(t, k & 3, (2, 3))
+                y = self.model(t.contiguous()).float()
+                y = torch.rot90(y, -(k & 3), (2, 3))
+                y = y.transpose(2, 3) if k & 4 else y
+                acc = y if acc is None else acc + y
+            return acc / 8
+
+    # -- public -------------------------------------------------------------
+
+    def run(
+        self,
+        image: np.ndarray,
+        cond: float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """Restore an H x W x 3 array (uint8, uint16 or float in [0, 1]).
+
+        Returns an array of the same dtype, H*scale x W*scale x 3.
+        ``cond`` fills the level plane of a conditioned model.
+        On a CUDA/MPS out-of-memory error the tile is halved and the image
+        is run again.
+        """
+        if image.ndim != 3 or image.shape[2] != self.model.num_channels:
+            raise ValueError(
+                f"expected an H x W x {self.model.num_channels} image, got shape {image.shape}"
+            )
+        if bool(self.model.num_cond_channels) != (cond is not None):
+            raise ValueError(
+                "this model needs a level (sigma / quality)"
+                if cond is None
+                else "this model takes no level"
+            )
+        tile = self.auto_tile() if self.tile is None else self.tile
+        while True:
+            try:
+                return self._run(image, tile, cond, progress)
+            except Exception as exc:  # RuntimeError / torch.OutOfMemoryError
+                if not (_is_oom(exc) and self.device.type != "cpu"):
+                    raise
+                h, w = image.shape[:2]
+                current = tile or max(h, w)
+                if current <= MIN_TILE:
+                    raise
+                tile = max(MIN_TILE, current // 2)
+                self._empty_cache()
+
+    def _empty_cache(self) -> None:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self.device.type == "mps":  # pragma: no cover - no MPS here
+            torch.mps.empty_cache()
+
+    def _run(
+        self, image: np.ndarray, tile: int, cond: float | None, progress: ProgressFn | None
+    ) -> np.ndarray:
+        import torch
+
+        h, w, c = image.shape
+        s = self.scale
+        if tile and tile > 0:
+            tile = max(MIN_TILE, tile)
+            th, tw = min(tile, h), min(tile, w)
+            overlap = min(self.overlap, tile // 2)
+        else:
+            th, tw, overlap = h, w, 0
+        ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
+        wy, wx = blend_weights(ys, th, h, s), blend_weights(xs, tw, w, s)
+        out = np.empty((h * s, w * s, c), dtype=image.dtype)
+        to_float, from_float = _converters(image.dtype)
+        total, done = len(ys) * len(xs), 0
+        # Rows of the output still being blended: [band_start, band_start + len(band)).
+        band = np.zeros((0, w * s, c), np.float32)
+        band_start = 0
+        for iy, y0 in enumerate(ys):
+            y1 = min(y0 + th, h)
+            need = y1 * s - band_start
+            if need > band.shape[0]:
+                band = np.concatenate(
+                    [band, np.zeros((need - band.shape[0], w * s, c), np.float32)]
+                )
+            for ix, x0 in enumerate(xs):
+                x1 = min(x0 + tw, w)
+                patch = torch.from_numpy(to_float(image[y0:y1, x0:x1]))
+                patch = patch.permute(2, 0, 1)[None].to(self.device)
+                if cond is not None:
+                    plane = torch.full_like(patch[:, :1], float(cond))
+                    patch = torch.cat([patch] + [plane] * self.model.num_cond_channels, 1)
+                y = self._forward(patch)[0].permute(1, 2, 0).cpu().numpy()
+                weight = wy[iy][:, None, None] * wx[ix][None, :, None]
+                band[y0 * s - band_start : y1 * s - band_start, x0 * s : x1 * s] += y * weight
+                done += 1
+                if progress:
+                    progress(done, total)
+            # Rows above the next tile row are final: write them out.
+            final = (ys[iy + 1] if iy + 1 < len(ys) else h) * s - band_start
+            out[band_start : band_start + final] = from_float(band[:final])
+            band = band[final:]
+            band_start += final
+        return out
+
+
+def _converters(
+    dtype: np.dtype,
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """(to float32 in [0,1], back to ``dtype``) for uint8, uint16 and floats."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "u":
+        peak = float(np.iinfo(dtype).max)
+
+        def to_float(a: np.ndarray) -> np.ndarray:
+            return a.astype(np.float32) / peak
+
+        def from_float(a: np.ndarray) -> np.ndarray:
+            return np.clip(np.rint(a * peak), 0, peak).astype(dtype)
+
+        return to_float, from_float
+    if dtype.kind == "f":
+        return (
+            lambda a: np.ascontiguousarray(a, dtype=np.float32),
+            lambda a: np.clip(a, 0.0, 1.0).astype(dtype),
+        )
+    raise ValueError(f"unsupported image dtype {dtype}")

@@ -1,0 +1,404 @@
+"""Image files in and out, faithfully.
+
+Reading gives an :class:`Image`: pixels as H x W x C numpy (C = 1 gray, 2 gray +
+alpha, 3 RGB, 4 RGBA; dtype uint8, uint16 or float32) with EXIF orientation
+applied, plus the ICC profile and EXIF (orientation reset to 1) to carry over.
+
+Pillow does most formats. Two gaps are filled by small, well-kept libraries:
+16-bit colour PNG (Pillow 13 reads it as 8-bit and cannot write it) by pypng,
+a pure-Python codec (measured here: 2 MP of 16-bit RGB noise read in 0.21 s,
+written in 0.55 s; opencv-python-headless would be faster but is a 61 MB
+wheel with its own libpng); and 16-bit / float TIFF by tifffile.
+
+Writes go to a temporary file beside the target, then are renamed into place,
+so a crash or kill never leaves a partial image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageFile
+
+__all__ = [
+    "Image",
+    "ImageReadError",
+    "read_image",
+    "write_image",
+    "FORMATS",
+    "format_for_path",
+    "atomic_output",
+]
+
+# Extension -> Pillow format name.
+FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+_EXT_FOR = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+_ORIENTATION = 0x0112
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+class ImageReadError(ValueError):
+    """An input file that is not a readable image (the message says why)."""
+
+
+@dataclass
+class Image:
+    """Decoded pixels plus the metadata worth carrying into the output."""
+
+    pixels: np.ndarray
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    format: str | None = None
+    frames: int = 1
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        return MODES[self.pixels.shape[2]]
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.shape[2] in (2, 4)
+
+    def with_pixels(self, pixels: np.ndarray) -> Image:
+        return replace(self, pixels=pixels)
+
+
+def format_for_path(path: str | os.PathLike[str], override: str | None = None) -> str:
+    """Output format from ``override`` (png, jpeg, ...) or the file extension."""
+    if override:
+        key = "." + override.lower().lstrip(".")
+        if key not in FORMATS:
+            raise ValueError(f"unknown format {override!r} (use png, jpg, webp, tif or bmp)")
+        return FORMATS[key]
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise ValueError(f"{path}: unknown image extension {ext!r}")
+    return FORMATS[ext]
+
+
+def extension_for(fmt: str) -> str:
+    return _EXT_FOR[fmt]
+
+
+# ---------------------------------------------------------------------------
+# Reading
+
+
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Decode an image file. Raises ImageReadError with a one-line reason."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageReadError("is a directory")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageReadError(exc.strerror or str(exc)) from None
+    if size == 0:
+        raise ImageReadError("empty file (0 bytes)")
+    try:
+        if _is_tiff(path):
+            # tifffile first: Pillow cannot open float or 16-bit colour TIFF.
+            deep = _read_tiff(path)
+            if deep is not None:
+                return deep
+        with PILImage.open(path) as im:
+            return _decode(path, im)
+    except ImageReadError:
+        raise
+    except PILImage.DecompressionBombError as exc:
+        raise ImageReadError(f"refused: {exc}") from None
+    except PILImage.UnidentifiedImageError:
+        raise ImageReadError("not an image file Pillow can identify") from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error) as exc:
+        msg = str(exc).strip() or type(exc).__name__
+        if "truncated" in msg.lower() or isinstance(exc, EOFError):
+            msg = f"truncated or corrupt image data ({msg})"
+        raise ImageReadError(msg) from None
+    except MemoryError:
+        raise ImageReadError("not enough memory to decode it") from None
+
+
+def _decode(path: Path, im: PILImage.Image) -> Image:
+    fmt = im.format
+    frames = int(getattr(im, "n_frames", 1) or 1)
+    icc = im.info.get("icc_profile") or None
+    exif = im.getexif()
+    orientation = int(exif.get(_ORIENTATION, 1) or 1)
+    pixels: np.ndarray | None = None
+    if fmt == "PNG" and _png_bitdepth(path) == 16 and im.mode not in ("I", "I;16", "I;16B"):
+        pixels = _read_png16(path)
+    if pixels is None:
+        im.load()
+        pixels = _pil_to_array(im)
+        if im.mode == "CMYK":
+            icc = None  # a CMYK profile does not describe the RGB we produce
+    pixels = _orient(pixels, orientation)
+    exif_bytes = None
+    if len(exif):
+        exif[_ORIENTATION] = 1
+        exif_bytes = exif.tobytes()
+    return Image(pixels, icc, exif_bytes, fmt, frames, {"orientation": orientation})
+
+
+def _pil_to_array(im: PILImage.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        a = np.asarray(im).astype(np.uint16)
+    elif mode == "I":
+        a = np.asarray(im)
+        if a.min() >= 0 and a.max() <= 65535:
+            a = a.astype(np.uint16)
+        else:
+            lo, hi = float(a.min()), float(a.max())
+            a = ((a - lo) / max(hi - lo, 1.0)).astype(np.float32)
+    elif mode == "F":
+        a = np.asarray(im).astype(np.float32)
+    elif mode in ("L", "LA", "RGB", "RGBA"):
+        a = np.asarray(im)
+    elif mode == "1":
+        a = np.asarray(im.convert("L"))
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        a = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+    elif mode == "La":
+        a = np.asarray(im.convert("LA"))
+    elif mode == "RGBa":
+        a = np.asarray(im.convert("RGBA"))
+    else:  # CMYK, YCbCr, LAB, HSV, ...
+        a = np.asarray(im.convert("RGB"))
+    if a.ndim == 2:
+        a = a[:, :, None]
+    return np.ascontiguousarray(a)
+
+
+def _png_bitdepth(path: Path) -> int:
+    with open(path, "rb") as f:
+        head = f.read(29)
+    if len(head) < 25 or head[12:16] != b"IHDR":
+        return 0
+    return head[24]
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    import png
+
+    try:
+        w, h, rows, info = png.Reader(filename=str(path)).asDirect()
+        a = np.vstack([np.asarray(r, np.uint16) for r in rows])
+    except png.Error as exc:
+        raise ImageReadError(f"corrupt PNG: {exc}") from None
+    planes = int(info["planes"])
+    if a.shape != (h, w * planes):
+        raise ImageReadError("truncated PNG data")
+    return a.reshape(h, w, planes)
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _read_tiff(path: Path) -> Image | None:
+    """tifffile for gray/RGB(A) TIFF of any depth; None lets Pillow convert."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages[0]
+            photometric = getattr(page.photometric, "name", str(page.photometric))
+            if photometric not in ("MINISBLACK", "RGB"):
+                return None
+            a = page.asarray()
+            frames = len(tf.pages)
+            icc_tag = page.tags.get(34675)
+            icc = bytes(icc_tag.value) if icc_tag is not None else None
+            orient_tag = page.tags.get(274)
+            orientation = int(orient_tag.value) if orient_tag is not None else 1
+    except Exception as exc:
+        raise ImageReadError(f"corrupt TIFF: {str(exc).strip() or type(exc).__name__}") from None
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        return None
+    if a.dtype.kind == "f":
+        a = a.astype(np.float32)
+    elif a.dtype.kind in "ui" and a.dtype not in (np.uint8, np.uint16):
+        lo, hi = float(a.min()), float(a.max())
+        if lo >= 0 and hi <= 65535:
+            a = a.astype(np.uint16)
+        else:
+            a = ((a - lo) / max(hi - lo, 1.0)).astype(np.float32)
+    elif a.dtype.kind not in "ui":
+        return None
+    a = _orient(np.ascontiguousarray(a), orientation)
+    return Image(a, icc or None, None, "TIFF", frames, {"orientation": orientation})
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 1-8 (as ImageOps.exif_transpose does)."""
+    ops = {
+        2: lambda x: x[:, ::-1],
+        3: lambda x: x[::-1, ::-1],
+        4: lambda x: x[::-1],
+        5: lambda x: x.transpose(1, 0, 2),
+        6: lambda x: np.rot90(x, -1),
+        7: lambda x: x[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda x: np.rot90(x, 1),
+    }
+    if orientation in ops:
+        a = np.ascontiguousarray(ops[orientation](a))
+    return a
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place on success."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        # mkstemp creates 0600; give the file the mode a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    image: Image,
+    fmt: str | None = None,
+    quality: int = 95,
+) -> None:
+    """Encode ``image`` to ``path`` atomically. ``fmt`` defaults to the extension.
+
+    16-bit and float pixels stay 16-bit in PNG and 16-bit / float in TIFF;
+    other formats get 8 bits. JPEG drops alpha. ICC and EXIF are kept where
+    the format holds them.
+    """
+    fmt = fmt or format_for_path(path)
+    with atomic_output(path) as tmp:
+        _encode(tmp, image, fmt, quality)
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.uint16:
+        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_uint16(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint16:
+        return a
+    if a.dtype == np.uint8:
+        return a.astype(np.uint16) * 257
+    return np.clip(np.rint(a * 65535.0), 0, 65535).astype(np.uint16)
+
+
+def _encode(path: Path, image: Image, fmt: str, quality: int) -> None:
+    a = image.pixels
+    deep = a.dtype != np.uint8
+    if fmt == "TIFF" and deep:
+        _write_tiff(path, a, image.icc_profile)
+        return
+    if fmt == "PNG" and deep:
+        _write_png16(path, _to_uint16(a), image.icc_profile, image.exif)
+        return
+    a8 = _to_uint8(a)
+    if fmt == "JPEG" and a8.shape[2] in (2, 4):
+        a8 = a8[:, :, :-1]
+    mode = MODES[a8.shape[2]]
+    pil = PILImage.fromarray(a8[:, :, 0] if mode == "L" else a8, mode)
+    kwargs: dict[str, object] = {}
+    if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        kwargs["icc_profile"] = image.icc_profile
+    if image.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        kwargs["exif"] = image.exif
+    if fmt in ("JPEG", "WEBP"):
+        kwargs["quality"] = int(quality)
+    if fmt == "PNG":
+        kwargs["compress_level"] = 6
+    if fmt == "TIFF":
+        kwargs["compression"] = "tiff_adobe_deflate"
+    pil.save(path, format=fmt, **kwargs)
+
+
+def _write_tiff(path: Path, a: np.ndarray, icc: bytes | None) -> None:
+    import tifffile
+
+    c = a.shape[2]
+    data = a[:, :, 0] if c == 1 else a
+    extratags = [(34675, "B", len(icc), icc, True)] if icc else []
+    tifffile.imwrite(
+        path,
+        data,
+        photometric="minisblack" if c in (1, 2) else "rgb",
+        extrasamples=("unassalpha",) if c in (2, 4) else None,
+        compression="zlib",
+        extratags=extratags,
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
+
+
+def _write_png16(path: Path, a: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+    import png
+
+    h, w, c = a.shape
+    writer = png.Writer(w, h, greyscale=c in (1, 2), alpha=c in (2, 4), bitdepth=16, compression=6)
+    with open(path, "wb") as f:
+        writer.write_array(f, a.reshape(-1))
+    if not (icc or exif):
+        return
+    # pypng writes no iCCP / eXIf: splice them in right after IHDR.
+    data = path.read_bytes()
+    ihdr_end = 8 + 8 + 13 + 4
+    extra = b""
+    if icc:
+        extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
+    if exif:
+        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+    path.write_bytes(data[:ihdr_end] + extra + data[ihdr_end:])
+
+
+# Truncated files are errors, never silently padded with grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False

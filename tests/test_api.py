@@ -1,0 +1,62 @@
+"""Restorer: channel policy (gray, alpha, bit depth) on in-memory images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scnrestore import Restorer
+from scnrestore.checkpoint import CheckpointError
+from scnrestore.imageio import Image
+
+
+@pytest.fixture(scope="module")
+def up2(ckpt_dir):
+    return Restorer("upscale", ckpt_dir / "x2.safetensors", scale=2, device="cpu", precision="fp32")
+
+
+def test_gray_in_gray_out(up2, photo):
+    gray = photo[:, :, 1:2].copy()
+    out = up2.restore_array(gray)
+    assert out.shape == (gray.shape[0] * 2, gray.shape[1] * 2, 1) and out.dtype == np.uint8
+    rgb = up2.restore_array(np.repeat(gray, 3, axis=2)).astype(np.float64)
+    assert np.abs(rgb.mean(axis=2) - out[:, :, 0]).max() <= 1.0
+
+
+def test_alpha_is_resized_plainly_for_upscale(up2, photo):
+    alpha = np.zeros(photo.shape[:2] + (1,), np.uint8)
+    alpha[:, photo.shape[1] // 2 :] = 255
+    out = up2.restore_array(np.concatenate([photo, alpha], axis=2))
+    assert out.shape[2] == 4
+    assert np.all(out[:, : photo.shape[1] - 4, 3] == 0)
+    assert np.all(out[:, photo.shape[1] + 4 :, 3] == 255)
+    np.testing.assert_array_equal(out[:, :, :3], up2.restore_array(photo))
+
+
+def test_alpha_unchanged_for_denoise(ckpt_dir, photo):
+    r = Restorer("denoise", ckpt_dir / "denoise.safetensors", level=25, device="cpu")
+    alpha = np.random.default_rng(0).integers(0, 256, photo.shape[:2] + (1,), dtype=np.uint8)
+    out = r.restore_array(np.concatenate([photo, alpha], axis=2))
+    np.testing.assert_array_equal(out[:, :, 3:], alpha)
+
+
+def test_16bit_stays_16bit_and_keeps_metadata(up2, photo):
+    px = photo.astype(np.uint16) * 257
+    img = Image(px, icc_profile=b"icc", exif=b"Exif\x00\x00x", format="PNG")
+    out = up2.restore(img)
+    assert out.pixels.dtype == np.uint16 and out.icc_profile == b"icc" and out.exif == img.exif
+    assert np.any(out.pixels % 257 != 0)
+
+
+def test_level_checks(ckpt_dir, photo):
+    r = Restorer("dejpeg", ckpt_dir / "dejpeg.safetensors", device="cpu")
+    with pytest.raises(ValueError, match="needs a level"):
+        r.restore_array(photo)
+    with pytest.raises(ValueError, match="outside"):
+        r.restore_array(photo, level=2)
+    assert r.restore_array(photo, level=30).shape == photo.shape
+
+
+def test_wrong_scale_checkpoint(ckpt_dir):
+    with pytest.raises(CheckpointError, match="x3 network"):
+        Restorer("upscale", ckpt_dir / "x3.safetensors", scale=2)

@@ -1,0 +1,166 @@
+"""The command line, run as a real subprocess on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def run(*args, cwd=None, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "scnrestore", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+@pytest.fixture()
+def work(tmp_path, photo):
+    """A small tree: two photos at the top, one in a subfolder, one JPEG."""
+    PILImage.fromarray(photo).save(tmp_path / "a.png")
+    PILImage.fromarray(photo[:64, :80]).save(tmp_path / "b.png")
+    (tmp_path / "sub").mkdir()
+    PILImage.fromarray(photo[10:70, 20:100]).save(tmp_path / "sub" / "c.png")
+    PILImage.fromarray(photo).save(tmp_path / "d.jpg", quality=20)
+    return tmp_path
+
+
+def test_upscale_file_default_name(work, ckpt_dir):
+    r = run("upscale", work / "a.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors")
+    assert r.returncode == 0, r.stderr
+    with PILImage.open(work / "a_x2.png") as im:
+        assert im.size == (256, 192)
+    assert "a_x2.png" in r.stderr
+
+
+def test_directory_recursive_mirrors_tree(work, ckpt_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    r = run("denoise", work, "-r", "-o", out, "--sigma", "30",
+            "--model", ckpt_dir / "denoise.safetensors", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["ok"] == 4 and summary["failed"] == 0
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*.png")} == {
+        "a.png", "b.png", "sub/c.png", "d.png",
+    }  # fmt: skip
+    for f in summary["files"]:
+        assert f["status"] == "ok" and f["seconds"] >= 0 and Path(f["output"]).exists()
+
+
+def test_directory_without_recursive_stays_on_top(work, ckpt_dir):
+    r = run("dejpeg", work, "--quality", "20", "--model", ckpt_dir / "dejpeg.safetensors", "-q")
+    assert r.returncode == 0, r.stderr
+    assert (work / "d_dejpeg.png").exists() and (work / "a_dejpeg.png").exists()
+    assert not (work / "sub" / "c_dejpeg.png").exists()
+    assert r.stderr == ""
+
+
+def test_glob_expanded_by_us(work, ckpt_dir):
+    r = run("upscale", "*.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert (work / "a_x2.png").exists() and (work / "b_x2.png").exists()
+
+
+def test_output_file_and_format(work, ckpt_dir):
+    r = run("upscale", work / "b.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+            "-o", work / "big.webp", "--jpeg-quality", "90")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with PILImage.open(work / "big.webp") as im:
+        assert im.format == "WEBP" and im.size == (160, 128)
+    r = run("upscale", work / "b.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+            "--format", "tif")  # fmt: skip
+    assert r.returncode == 0 and (work / "b_x2.tif").exists()
+
+
+def test_existing_outputs_overwrite_and_skip(work, ckpt_dir):
+    args = ["upscale", work / "b.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors"]
+    assert run(*args).returncode == 0
+    before = (work / "b_x2.png").stat().st_mtime_ns
+    r = run(*args)
+    assert r.returncode == 1 and "exists" in r.stderr
+    r = run(*args, "--skip-existing", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["skipped"] == 1
+    assert (work / "b_x2.png").stat().st_mtime_ns == before
+    assert run(*args, "--overwrite").returncode == 0
+    assert (work / "b_x2.png").stat().st_mtime_ns != before
+
+
+def test_never_overwrites_input(work, ckpt_dir):
+    data = (work / "a.png").read_bytes()
+    r = run("denoise", work / "a.png", "-o", work / "a.png", "--overwrite",
+            "--model", ckpt_dir / "denoise.safetensors")  # fmt: skip
+    assert r.returncode == 1 and "overwrite the input" in r.stderr
+    assert (work / "a.png").read_bytes() == data
+
+
+def test_bad_file_does_not_stop_the_batch(work, ckpt_dir):
+    (work / "bad.png").write_text("not a png")
+    r = run("upscale", work / "a.png", work / "bad.png", work / "nothere.png", work / "b.png",
+            "-s", "2", "--model", ckpt_dir / "x2.safetensors", "--json")  # fmt: skip
+    assert r.returncode == 1
+    summary = json.loads(r.stdout)
+    status = {Path(f["input"]).name: f["status"] for f in summary["files"]}
+    assert status == {"a.png": "ok", "bad.png": "failed", "nothere.png": "failed", "b.png": "ok"}
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2 and all(("bad.png" in e) or ("nothere.png" in e) for e in errors)
+    assert not list(work.glob("bad_x2*")) and not list(work.glob(".*part"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["upscale", "x.png", "-s", "5"],
+        ["denoise", "x.png", "--sigma", "100"],
+        ["dejpeg", "x.png", "--quality", "abc"],
+        ["upscale", "x.png", "--precision", "int8"],
+        ["upscale"],
+        ["upscale", "x.png", "--overwrite", "--skip-existing"],
+    ],
+)
+def test_usage_errors_exit_2(args, work):
+    (work / "x.png").write_bytes((work / "a.png").read_bytes())
+    r = run(*args, cwd=work)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+
+
+def test_unknown_model_exits_2(work):
+    r = run("upscale", work / "a.png", "--model", "no-such-model")
+    assert r.returncode == 2 and "unknown model" in r.stderr
+
+
+def test_gray_16bit_png_through_cli(tmp_path, ckpt_dir):
+    a = (np.random.default_rng(0).random((40, 50)) * 65535).astype(np.uint16)
+    PILImage.fromarray(a).save(tmp_path / "g.png")
+    r = run("upscale", tmp_path / "g.png", "-s", "3", "--model", ckpt_dir / "x3.safetensors")
+    assert r.returncode == 0, r.stderr
+    with PILImage.open(tmp_path / "g_x3.png") as im:
+        assert im.size == (150, 120) and im.mode.startswith("I")
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys; from scnrestore.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "upscale" in r.stdout
+
+
+def test_examples_exist():
+    names = {p.name for p in EXAMPLES.iterdir()}
+    assert {"coffee.png", "chelsea.png", "astronaut_noisy25.png", "rocket_q15.jpg"} <= names

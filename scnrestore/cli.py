@@ -297,7 +297,7 @@ def run_batch(
     task: str,
     inputs: list[str],
     *,
-    level: str | None,
+    level: float | str | None,
     scale: int,
     output: Path | None,
     recursive: bool,
@@ -406,27 +406,43 @@ def _make_restorer(
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def _parse_level(task: str, level: str | None) -> float | None:
+def _parse_level(task: str, level: str | None) -> float | str | None:
+    """A number within the task's range, or "auto" (estimated per file)."""
     from .api import LEVEL_RANGES
 
     if level is None:
         return None
+    if level.strip().lower() == "auto":
+        return "auto"
     try:
         value = float(level)
     except ValueError:
-        _usage(f"{level!r} is not a number")
+        _usage(f"{level!r} is not a number or 'auto'")
     lo, hi = LEVEL_RANGES[task]
     if not lo <= value <= hi:
         name = "--sigma" if task == "denoise" else "--quality"
-        _usage(f"{name} must be between {lo:g} and {hi:g}, not {level}")
+        _usage(f"{name} must be between {lo:g} and {hi:g} (or auto), not {level}")
     return value
+
+
+def _auto_level(task: str, img: Any) -> float:
+    """Estimate sigma (denoise) or the saved JPEG quality (dejpeg) of one image."""
+    from .api import LEVEL_RANGES
+    from .estimate import estimate_jpeg_quality, estimate_sigma
+
+    lo, hi = LEVEL_RANGES[task]
+    if task == "denoise":
+        return float(min(max(round(estimate_sigma(img.pixels), 1), lo), hi))
+    if img.format != "JPEG" or "quantization" not in img.info:
+        raise ValueError(f"not a JPEG file ({img.format}): pass --quality N")
+    return float(min(max(estimate_jpeg_quality(img.info["quantization"]), lo), hi))
 
 
 def _process(
     job: Job,
     restorer: Any,
     task: str,
-    level: float | None,
+    level: float | str | None,
     fmt: str | None,
     jpeg_quality: int,
     reporter: Reporter,
@@ -438,12 +454,18 @@ def _process(
         img = read_image(job.src)
         if img.frames > 1:
             reporter.note(f"note: {job.src}: {img.frames} frames, only the first is restored")
+        if level == "auto":
+            level = _auto_level(task, img)
+            what = "sigma" if task == "denoise" else "JPEG quality"
+            reporter.note(f"{job.src}: estimated {what} {level:g}")
+        if level is not None:
+            job.info["level"] = level
         out = restorer.restore(img, level, reporter.tile_progress(job.src.name))
         assert job.dst is not None
         job.dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(job.dst, out, format_for_path(job.dst, fmt), jpeg_quality)
         job.status = "ok"
-        job.info = {"width": int(out.pixels.shape[1]), "height": int(out.pixels.shape[0])}
+        job.info.update(width=int(out.pixels.shape[1]), height=int(out.pixels.shape[0]))
     except ImageReadError as exc:
         job.status, job.error = "failed", f"cannot read: {exc}"
     except OSError as exc:
@@ -529,8 +551,12 @@ def upscale(
 def denoise(
     inputs: Inputs,
     sigma: Annotated[
-        str, typer.Option(help="Noise level (standard deviation on the 0-255 scale), 1-75.")
-    ] = "25",
+        str,
+        typer.Option(
+            help="Noise level (standard deviation on the 0-255 scale), 1-75, "
+            "or auto: estimated per image and printed."
+        ),
+    ] = "auto",
     output: OutputOpt = None,
     recursive: RecursiveOpt = False,
     model: ModelOpt = None,
@@ -564,8 +590,12 @@ def denoise(
 def dejpeg(
     inputs: Inputs,
     quality: Annotated[
-        str, typer.Option(help="JPEG quality the images were saved with, 5-95.")
-    ] = "10",
+        str,
+        typer.Option(
+            help="JPEG quality the images were saved with, 5-95, or auto: read "
+            "from each JPEG file's quantisation tables."
+        ),
+    ] = "auto",
     output: OutputOpt = None,
     recursive: RecursiveOpt = False,
     model: ModelOpt = None,
@@ -593,3 +623,209 @@ def dejpeg(
         jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
         quiet=quiet, as_json=as_json,
     )  # fmt: skip
+
+
+# -- training and evaluation --------------------------------------------------
+
+
+class Task(StrEnum):
+    upscale = "upscale"
+    denoise = "denoise"
+    dejpeg = "dejpeg"
+
+
+@app.command()
+def train(
+    task: Annotated[Task, typer.Argument(help="upscale, denoise or dejpeg.")],
+    out: Annotated[Path, typer.Option(help="Run directory: checkpoints, log, weights.")],
+    data: Annotated[Path | None, typer.Option(help="Directory of clean training images.")] = None,
+    val: Annotated[Path | None, typer.Option(help="Directory of validation images.")] = None,
+    scale: Annotated[int, typer.Option("--scale", "-s", min=2, max=4)] = 2,
+    steps: Annotated[int, typer.Option(min=1, help="Total optimiser steps.")] = 10000,
+    batch: Annotated[int, typer.Option(min=1)] = 16,
+    patch: Annotated[
+        int, typer.Option(min=0, help="Input patch side; 0 = 48 (SR) or 96 (others).")
+    ] = 0,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    blocks: Annotated[int, typer.Option(min=1)] = 16,
+    units: Annotated[int, typer.Option(min=1)] = 32,
+    width: Annotated[float, typer.Option(help="Width multiplier of the blocks.")] = 4.0,
+    num_scales: Annotated[int, typer.Option(min=1, max=6)] = 4,
+    val_every: Annotated[int, typer.Option(min=1)] = 500,
+    ckpt_every: Annotated[int, typer.Option(min=1)] = 100,
+    log_every: Annotated[int, typer.Option(min=1)] = 25,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    seed: int = 0,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from these weights (e.g. x2 body for x4).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads.")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue the run in --out (its recorded settings; --steps may grow)."),
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train an SCN (L1, Adam, multi-step decay, flips and transposes).
+
+    Example: [bold]scnrestore train upscale -s 2 --data train/ --val val/ --out runs/x2[/bold]
+    """
+    from .train import TrainConfig, load_run_config
+    from .train import train as run_training
+
+    command = ["scnrestore", *sys.argv[1:]]
+    try:
+        if resume and (out / "run.json").exists():
+            cfg = load_run_config(out)
+            cfg.steps, cfg.device, cfg.threads = steps, device, threads or cfg.threads
+            cfg.command = cfg.command + ["&&"] + command
+        else:
+            if data is None:
+                _usage("--data is required for a new run")
+            cfg = TrainConfig(
+                task=task.value, data=str(data), out=str(out), scale=scale,
+                val=str(val) if val else None, steps=steps, batch=batch, patch=patch, lr=lr,
+                num_blocks=blocks, num_residual_units=units, width_multiplier=width,
+                num_scales=num_scales, val_every=val_every, ckpt_every=ckpt_every,
+                log_every=log_every, device=device, precision=precision.value, seed=seed,
+                init=str(init) if init else None, threads=threads, command=command,
+            )  # fmt: skip
+    except ValueError as exc:
+        _usage(str(exc))
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    bar = None
+    if console.is_terminal and not quiet:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(
+            TextColumn("step {task.completed}/{task.total}"),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[val]}"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        task_id = bar.add_task("train", total=cfg.steps, loss=float("nan"), val="")
+        bar.start()
+
+    def progress(rec: dict[str, Any]) -> None:
+        val_txt = (
+            f"val {rec['val_psnr']:.2f} dB (baseline {rec['val_baseline']:.2f})"
+            if "val_psnr" in rec
+            else ""
+        )
+        if bar is not None:
+            fields = {"loss": rec["loss"]} | ({"val": val_txt} if val_txt else {})
+            bar.update(task_id, completed=rec["step"], **fields)
+        elif not quiet:
+            console.print(
+                f"step {rec['step']}/{cfg.steps} loss {rec['loss']:.4f} "
+                f"lr {rec['lr']:.2e} {rec['it_s']:.2f} it/s {val_txt}".rstrip()
+            )
+
+    try:
+        last = run_training(cfg, resume=resume, progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    finally:
+        if bar is not None:
+            bar.stop()
+    if not quiet:
+        console.print(f"{'stopped' if last.get('stopped') else 'done'} at step {last['step']}; "
+                      f"weights: {out / 'model.safetensors'}")  # fmt: skip
+    if last.get("stopped"):
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _levels(text: str | None, task: str) -> list[float | None]:
+    from .api import LEVEL_RANGES
+
+    if task == "upscale":
+        return [None]
+    default = {"denoise": "15,25,50", "dejpeg": "10,20,30,40"}[task]
+    try:
+        values = [float(v) for v in (text or default).split(",") if v.strip()]
+    except ValueError:
+        _usage(f"levels must be numbers separated by commas, not {text!r}")
+    lo, hi = LEVEL_RANGES[task]
+    if not values or any(not lo <= v <= hi for v in values):
+        _usage(f"levels for {task} must lie in {lo:g}..{hi:g}")
+    return values
+
+
+@app.command("eval")
+def evaluate_cmd(
+    directory: Annotated[Path, typer.Argument(help="Directory of clean images.")],
+    task: Annotated[Task, typer.Option(help="upscale, denoise or dejpeg.")] = Task.upscale,
+    scale: Annotated[int, typer.Option("--scale", "-s", min=2, max=4)] = 4,
+    levels: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated sigmas / qualities (default 15,25,50 / 10,20,30,40)."),
+    ] = None,
+    model: ModelOpt = None,
+    num_scales: NumScalesOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Degrade clean images as training does, restore them, and score both.
+
+    Example: [bold]scnrestore eval --task upscale -s 4 val/[/bold]
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .evaluate import evaluate, load_images, summarise
+
+    lv = _levels(levels, task.value)
+    if not directory.is_dir():
+        _usage(f"{directory} is not a directory")
+    try:
+        images = load_images(directory)
+    except (ValueError, OSError) as exc:
+        _usage(str(exc))
+    restorer = _make_restorer(
+        task.value, model, scale, num_scales, device, precision, tile, tile_overlap, tta
+    )
+    sr = task.value == "upscale"
+    base = "bicubic" if sr else ("noisy" if task.value == "denoise" else "JPEG")
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)
+    results = []
+    for level in lv:
+        rows = evaluate(restorer, images, level)
+        mean = summarise(rows)
+        results.append({"level": level, "images": [r.to_dict() for r in rows], "mean": mean})
+        if as_json:
+            continue
+        title = f"{task.value}" + (f" x{restorer.scale}" if sr else f" level {level:g}")
+        table = Table(title=title)
+        for col in ("image", "PSNR", "PSNR-Y", "SSIM", f"{base} PSNR", f"{base} PSNR-Y",
+                    f"{base} SSIM", "gain PSNR-Y", "s"):  # fmt: skip
+            table.add_column(col, justify="left" if col == "image" else "right")
+        for r in rows:
+            table.add_row(r.image, f"{r.psnr:.2f}", f"{r.psnr_y:.2f}", f"{r.ssim:.4f}",
+                          f"{r.base_psnr:.2f}", f"{r.base_psnr_y:.2f}", f"{r.base_ssim:.4f}",
+                          f"{r.psnr_y - r.base_psnr_y:+.2f}", f"{r.seconds:.1f}")  # fmt: skip
+        m = mean
+        table.add_row("mean", f"{m['psnr']:.2f}", f"{m['psnr_y']:.2f}", f"{m['ssim']:.4f}",
+                      f"{m['base_psnr']:.2f}", f"{m['base_psnr_y']:.2f}", f"{m['base_ssim']:.4f}",
+                      f"{m['gain_psnr_y']:+.2f}", f"{m['seconds']:.1f}", style="bold")  # fmt: skip
+        console.print(table)
+    if as_json:
+        payload = {
+            "task": task.value,
+            "scale": restorer.scale,
+            "shave": restorer.scale if sr else 0,
+            "device": str(restorer.engine.device),
+            "precision": restorer.engine.precision,
+            "results": results,
+        }
+        sys.stdout.write(json.dumps(payload, indent=1) + "\n")

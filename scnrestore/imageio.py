@@ -157,7 +157,10 @@ def _decode(path: Path, im: PILImage.Image) -> Image:
     if len(exif):
         exif[_ORIENTATION] = 1
         exif_bytes = exif.tobytes()
-    return Image(pixels, icc, exif_bytes, fmt, frames, {"orientation": orientation})
+    info: dict[str, object] = {"orientation": orientation}
+    if fmt == "JPEG" and getattr(im, "quantization", None):
+        info["quantization"] = {k: list(v) for k, v in im.quantization.items()}
+    return Image(pixels, icc, exif_bytes, fmt, frames, info)
 
 
 def _pil_to_array(im: PILImage.Image) -> np.ndarray:

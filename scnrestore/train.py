@@ -26,15 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from . import degrade
-from .metrics import psnr, psnr_y
+from .evaluate import evaluate, load_images, summarise
 
-__all__ = ["TrainConfig", "train", "TASKS", "load_images"]
+__all__ = ["TrainConfig", "train", "TASKS", "load_run_config"]
 
 TASKS = ("upscale", "denoise", "dejpeg")
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass
@@ -89,18 +87,6 @@ class TrainConfig:
     @property
     def val_level(self) -> float | None:
         return {"upscale": None, "denoise": 25.0, "dejpeg": 20.0}[self.task]
-
-
-def load_images(directory: str | os.PathLike[str]) -> list[tuple[str, np.ndarray]]:
-    """All images in a directory (sorted by name) as uint8 RGB arrays."""
-    paths = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not paths:
-        raise ValueError(f"{directory}: no images found")
-    out = []
-    for p in paths:
-        with Image.open(p) as im:
-            out.append((p.name, np.asarray(im.convert("RGB"))))
-    return out
 
 
 class PatchSampler:
@@ -188,33 +174,17 @@ def validate(
     device: Any,
     precision: str,
 ) -> dict[str, float]:
-    """Mean PSNR of the model and of the baseline on the validation images."""
-    import torch
+    """Mean PSNR (PSNR-Y for SR) of the model and of the baseline, through the
+    same tiled engine users get."""
+    from .api import Restorer
 
-    from .model import condition_value
-    from .runtime import autocast
-
-    model.eval()
-    scores, base_scores = [], []
-    for idx, (_, clean) in enumerate(val_images):
-        clean = degrade.crop_to_multiple(clean, cfg.scale)
-        rng = np.random.default_rng(idx)
-        inp, baseline = degrade.make_input(cfg.task, clean, cfg.scale, cfg.val_level, rng)
-        x = torch.from_numpy(np.array(inp)).permute(2, 0, 1)[None].float().div(255).to(device)
-        if cfg.num_cond_channels:
-            c = condition_value(cfg.task, cfg.val_level)
-            x = torch.cat([x, torch.full_like(x[:, :1], c)], 1)
-        with torch.inference_mode(), autocast(device, precision):
-            y = model(x.contiguous(memory_format=torch.channels_last)).float()
-        out = (y.clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-        if cfg.task == "upscale":
-            scores.append(psnr_y(out, clean, cfg.scale))
-            base_scores.append(psnr_y(baseline, clean, cfg.scale))
-        else:
-            scores.append(psnr(out, clean))
-            base_scores.append(psnr(baseline, clean))
-    model.train()
-    return {"psnr": float(np.mean(scores)), "baseline": float(np.mean(base_scores))}
+    restorer = Restorer(cfg.task, model, scale=cfg.scale, device=device, precision=precision)
+    try:
+        mean = summarise(evaluate(restorer, val_images, cfg.val_level))
+    finally:
+        model.train()
+    key = "psnr_y" if cfg.task == "upscale" else "psnr"
+    return {"psnr": mean[key], "baseline": mean["base_" + key]}
 
 
 def train(
@@ -257,13 +227,17 @@ def train(
     step = 0
 
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model_state_dict"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        # A resumed run may be given more steps: recompute the milestones.
-        sched.milestones = __import__("collections").Counter(milestones)
         step = int(state["step"])
+        # A resumed run may be given more steps: the milestones follow the new
+        # total, and the learning rate is set from how many are behind us.
+        passed = sum(m <= step for m in milestones)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * cfg.lr_gamma**passed
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.lr_gamma)
+        sched.last_epoch = step
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
     elif resume:
@@ -370,6 +344,12 @@ def train(
     record["step"] = step
     record["stopped"] = bool(stop["flag"])
     return record
+
+
+def load_run_config(out: str | os.PathLike[str]) -> TrainConfig:
+    """The configuration recorded in a run directory (for ``--resume``)."""
+    data = json.loads((Path(out) / "run.json").read_text())["config"]
+    return TrainConfig(**data)
 
 
 def _init_from(model: Any, path: str) -> None:

@@ -1,0 +1,125 @@
+"""Training (a few real steps), resume, evaluation and level estimation."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from scnrestore import degrade
+from scnrestore.estimate import estimate_jpeg_quality, estimate_sigma
+from scnrestore.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    for name in ("coffee.png", "chelsea.png"):
+        with PILImage.open(ROOT / "examples" / name) as im:
+            im.convert("RGB").crop((0, 0, 192, 144)).save(d / name)
+    return d
+
+
+def _cfg(data_dir, out, **kw):
+    base = dict(task="upscale", scale=2, data=str(data_dir), val=str(data_dir), out=str(out),
+                steps=40, batch=4, patch=24, lr=2e-3, val_every=40, ckpt_every=10, log_every=5,
+                device="cpu", precision="fp32", **TINY)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_loss_decreases_and_resume_continues(data_dir, tmp_path):
+    records = []
+    cfg = _cfg(data_dir, tmp_path / "run", steps=40)
+    last = train(cfg, progress=records.append)
+    assert last["step"] == 40
+    losses = [r["loss"] for r in records]
+    assert np.mean(losses[-2:]) < np.mean(losses[:2])
+    assert "val_psnr" in records[-1] and np.isfinite(records[-1]["val_psnr"])
+    run = tmp_path / "run"
+    assert {"last.pt", "model.safetensors", "log.jsonl", "run.json"} <= {
+        p.name for p in run.iterdir()
+    }
+    # Resume with more steps: the step count continues from 40.
+    more = []
+    last = train(_cfg(data_dir, run, steps=50), resume=True, progress=more.append)
+    assert last["step"] == 50 and more[0]["step"] == 45
+    logged = [json.loads(ln)["step"] for ln in (run / "log.jsonl").read_text().splitlines()]
+    assert logged[-1] == 50 and logged.count(40) == 1
+
+
+def test_resume_without_checkpoint_fails(data_dir, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        train(_cfg(data_dir, tmp_path / "none"), resume=True)
+
+
+@pytest.mark.parametrize("task", ["denoise", "dejpeg"])
+def test_conditioned_training_runs(data_dir, tmp_path, task):
+    last = train(_cfg(data_dir, tmp_path / task, task=task, steps=6, patch=32, val_every=6))
+    assert last["step"] == 6 and np.isfinite(last["val_psnr"])
+
+
+def test_cli_train_then_eval(data_dir, tmp_path):
+    out = tmp_path / "cli_run"
+    args = ["train", "upscale", "-s", "2", "--data", data_dir, "--out", out, "--steps", "4",
+            "--batch", "2", "--patch", "24", "--blocks", "1", "--units", "8", "--width", "2",
+            "--num-scales", "2", "--device", "cpu", "--precision", "fp32",
+            "--log-every", "2"]  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "scnrestore", *map(str, args)],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "step 4/4" in r.stderr
+    recorded = json.loads((out / "run.json").read_text())["config"]["command"]
+    assert recorded[:3] == ["scnrestore", "train", "upscale"]
+    r = subprocess.run(
+        [sys.executable, "-m", "scnrestore", "train", "upscale", "--out", str(out), "--resume",
+         "--steps", "6", "-q"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 6
+    r = subprocess.run(
+        [sys.executable, "-m", "scnrestore", "eval", str(data_dir), "-s", "2", "--model",
+         str(out / "model.safetensors"), "--json", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["shave"] == 2 and len(res["results"][0]["images"]) == 2
+    mean = res["results"][0]["mean"]
+    # The bicubic baseline, measured independently here.
+    clean = np.asarray(PILImage.open(data_dir / "chelsea.png"))
+    lr = degrade.bicubic_downscale(clean, 2)
+    from scnrestore.metrics import psnr_y
+
+    b = psnr_y(degrade.bicubic_upscale(lr, 2), clean, 2)
+    chelsea = [i for i in res["results"][0]["images"] if i["image"] == "chelsea.png"][0]
+    assert abs(chelsea["base_psnr_y"] - b) < 1e-3
+    assert np.isfinite(mean["psnr_y"])
+
+
+def test_estimate_sigma_tracks_the_noise():
+    with PILImage.open(ROOT / "examples" / "chelsea.png") as im:
+        clean = np.asarray(im.convert("RGB"))
+    rng = np.random.default_rng(0)
+    for sigma in (10, 25, 50):
+        est = estimate_sigma(degrade.add_gaussian_noise(clean, sigma, rng))
+        assert abs(est - sigma) < 0.15 * sigma + 1.5, (sigma, est)
+    assert estimate_sigma(clean.astype(np.uint16) * 257) < 5
+
+
+@pytest.mark.parametrize("quality", [5, 10, 23, 50, 90])
+def test_estimate_jpeg_quality_is_exact_for_pillow_files(quality):
+    buf = io.BytesIO()
+    PILImage.new("RGB", (32, 32), (10, 200, 30)).save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with PILImage.open(buf) as im:
+        assert estimate_jpeg_quality(im.quantization) == quality

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from .model import SCN
 
-__all__ = ["Engine", "tile_starts", "blend_weights", "DEFAULT_OVERLAP"]
+__all__ = ["Engine", "tile_starts", "even_tile", "blend_weights", "DEFAULT_OVERLAP"]
 
 # Input pixels shared by neighbouring tiles. Measured (benchmarks/seams.py):
 # with 32 px the tiled output of the x2 network is > 50 dB from whole-image
@@ -55,6 +55,22 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     starts = list(range(0, length - tile, stride))
     starts.append(length - tile)
     return starts
+
+
+def even_tile(length: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """The smallest tile side <= ``tile`` (rounded up to ``multiple``) that covers
+    ``length`` with as many tiles as ``tile`` needs, spreading them evenly.
+
+    Without this, the last tile aligned with the end can nearly duplicate its
+    neighbour: a 768 px side in 512 px tiles would compute 1024 px; evenly it
+    computes 2 x 400.
+    """
+    if tile >= length:
+        return length
+    n = math.ceil((length - overlap) / (tile - overlap))
+    side = math.ceil((length + (n - 1) * overlap) / n)
+    side = math.ceil(side / multiple) * multiple
+    return min(max(side, 2 * overlap), tile, length)
 
 
 def blend_weights(starts: list[int], tile: int, length: int, scale: int) -> list[np.ndarray]:
@@ -215,8 +231,9 @@ class Engine:
         s = self.scale
         if tile and tile > 0:
             tile = max(MIN_TILE, tile)
-            th, tw = min(tile, h), min(tile, w)
             overlap = min(self.overlap, tile // 2)
+            th = even_tile(h, tile, overlap, self._multiple)
+            tw = even_tile(w, tile, overlap, self._multiple)
         else:
             th, tw, overlap = h, w, 0
         ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)

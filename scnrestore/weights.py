@@ -3,16 +3,29 @@
 The registry is ``weights.toml`` (shipped inside the package; the copy at the
 repository's top level is the same file), one table per model::
 
+    format = 1
+    base_url = "https://example.org/scnrestore/v1/"   # for relative file names / urls
+
     [models.scn-x2]
     task = "upscale"
     scale = 2
-    file = "scn-x2.safetensors"
-    sha256 = "..."
-    size = 4903912
-    embedded = true            # shipped inside the package
-    num_scales = 4             # what the tensors cannot tell
+    file = "scn-x2.safetensors"                 # a plain name: the cache file's name
+    sha256 = "..."                              # 64 hex digits, required
+    size = 4903912                              # bytes, required
+    urls = ["https://mirror-a/scn-x2.safetensors", "scn-x2.safetensors"]
+    embedded = false                            # true: shipped in scnrestore/models/
+    num_blocks = 16                             # architecture, checked against the tensors
+    num_scales = 4                              # what the tensors cannot tell
     image_mean = 0.5
-    ...
+    licence = "MIT"
+    provenance = "scnrestore train upscale -s 2 --data DIV2K/train ..."
+    quality = { set5_psnr_y = 37.6 }
+
+A user registry (``$SCNRESTORE_REGISTRY`` or ``weights.toml`` in the
+platformdirs config dir) is merged over the shipped one, entry by entry.
+:func:`resolve` maps a name to a local file: embedded, else cached, else
+downloaded by :mod:`scnrestore.download` (``$SCNRESTORE_WEIGHTS_URL`` replaces
+``base_url`` and is tried first).
 
 This module never imports torch: ``scnrestore models list`` stays instant.
 """
@@ -20,7 +33,9 @@ This module never imports torch: ``scnrestore models list`` stays instant.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,14 +46,41 @@ __all__ = [
     "load_registry",
     "default_model_name",
     "resolve",
+    "fetch",
+    "download_urls",
+    "local_path",
+    "where",
+    "verify",
+    "describe",
+    "is_safe_name",
+    "url_problem",
     "PACKAGE_DIR",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SHIPPED_REGISTRY = PACKAGE_DIR / "weights.toml"
 EMBEDDED_DIR = PACKAGE_DIR / "models"
-REQUIRED = ("task", "file")
+REQUIRED = ("task", "file", "sha256", "size")
 TASKS = ("upscale", "denoise", "dejpeg")
+URL_SCHEMES = ("http", "https", "file")
+# Architecture hyperparameters; passed to the model builder, which checks them
+# against the tensor shapes (num_scales and image_mean the tensors cannot tell).
+ARCH_KEYS = (
+    "num_blocks",
+    "num_residual_units",
+    "width_multiplier",
+    "num_scales",
+    "image_mean",
+    "num_cond_channels",
+)
+ENTRY_KEYS = frozenset(
+    (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "urls",
+     "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",
+     "status")
+)  # fmt: skip
+TOP_KEYS = frozenset(("format", "base_url", "models"))
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class RegistryError(ValueError):
@@ -47,17 +89,26 @@ class RegistryError(ValueError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model of the registry, with the metadata it carries."""
+    """One model of the registry, with the metadata it carries.
+
+    ``raw`` is the table as written (licence, provenance, quality, ranges);
+    ``hparams`` the architecture keys, handed to the model builder; ``urls``
+    the mirrors as written (see :func:`download_urls`); ``base_url`` the one of
+    the registry file it came from (else the shipped one); ``source`` that file.
+    """
 
     name: str
     task: str
     file: str
     scale: int = 1
     embedded: bool = False
-    sha256: str | None = None
-    size: int | None = None
+    sha256: str = ""
+    size: int = 0
     hparams: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    urls: tuple[str, ...] = ()
+    base_url: str | None = None
+    source: Path | None = None
 
     @property
     def level_range(self) -> tuple[float, float] | None:
@@ -65,57 +116,162 @@ class ModelEntry:
         return (float(rng[0]), float(rng[1])) if rng else None
 
 
-_HPARAM_KEYS = ("num_scales", "image_mean")
+def is_safe_name(name: str) -> bool:
+    """A plain name (letters, digits, ``. _ + -``): no path separator, no ``..``.
+
+    Model and file names must pass, so that nothing can escape the cache dir.
+    """
+    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
 
 
-def _parse(source: Path, data: dict[str, Any]) -> dict[str, ModelEntry]:
+def url_problem(url: str, *, relative_ok: bool = False) -> str | None:
+    """Why ``url`` is refused (None when it is fine): http, https and file only."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme:
+        if relative_ok and url and not parts.netloc:
+            return None
+        return f"{url!r} is not an absolute URL"
+    if parts.scheme not in URL_SCHEMES:
+        return f"{url!r}: only http, https and file URLs are accepted"
+    if parts.scheme != "file" and not parts.netloc:
+        return f"{url!r} has no host"
+    return None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> ModelEntry:
+    """One ``[models.NAME]`` table, validated; errors name the file and the entry."""
+
+    def check(ok: bool, msg: str) -> None:
+        if not ok:
+            raise RegistryError(f"{source}: models.{name}: {msg}")
+
+    check(is_safe_name(name), "a model name must be a plain name (letters, digits, . _ + -)")
+    check(isinstance(raw, dict), "must be a table")
+    unknown = sorted(set(raw) - ENTRY_KEYS)
+    check(not unknown, f"unknown field(s) {', '.join(unknown)}")
+    missing = [k for k in REQUIRED if k not in raw]
+    check(not missing, f"lacks required field(s) {', '.join(missing)}")
+    check(raw.get("name", name) == name, f"name = {raw.get('name')!r} differs from the table name")
+    check(raw["task"] in TASKS, f"unknown task {raw['task']!r} (one of {', '.join(TASKS)})")
+    file = raw["file"]
+    check(
+        isinstance(file, str) and is_safe_name(file) and not file.endswith((".part", ".lock")),
+        f"file = {file!r} must be a plain file name (no directory, no '..')",
+    )
+    sha = raw["sha256"]
+    check(isinstance(sha, str) and bool(_SHA256.fullmatch(sha)), "sha256 must be 64 hex digits")
+    check(_is_int(raw["size"]) and raw["size"] > 0, "size must be a positive number of bytes")
+    scale = raw.get("scale", 1)
+    if raw["task"] == "upscale":
+        check("scale" in raw, "an upscale model needs scale")
+        check(_is_int(scale) and 2 <= scale <= 4, "scale must be 2, 3 or 4")
+    else:
+        check(scale == 1, f"a {raw['task']} model has scale 1")
+    for key in ("sigma_range", "quality_range"):
+        if key in raw:
+            rng = raw[key]
+            pair = isinstance(rng, list) and len(rng) == 2 and all(map(_is_number, rng))
+            check(pair and rng[0] <= rng[1], f"{key} must be [low, high]")
+    urls = raw.get("urls", [])
+    strings = isinstance(urls, list) and all(isinstance(u, str) for u in urls)
+    check(strings, "urls must be a list of strings")
+    for u in urls:
+        problem = url_problem(u, relative_ok=True)
+        check(problem is None, f"urls: {problem}")
+    check(isinstance(raw.get("embedded", False), bool), "embedded must be true or false")
+    for key in ("num_blocks", "num_residual_units", "num_scales", "num_cond_channels"):
+        least = 0 if key == "num_cond_channels" else 1
+        if key in raw:
+            check(_is_int(raw[key]) and raw[key] >= least, f"{key} must be an integer >= {least}")
+    for key in ("width_multiplier", "image_mean"):
+        if key in raw:
+            check(_is_number(raw[key]), f"{key} must be a number")
+    for key in ("licence", "provenance"):
+        if key in raw:
+            check(isinstance(raw[key], str), f"{key} must be a string")
+    if "quality" in raw:
+        q = raw["quality"]
+        table = isinstance(q, dict) and all(map(_is_number, q.values()))
+        check(isinstance(q, str) or table, "quality must be a string or a table of numbers")
+    hparams = {k: raw[k] for k in ARCH_KEYS if k in raw}
+    if "scale" in raw:
+        hparams["scale"] = raw["scale"]
+    return ModelEntry(
+        name=name,
+        task=raw["task"],
+        file=file,
+        scale=int(scale),
+        embedded=bool(raw.get("embedded", False)),
+        sha256=sha.lower(),
+        size=raw["size"],
+        hparams=hparams,
+        raw=dict(raw),
+        urls=tuple(urls),
+        base_url=base_url,
+        source=source,
+    )
+
+
+def _parse(
+    source: Path, data: dict[str, Any], default_base: str | None = None
+) -> dict[str, ModelEntry]:
+    """The entries of one registry file; ``default_base`` when it has no base_url."""
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise RegistryError(f"{source}: unknown top-level key(s) {', '.join(unknown)}")
+    if data.get("format", 1) != 1:
+        raise RegistryError(f"{source}: format {data['format']!r} is not supported (only 1)")
+    base = data.get("base_url", default_base)
+    if base is not None:
+        problem = url_problem(base) if isinstance(base, str) else "must be a string"
+        if problem:
+            raise RegistryError(f"{source}: base_url: {problem}")
     models = data.get("models", {})
     if not isinstance(models, dict):
         raise RegistryError(f"{source}: [models] must be a table")
-    out = {}
-    for name, raw in models.items():
-        if not isinstance(raw, dict):
-            raise RegistryError(f"{source}: models.{name} must be a table")
-        missing = [k for k in REQUIRED if k not in raw]
-        if missing:
-            raise RegistryError(f"{source}: models.{name} lacks {', '.join(missing)}")
-        if raw["task"] not in TASKS:
-            raise RegistryError(f"{source}: models.{name}: unknown task {raw['task']!r}")
-        out[name] = ModelEntry(
-            name=name,
-            task=raw["task"],
-            file=str(raw["file"]),
-            scale=int(raw.get("scale", 1)),
-            embedded=bool(raw.get("embedded", False)),
-            sha256=raw.get("sha256"),
-            size=raw.get("size"),
-            hparams={k: raw[k] for k in _HPARAM_KEYS if k in raw},
-            raw=dict(raw),
-        )
-    return out
+    return {name: _parse_entry(name, raw, base, source) for name, raw in models.items()}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RegistryError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read the registry: {exc.strerror or exc}") from None
 
 
 def load_registry(path: Path | None = None) -> dict[str, ModelEntry]:
-    """The shipped registry (or ``path``), merged with the user's if it exists."""
-    entries = _parse(path or SHIPPED_REGISTRY, _read_toml(path or SHIPPED_REGISTRY))
-    user = user_registry_path()
-    if path is None and user.is_file():
-        entries.update(_parse(user, _read_toml(user)))
+    """The shipped registry (or ``path``), merged with the user's if it exists.
+
+    A user entry replaces the shipped entry of the same name; user entries
+    without a base_url of their own use the shipped one.
+    """
+    data = _read_toml(path or SHIPPED_REGISTRY)
+    entries = _parse(path or SHIPPED_REGISTRY, data)
+    if path is None:
+        user = user_registry_path()
+        if os.environ.get("SCNRESTORE_REGISTRY") and not user.is_file():
+            raise RegistryError(f"SCNRESTORE_REGISTRY={user}: no such file")
+        if user.is_file():
+            entries.update(_parse(user, _read_toml(user), data.get("base_url")))
     return entries
 
 
 def user_registry_path() -> Path:
+    """``$SCNRESTORE_REGISTRY``, else ``weights.toml`` in the platformdirs config dir."""
     env = os.environ.get("SCNRESTORE_REGISTRY")
     if env:
-        return Path(env)
+        return Path(env).expanduser()
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("scnrestore")) / "weights.toml"
@@ -126,11 +282,137 @@ def default_model_name(task: str, scale: int = 1) -> str:
     return f"scn-x{scale}" if task == "upscale" else f"scn-{task}"
 
 
-def resolve(name_or_path: str) -> tuple[Path, dict[str, Any], ModelEntry | None]:
+def _join(base: str, rel: str) -> str:
+    return base.rstrip("/") + "/" + rel.lstrip("/")
+
+
+def download_urls(entry: ModelEntry) -> list[str]:
+    """The URLs to try for ``entry``, in order.
+
+    ``$SCNRESTORE_WEIGHTS_URL`` replaces the registry's ``base_url``, and
+    ``$SCNRESTORE_WEIGHTS_URL/FILE`` is tried first (a mirror or an air-gapped
+    server holding the files by name). Then the entry's ``urls`` in order,
+    relative ones joined to the base; an entry without ``urls`` uses
+    ``base_url/FILE``.
+    """
+    env = os.environ.get("SCNRESTORE_WEIGHTS_URL", "").strip()
+    if env and (problem := url_problem(env)):
+        raise RegistryError(f"SCNRESTORE_WEIGHTS_URL: {problem}")
+    base = env or entry.base_url
+    wanted = ([entry.file] if env or not entry.urls else []) + list(entry.urls)
+    out: list[str] = []
+    for u in wanted:
+        if not urllib.parse.urlsplit(u).scheme:
+            if not base:
+                raise RegistryError(
+                    f"model {entry.name}: no URL for {u!r}: the registry has no base_url "
+                    "(add urls or base_url, or set SCNRESTORE_WEIGHTS_URL)"
+                )
+            u = _join(base, u)
+        if u not in out:
+            out.append(u)
+    return out
+
+
+def local_path(entry: ModelEntry) -> Path | None:
+    """The usable local file of ``entry`` (embedded, or cached at the right size)."""
+    if entry.embedded:
+        p = EMBEDDED_DIR / entry.file
+        return p if p.is_file() else None
+    from .download import cached
+
+    return cached(entry.file, entry.size)
+
+
+def where(entry: ModelEntry) -> str:
+    """``embedded``, ``cached`` or ``remote``."""
+    if entry.embedded:
+        return "embedded"
+    return "cached" if local_path(entry) else "remote"
+
+
+def fetch(entry: ModelEntry, *, offline: bool | None = None, quiet: bool = True) -> Path:
+    """The local file of ``entry``: embedded, else cached, else downloaded and verified.
+
+    Raises :class:`~scnrestore.download.DownloadError` (a RegistryError) when it
+    cannot be had; ``offline`` (default: ``$SCNRESTORE_OFFLINE``) forbids the
+    network; ``quiet=False`` draws a progress bar on a terminal.
+    """
+    if entry.embedded:
+        path = EMBEDDED_DIR / entry.file
+        if not path.is_file():
+            raise RegistryError(f"model {entry.name}: embedded file {path} is missing")
+        if path.stat().st_size != entry.size:
+            raise RegistryError(
+                f"model {entry.name}: embedded file {path} has {path.stat().st_size} bytes, "
+                f"the registry says {entry.size}; reinstall scnrestore"
+            )
+        return path
+    from .download import cached, is_offline, retrieve
+
+    hit = cached(entry.file, entry.size)
+    if hit is not None:
+        return hit
+    urls = [] if is_offline(offline) else download_urls(entry)
+    return retrieve(
+        entry.file, sha256=entry.sha256, size=entry.size, urls=urls, offline=offline, quiet=quiet
+    )
+
+
+def verify(entry: ModelEntry) -> tuple[str, Path, str]:
+    """Re-hash the local file of ``entry``: (``good|bad|missing``, path, detail).
+
+    A bad file in the cache is deleted, so the next use downloads it again; a
+    bad embedded file is reported only.
+    """
+    from .download import cache_dir, check_file
+
+    path = EMBEDDED_DIR / entry.file if entry.embedded else cache_dir() / entry.file
+    if not path.is_file():
+        return "missing", path, "not downloaded" if not entry.embedded else "file is missing"
+    problem = check_file(path, sha256=entry.sha256, size=entry.size)
+    if problem is None:
+        return "good", path, ""
+    if not entry.embedded:
+        path.unlink(missing_ok=True)
+        problem += "; deleted"
+    return "bad", path, problem
+
+
+def describe(entry: ModelEntry) -> dict[str, Any]:
+    """Every field of ``entry`` as plain JSON-able data, with where its file is."""
+    local = local_path(entry)
+    try:
+        urls: list[str] | str = [] if entry.embedded else download_urls(entry)
+    except RegistryError as exc:
+        urls = f"error: {exc}"
+    return {
+        "name": entry.name,
+        "task": entry.task,
+        "scale": entry.scale,
+        **{k: entry.raw[k] for k in ("sigma_range", "quality_range") if k in entry.raw},
+        **{k: entry.raw[k] for k in ARCH_KEYS if k in entry.raw},
+        "file": entry.file,
+        "size": entry.size,
+        "sha256": entry.sha256,
+        "licence": entry.raw.get("licence"),
+        "provenance": entry.raw.get("provenance"),
+        "quality": entry.raw.get("quality"),
+        "embedded": entry.embedded,
+        "urls": urls,
+        "where": "embedded" if entry.embedded else ("cached" if local else "remote"),
+        "path": str(local) if local else None,
+        "registry": str(entry.source) if entry.source else None,
+    }
+
+
+def resolve(
+    name_or_path: str, *, offline: bool | None = None, quiet: bool = True
+) -> tuple[Path, dict[str, Any], ModelEntry | None]:
     """Map a model name or a checkpoint path to (file, hyperparameters, entry).
 
-    A path that exists wins over a registry name. Registry files are taken
-    from the package (embedded models).
+    A path that exists wins over a registry name. A registry name gives its
+    embedded file, else its cached file, else downloads it (see :func:`fetch`).
     """
     p = Path(name_or_path).expanduser()
     if p.is_file():
@@ -138,13 +420,8 @@ def resolve(name_or_path: str) -> tuple[Path, dict[str, Any], ModelEntry | None]
     registry = load_registry()
     entry = registry.get(name_or_path)
     if entry is None:
-        if p.suffix or os.sep in name_or_path:
+        if p.suffix or os.sep in name_or_path or "/" in name_or_path:
             raise RegistryError(f"{name_or_path}: no such checkpoint file")
         known = ", ".join(sorted(registry)) or "none yet"
         raise RegistryError(f"unknown model {name_or_path!r} (known: {known})")
-    if entry.embedded:
-        path = EMBEDDED_DIR / entry.file
-        if not path.is_file():
-            raise RegistryError(f"model {entry.name}: embedded file {path} is missing")
-        return path, dict(entry.hparams), entry
-    raise RegistryError(f"model {entry.name}: not embedded and downloads are not set up")
+    return fetch(entry, offline=offline, quiet=quiet), dict(entry.hparams), entry

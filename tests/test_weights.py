@@ -1,0 +1,696 @@
+"""The registry and the downloader, against a real HTTP server on 127.0.0.1.
+
+The server runs in a thread of the test process (port 0), implements Range
+requests itself, and logs every request, so the tests can see what the
+downloader asked for. Payloads are random bytes; their sha256 is computed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scnrestore import weights
+from scnrestore.download import DownloadError, _excl_lock, retrieve
+from scnrestore.weights import RegistryError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- a real HTTP server ---------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        srv: FileServer = self.server.owner  # type: ignore[attr-defined]
+        path = self.path.split("?")[0]
+        rng = self.headers.get("Range")
+        flags = srv.flags.get(path, set())
+        data = srv.files.get(path)
+        with srv.lock:
+            seen = sum(1 for p, _, _ in srv.log if p == path)
+        if data is None:
+            return self._reply(srv, path, rng, 404, b"not found")
+        if "503-once" in flags and seen == 0:
+            return self._reply(srv, path, rng, 503, b"busy")
+        if "stall-once" in flags and seen == 0:
+            srv.record(path, rng, 200)  # headers and half the file, then silence
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            time.sleep(1.5)
+            self.close_connection = True
+            return
+        if "cut-once" in flags and seen == 0:
+            # Announce the whole file, send half of it, hang up.
+            srv.record(path, rng, 200)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if flags & {"cut-once", "stall-once"} and "no-range" not in flags and not rng:
+            return self._reply(srv, path, rng, 400, b"expected a Range request to resume")
+        if rng and "no-range" not in flags:
+            start = int(rng.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                return self._reply(srv, path, rng, 416, b"")
+            srv.record(path, rng, 206)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            return self._body(data[start:], "slow" in flags)
+        srv.record(path, rng, 200)
+        self.send_response(200)
+        self._body(data, "slow" in flags)
+
+    def _body(self, body: bytes, slow: bool) -> None:
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        step = 8192 if slow else len(body) or 1
+        for i in range(0, len(body), step):
+            self.wfile.write(body[i : i + step])
+            if slow:
+                self.wfile.flush()
+                time.sleep(0.03)
+
+    def _reply(self, srv: FileServer, path: str, rng: str | None, code: int, body: bytes) -> None:
+        srv.record(path, rng, code)
+        self.send_response(code)
+        self._body(body, False)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hung up (timeout tests): no tracebacks
+
+
+class FileServer:
+    """Serves ``files`` (URL path -> bytes); ``flags`` per path change its manners:
+    ``cut-once`` (first answer stops half-way, later ones must be Range requests),
+    ``stall-once`` (likewise, but goes silent), ``no-range`` (ignores Range),
+    ``503-once``, ``slow``. ``log`` holds
+    (path, Range header, status) of every request."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.flags: dict[str, set[str]] = {}
+        self.log: list[tuple[str, str | None, int]] = []
+        self.lock = threading.Lock()
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def add(self, path: str, data: bytes, *flags: str) -> str:
+        self.files[path] = data
+        self.flags[path] = set(flags)
+        return self.url + path
+
+    def record(self, path: str, rng: str | None, status: int) -> None:
+        with self.lock:
+            self.log.append((path, rng, status))
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server() -> Iterator[FileServer]:
+    s = FileServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temp cache and an empty user registry; no offline, mirror or proxy settings."""
+    reg = tmp_path / "user-weights.toml"
+    reg.write_text("[models]\n")
+    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCNRESTORE_REGISTRY", str(reg))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for var in ("SCNRESTORE_OFFLINE", "SCNRESTORE_WEIGHTS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def payload(n: int = 100_000, seed: int = 0) -> tuple[bytes, str]:
+    data = random.Random(seed).randbytes(n)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)  # strings, numbers, booleans and lists read the same in TOML
+
+
+def write_registry(path: Path, models: dict[str, dict[str, Any]], **top: Any) -> Path:
+    lines = [f"{k} = {_toml(v)}" for k, v in top.items()] + ["[models]"]
+    for name, fields in models.items():
+        lines.append(f"[models.{json.dumps(name)}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in fields.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def entry(data: bytes, file: str = "m.bin", **extra: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(
+        task="denoise", file=file, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
+    )
+    return fields | extra
+
+
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def get(url: str, data: bytes, sha: str, folder: Path, **kw: Any) -> Path:
+    return retrieve("m.bin", sha256=sha, size=len(data), urls=[url], cache=folder, **kw)
+
+
+# -- the downloader -------------------------------------------------------------
+
+
+def test_download_then_cached_run_makes_no_request(server, tmp_path):
+    data, sha = payload()
+    url = server.add("/m.bin", data)
+    path = get(url, data, sha, cache(tmp_path))
+    assert path == cache(tmp_path) / "m.bin" and path.read_bytes() == data
+    assert server.log == [("/m.bin", None, 200)]
+    assert get(url, data, sha, cache(tmp_path)) == path
+    assert len(server.log) == 1  # the second run did not touch the network
+    assert sorted(os.listdir(cache(tmp_path))) == ["m.bin"]  # no .part, no .lock
+
+
+def test_resume_after_connection_cut(server, tmp_path):
+    data, sha = payload(300_001)
+    url = server.add("/m.bin", data, "cut-once")
+    path = get(url, data, sha, cache(tmp_path), retries=2, backoff=0.01)
+    assert path.read_bytes() == data
+    (first, second) = server.log
+    assert first == ("/m.bin", None, 200) and second[0::2] == ("/m.bin", 206)
+    start = int(second[1].removeprefix("bytes=").removesuffix("-"))  # what had arrived
+    assert 0 < start <= len(data) // 2
+    assert sorted(os.listdir(cache(tmp_path))) == ["m.bin"]
+
+
+def test_resume_in_a_later_run(server, tmp_path):
+    data, sha = payload(200_000)
+    url = server.add("/m.bin", data, "cut-once")
+    with pytest.raises(DownloadError, match="cannot download m.bin"):
+        get(url, data, sha, cache(tmp_path), retries=0)
+    part = cache(tmp_path) / "m.bin.part"
+    have = part.stat().st_size
+    assert 0 < have <= 100_000 and not (cache(tmp_path) / "m.bin").exists()
+    assert get(url, data, sha, cache(tmp_path), retries=0).read_bytes() == data
+    assert server.log[-1] == ("/m.bin", f"bytes={have}-", 206) and not part.exists()
+
+
+def test_read_timeout_then_resume(server, tmp_path):
+    data, sha = payload(200_000)
+    url = server.add("/m.bin", data, "stall-once")
+    with pytest.raises(DownloadError, match="timed out") as exc:
+        get(url, data, sha, cache(tmp_path), retries=0, timeout=(5, 0.3))
+    assert "\n" not in str(exc.value) and "HTTPConnectionPool" not in str(exc.value)
+    assert get(url, data, sha, cache(tmp_path), timeout=(5, 0.3)).read_bytes() == data
+    assert server.log[-1][1] is not None and server.log[-1][2] == 206
+
+
+def test_server_ignoring_range_starts_over(server, tmp_path):
+    data, sha = payload(150_000)
+    url = server.add("/m.bin", data, "cut-once", "no-range")
+    path = get(url, data, sha, cache(tmp_path), retries=2, backoff=0.01)
+    assert path.read_bytes() == data
+    # The retry asked for the rest; the server sent everything (200); no duplication.
+    assert [(p, r is not None, s) for p, r, s in server.log] == [
+        ("/m.bin", False, 200),
+        ("/m.bin", True, 200),
+    ]
+
+
+def test_transient_5xx_is_retried_on_the_same_mirror(server, tmp_path):
+    data, sha = payload()
+    url = server.add("/m.bin", data, "503-once")
+    assert get(url, data, sha, cache(tmp_path), retries=1, backoff=0.01).read_bytes() == data
+    assert [s for _, _, s in server.log] == [503, 200]
+
+
+def test_wrong_hash_is_rejected_and_cache_left_clean(server, tmp_path):
+    data, _ = payload()
+    evil = bytearray(data)
+    evil[1234] ^= 0xFF
+    url = server.add("/m.bin", bytes(evil))
+    with pytest.raises(DownloadError, match="sha256") as exc:
+        get(url, data, hashlib.sha256(data).hexdigest(), cache(tmp_path), backoff=0.01)
+    assert "m.bin" in str(exc.value) and "\n" not in str(exc.value)
+    assert os.listdir(cache(tmp_path)) == []  # no final file, no .part, no .lock
+
+
+def test_size_mismatch_announced_by_server_fails_fast(server, tmp_path):
+    data, sha = payload()
+    url = server.add("/m.bin", data + b"extra")
+    with pytest.raises(DownloadError, match="registry says 100000"):
+        get(url, data, sha, cache(tmp_path), backoff=0.01)
+    assert len(server.log) == 1 and os.listdir(cache(tmp_path)) == []
+
+
+def test_404_on_first_mirror_falls_through_to_the_second(server, tmp_path):
+    data, sha = payload()
+    good = server.add("/b/m.bin", data)
+    path = retrieve(
+        "m.bin",
+        sha256=sha,
+        size=len(data),
+        urls=[server.url + "/a/m.bin", good],
+        cache=cache(tmp_path),
+        backoff=0.01,
+    )
+    assert path.read_bytes() == data
+    assert server.log == [("/a/m.bin", None, 404), ("/b/m.bin", None, 200)]
+
+
+def test_all_mirrors_failing_gives_one_line_naming_each(server, tmp_path):
+    data, sha = payload(1000)
+    urls = [server.url + "/a/m.bin", "http://127.0.0.1:9/m.bin"]  # 404, then refused
+    with pytest.raises(DownloadError) as exc:
+        retrieve(
+            "m.bin",
+            sha256=sha,
+            size=1000,
+            urls=urls,
+            cache=cache(tmp_path),
+            retries=1,
+            backoff=0.01,
+            timeout=(2, 2),
+        )
+    msg = str(exc.value)
+    assert "\n" not in msg and "HTTP 404" in msg and "127.0.0.1:9" in msg and "2 attempts" in msg
+    assert "Connection refused" in msg and "HTTPConnectionPool" not in msg
+
+
+def test_cached_file_of_wrong_size_counts_as_missing(server, tmp_path):
+    data, sha = payload()
+    url = server.add("/m.bin", data)
+    cache(tmp_path).mkdir()
+    (cache(tmp_path) / "m.bin").write_bytes(data[:10])  # truncated by someone else
+    assert get(url, data, sha, cache(tmp_path)).read_bytes() == data
+    assert len(server.log) == 1
+
+
+def test_file_url(tmp_path):
+    data, sha = payload()
+    src = tmp_path / "mirror dir" / "m.bin"
+    src.parent.mkdir()
+    src.write_bytes(data)
+    assert get(src.as_uri(), data, sha, cache(tmp_path)).read_bytes() == data
+
+
+def test_offline_never_touches_the_network(server, tmp_path, monkeypatch):
+    data, sha = payload()
+    url = server.add("/m.bin", data)
+    monkeypatch.setenv("SCNRESTORE_OFFLINE", "1")
+    with pytest.raises(DownloadError) as exc:
+        get(url, data, sha, cache(tmp_path))
+    assert "m.bin" in str(exc.value) and str(cache(tmp_path) / "m.bin") in str(exc.value)
+    assert server.log == []
+    get(url, data, sha, cache(tmp_path), offline=False)  # the argument wins
+    assert get(url, data, sha, cache(tmp_path)).read_bytes() == data  # cached: fine offline
+
+
+def test_two_processes_fetch_once_and_both_get_the_file(server, tmp_path):
+    data, sha = payload(250_000)
+    url = server.add("/m.bin", data, "slow")  # about 1 s to send
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom scnrestore.download import retrieve\n"
+        "a = sys.argv[1:]\n"
+        "print(retrieve('m.bin', sha256=a[0], size=int(a[1]), urls=[a[2]], cache=Path(a[3]),"
+        " backoff=0.01))\n"
+    )
+    args = [sys.executable, "-c", code, sha, str(len(data)), url, str(cache(tmp_path))]
+    procs = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert out.strip() == str(cache(tmp_path) / "m.bin")
+    assert (cache(tmp_path) / "m.bin").read_bytes() == data
+    assert len(server.log) == 1  # one download; the other process waited for it
+    assert os.listdir(cache(tmp_path)) == ["m.bin"]
+
+
+def test_excl_lock_fallback_is_exclusive(tmp_path):
+    lock = tmp_path / "x.lock"
+    inside, overlaps = [0], []
+
+    def worker() -> None:
+        for _ in range(5):
+            with _excl_lock(lock, poll=0.001):
+                inside[0] += 1
+                overlaps.append(inside[0])
+                time.sleep(0.002)
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == [1] * 15 and not lock.exists()
+
+
+# -- the registry -----------------------------------------------------------------
+
+
+def test_shipped_registry_copies_are_identical():
+    assert (ROOT / "weights.toml").read_bytes() == (
+        ROOT / "scnrestore" / "weights.toml"
+    ).read_bytes()
+
+
+def test_shipped_registry_parses_and_its_entries_are_complete():
+    full = {
+        "licence",
+        "provenance",
+        "quality",
+        "num_blocks",
+        "num_residual_units",
+        "width_multiplier",
+        "num_scales",
+        "image_mean",
+        "num_cond_channels",
+    }
+    for e in weights.load_registry(weights.SHIPPED_REGISTRY).values():
+        assert full <= set(e.raw), f"{e.name} lacks {full - set(e.raw)}"
+        assert e.embedded or e.urls or e.base_url, e.name
+
+
+def test_resolve_downloads_with_base_url_and_env_override(server, tmp_path, monkeypatch):
+    data, _ = payload()
+    server.add("/a/m.bin", data)
+    server.add("/b/m.bin", data)
+    write_registry(
+        Path(os.environ["SCNRESTORE_REGISTRY"]), {"m": entry(data)}, base_url=server.url + "/a/"
+    )
+    path, hp, e = weights.resolve("m")
+    assert path.read_bytes() == data and e is not None and e.name == "m" and hp == {}
+    assert server.log == [("/a/m.bin", None, 200)]
+
+    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(tmp_path / "cache2"))
+    monkeypatch.setenv("SCNRESTORE_WEIGHTS_URL", server.url + "/b")
+    assert weights.download_urls(e) == [server.url + "/b/m.bin"]
+    assert weights.resolve("m")[0].read_bytes() == data
+    assert server.log[-1] == ("/b/m.bin", None, 200)
+
+    mirror = tmp_path / "airgap"  # a file:// mirror
+    mirror.mkdir()
+    (mirror / "m.bin").write_bytes(data)
+    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(tmp_path / "cache3"))
+    monkeypatch.setenv("SCNRESTORE_WEIGHTS_URL", mirror.as_uri())
+    assert weights.resolve("m")[0].read_bytes() == data and len(server.log) == 2
+
+
+def test_env_mirror_goes_first_then_the_entry_urls(server, tmp_path, monkeypatch):
+    data, _ = payload()
+    server.add("/m.bin", data)
+    reg = write_registry(tmp_path / "r.toml", {"m": entry(data, urls=[server.url + "/m.bin"])})
+    e = weights.load_registry(reg)["m"]
+    assert weights.download_urls(e) == [server.url + "/m.bin"]
+    monkeypatch.setenv("SCNRESTORE_WEIGHTS_URL", server.url + "/mirror/")
+    assert weights.download_urls(e) == [server.url + "/mirror/m.bin", server.url + "/m.bin"]
+    assert weights.fetch(e).read_bytes() == data
+    assert [s for _, _, s in server.log] == [404, 200]
+
+
+def test_user_registry_is_merged_over_the_shipped_one(tmp_path):
+    data, _ = payload(10)
+    write_registry(Path(os.environ["SCNRESTORE_REGISTRY"]), {"mine": entry(data)})
+    reg = weights.load_registry()
+    assert "mine" in reg and reg["mine"].source == Path(os.environ["SCNRESTORE_REGISTRY"])
+
+
+def test_unknown_registry_path_from_env_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCNRESTORE_REGISTRY", str(tmp_path / "nope.toml"))
+    with pytest.raises(RegistryError, match="nope.toml"):
+        weights.load_registry()
+
+
+def test_malformed_registry_names_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[models.x\ntask = 1\n")
+    with pytest.raises(RegistryError, match="bad.toml: not valid TOML"):
+        weights.load_registry(bad)
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"sha256": None}, "lacks required field(s) sha256"),
+        ({"size": None, "file": None}, "lacks required field(s) file, size"),
+        ({"task": "colorize"}, "unknown task"),
+        ({"sha256": "abc"}, "sha256 must be 64 hex digits"),
+        ({"size": "big"}, "size must be a positive"),
+        ({"task": "upscale"}, "needs scale"),
+        ({"task": "upscale", "scale": 8}, "scale must be 2, 3 or 4"),
+        ({"urls": "http://x/m.bin"}, "urls must be a list"),
+        ({"num_blocks": 0}, "num_blocks must be an integer"),
+        ({"sigma_range": [75, 1]}, "sigma_range must be [low, high]"),
+        ({"licence": 3}, "licence must be a string"),
+        ({"sah256": "x"}, "unknown field(s) sah256"),
+        ({"name": "other"}, "differs from the table name"),
+    ],
+)
+def test_bad_entries_name_file_and_entry(tmp_path, fields, complaint):
+    data, _ = payload(10)
+    raw = {k: v for k, v in (entry(data) | fields).items() if v is not None}
+    reg = write_registry(tmp_path / "reg.toml", {"my-model": raw})
+    with pytest.raises(RegistryError) as exc:
+        weights.load_registry(reg)
+    msg = str(exc.value)
+    assert msg.startswith(f"{reg}: models.my-model: ") and complaint in msg, msg
+
+
+def test_bad_top_level_is_reported(tmp_path):
+    reg = tmp_path / "reg.toml"
+    reg.write_text("format = 2\n[models]\n")
+    with pytest.raises(RegistryError, match="reg.toml: format 2"):
+        weights.load_registry(reg)
+    reg.write_text("models = 3\n")
+    with pytest.raises(RegistryError, match=r"reg.toml: \[models\] must be a table"):
+        weights.load_registry(reg)
+
+
+@pytest.mark.parametrize(
+    ("name", "file"),
+    [
+        ("../evil", "m.bin"),
+        ("a/b", "m.bin"),
+        ("ok", "../m.bin"),
+        ("ok", "/etc/passwd"),
+        ("ok", "sub/m.bin"),
+        ("ok", "sub\\m.bin"),
+        ("ok", ".."),
+        ("ok", ".hidden"),
+        ("ok", "m.bin.part"),
+    ],
+)
+def test_names_cannot_escape_the_cache(tmp_path, name, file):
+    data, _ = payload(10)
+    reg = write_registry(tmp_path / "reg.toml", {name: entry(data, file=file)})
+    with pytest.raises(RegistryError, match="plain"):
+        weights.load_registry(reg)
+
+
+def test_downloader_refuses_unsafe_file_names(tmp_path):
+    for bad in ("../m.bin", "/tmp/m.bin", "a/b", "", "m.lock"):
+        with pytest.raises(DownloadError, match="plain file name"):
+            retrieve(bad, sha256="0" * 64, size=1, urls=["http://x/"], cache=tmp_path)
+    assert os.listdir(tmp_path) == ["user-weights.toml"]
+
+
+@pytest.mark.parametrize("url", ["ftp://host/m.bin", "gopher://h/m", "c:\\models\\m.bin", "//h/m"])
+def test_only_http_https_file_urls(tmp_path, monkeypatch, url):
+    data, _ = payload(10)
+    reg = write_registry(tmp_path / "reg.toml", {"m": entry(data, urls=[url])})
+    with pytest.raises(RegistryError, match=r"models\.m: urls"):
+        weights.load_registry(reg)
+    reg = write_registry(tmp_path / "reg.toml", {"m": entry(data)}, base_url=url)
+    with pytest.raises(RegistryError, match="base_url"):
+        weights.load_registry(reg)
+    with pytest.raises(DownloadError):
+        retrieve("m.bin", sha256="0" * 64, size=1, urls=[url], cache=tmp_path / "c")
+    reg = write_registry(tmp_path / "reg.toml", {"m": entry(data)}, base_url="http://h/")
+    monkeypatch.setenv("SCNRESTORE_WEIGHTS_URL", url)
+    with pytest.raises(RegistryError, match="SCNRESTORE_WEIGHTS_URL"):
+        weights.download_urls(weights.load_registry(reg)["m"])
+
+
+def test_entry_without_any_url_says_so(tmp_path):
+    data, _ = payload(10)
+    reg = write_registry(tmp_path / "reg.toml", {"m": entry(data)})
+    with pytest.raises(RegistryError, match="no base_url"):
+        weights.fetch(weights.load_registry(reg)["m"])
+
+
+# -- the command line ---------------------------------------------------------------
+
+
+def cli(*args: Any, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scnrestore", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+@pytest.fixture()
+def real_model(server, tmp_path) -> tuple[bytes, Path]:
+    """A real tiny x2 SCN served at /scn-test-x2.safetensors, in the user registry."""
+    from conftest import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "src.safetensors", scale=2)
+    data = ckpt.read_bytes()
+    server.add("/w/scn-test-x2.safetensors", data)
+    fields = entry(
+        data,
+        file="scn-test-x2.safetensors",
+        task="upscale",
+        scale=2,
+        num_blocks=2,
+        num_residual_units=8,
+        width_multiplier=2,
+        num_scales=3,
+        image_mean=0.5,
+        num_cond_channels=0,
+        licence="MIT",
+        provenance="tests/conftest.py make_checkpoint",
+        quality={"set5_psnr_y": 30.5},
+        urls=["scn-test-x2.safetensors"],
+    )
+    reg = write_registry(
+        Path(os.environ["SCNRESTORE_REGISTRY"]), {"scn-test-x2": fields}, base_url=server.url + "/w"
+    )
+    return data, reg
+
+
+def test_cli_models_list_info_path_verify(real_model, server, tmp_path):
+    data, _ = real_model
+    r = cli("models", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)
+    assert row["name"] == "scn-test-x2" and row["where"] == "remote" and row["size"] == len(data)
+    assert row["urls"] == [server.url + "/w/scn-test-x2.safetensors"] and server.log == []
+
+    r = cli("models", "info", "scn-test-x2")
+    assert r.returncode == 0, r.stderr
+    for text in (
+        "task: upscale",
+        "scale: 2",
+        f"size: {len(data)}",
+        "licence: MIT",
+        "provenance: tests/conftest.py",
+        "quality: set5_psnr_y 30.5",
+        "where: remote",
+        hashlib.sha256(data).hexdigest(),
+        "num_blocks: 2",
+    ):
+        assert text in r.stdout, (text, r.stdout)
+
+    r = cli("models", "verify")
+    assert r.returncode == 0 and "missing" in r.stdout and "0 bad" in r.stdout
+
+    r = cli("models", "path", "scn-test-x2")
+    assert r.returncode == 0, r.stderr
+    path = Path(r.stdout.strip())
+    assert path == cache(tmp_path) / "scn-test-x2.safetensors" and path.read_bytes() == data
+    assert cli("models", "path", "scn-test-x2").stdout.strip() == str(path)
+    assert len(server.log) == 1  # cached: no second download
+
+    r = cli("models", "list")
+    assert r.returncode == 0 and "scn-test-x2" in r.stdout and "cached" in r.stdout
+    assert "x2" in r.stdout and "set5_psnr_y 30.5" in r.stdout
+
+    r = cli("models", "verify")
+    assert r.returncode == 0 and r.stdout.startswith("good") and "1 good, 0 bad" in r.stdout
+
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped
+    r = cli("models", "verify")
+    assert r.returncode == 1 and "bad" in r.stdout and "sha256" in r.stdout
+    assert not path.exists()  # deleted: the next use downloads it again
+
+
+def test_cli_models_path_errors(real_model, server, tmp_path):
+    r = cli("models", "path", "no-such-model")
+    assert r.returncode == 2 and "unknown model 'no-such-model'" in r.stderr
+    r = cli("models", "path", "scn-test-x2", "--offline")
+    assert r.returncode == 1 and "scn-test-x2.safetensors is not in the cache" in r.stderr
+    assert str(cache(tmp_path)) in r.stderr and server.log == []
+    server.files.clear()
+    r = cli("models", "path", "scn-test-x2")
+    assert r.returncode == 1 and "HTTP 404" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_cli_models_download(real_model, server, tmp_path):
+    r = cli("models", "download", "--all")
+    assert r.returncode == 0, r.stderr
+    assert "scn-test-x2: " in r.stdout and len(server.log) == 1
+    r = cli("models", "download", "scn-test-x2", "nope")
+    assert r.returncode == 2 and "unknown model 'nope'" in r.stderr
+
+
+def test_registry_model_loads_and_runs(real_model, server, tmp_path, photo):
+    from PIL import Image
+
+    from scnrestore import load_model
+
+    model = load_model("scn-test-x2")  # downloaded, verified, registry hparams applied
+    assert model.scale == 2 and model.num_scales == 3
+    Image.fromarray(photo[:32, :40]).save(tmp_path / "p.png")
+    r = cli("upscale", tmp_path / "p.png", "-s", "2", "--model", "scn-test-x2", "--offline")
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "p_x2.png") as im:
+        assert im.size == (80, 64)
+    assert len(server.log) == 1
+
+    r = cli(
+        "upscale",
+        tmp_path / "p.png",
+        "-s",
+        "2",
+        "--model",
+        "scn-test-x2",
+        "--offline",
+        "--overwrite",
+        env={"SCNRESTORE_CACHE_DIR": str(tmp_path / "empty")},
+    )
+    assert r.returncode == 2
+    assert "scn-test-x2.safetensors is not in the cache" in r.stderr and "empty" in r.stderr

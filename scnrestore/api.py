@@ -47,14 +47,19 @@ def load_model(
     """
     from .runtime import resolve_device
 
-    path, registry_hp, _ = weights.resolve(str(name_or_path))
+    path, registry_hp, entry = weights.resolve(str(name_or_path))
+    meta = read_metadata(path)
     meta_hp = {
         k: v
-        for k, v in (read_metadata(path).get("model_config") or {}).items()
+        for k, v in (meta.get("model_config") or {}).items()
         if k in ("num_scales", "image_mean")
     }
     hp = {**meta_hp, **registry_hp, **{k: v for k, v in hyperparameters.items() if v is not None}}
     model = build_model(load_state_dict(path), str(path), **hp)
+    # What it was trained for, where known (registry entry, else file metadata):
+    # Restorer refuses to run a denoise model for dejpeg and the like.
+    model.trained_task = getattr(entry, "task", None) or meta.get("task")
+    model.source = str(name_or_path)
     return model.to(resolve_device(str(device)) if isinstance(device, str) else device)
 
 
@@ -90,13 +95,7 @@ class Restorer:
         if not isinstance(model, nn.Module):
             model = load_model(model, "cpu", num_scales=num_scales)
         self.model = model
-        want = scale if task == "upscale" else 1
-        if int(model.scale) != want:
-            raise CheckpointError(
-                f"model is a x{model.scale} network, but {task}"
-                + (f" x{want}" if task == "upscale" else "")
-                + f" needs x{want}"
-            )
+        _check_fits(model, task, scale if task == "upscale" else 1)
         self.level = level
         self.engine = Engine(model, device, precision, tile, tile_overlap, tta)
 
@@ -138,6 +137,8 @@ class Restorer:
         if c not in (1, 2, 3, 4):
             raise ValueError(f"cannot restore an image with {c} channels")
         alpha = pixels[:, :, -1:] if c in (2, 4) else None
+        if alpha is not None and alpha.dtype.kind == "f":  # colour: see engine._converters
+            alpha = np.clip(np.nan_to_num(alpha, nan=0.0), 0.0, 1.0)
         color = pixels[:, :, :-1] if alpha is not None else pixels
         gray = color.shape[2] == 1
         rgb = np.repeat(color, 3, axis=2) if gray else np.ascontiguousarray(color)
@@ -158,6 +159,20 @@ class Restorer:
     ) -> Image:
         """Restore a decoded :class:`~scnrestore.imageio.Image`, keeping its metadata."""
         return image.with_pixels(self.restore_array(image.pixels, level, progress))
+
+
+def _check_fits(model: SCN, task: str, want: int) -> None:
+    """Refuse a model built for another task or scale (CheckpointError, one line)."""
+    name = f"model {getattr(model, 'source', '')}".rstrip()
+    job = task + (f" x{want}" if task == "upscale" else "")
+    trained = getattr(model, "trained_task", None)
+    if trained in LEVEL_RANGES.keys() | {"upscale"} and trained != task:
+        raise CheckpointError(f"{name} was trained for {trained}, not {task}")
+    if int(model.scale) != want:
+        kind = " with a level input (a denoise or dejpeg model)" if model.num_cond_channels else ""
+        raise CheckpointError(f"{name} is a x{model.scale} network{kind}, but {job} needs x{want}")
+    if task == "upscale" and model.num_cond_channels:
+        raise CheckpointError(f"{name} takes a level input (denoise / dejpeg), upscale has none")
 
 
 def _mean_channels(a: np.ndarray) -> np.ndarray:

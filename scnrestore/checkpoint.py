@@ -71,6 +71,8 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     import torch
 
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: cannot read checkpoint: empty file (0 bytes)")
     try:
         if _is_safetensors(path):
             from safetensors.torch import load_file
@@ -83,12 +85,23 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a directory, not a checkpoint") from None
     except Exception as exc:  # unpickling errors, truncated zips, bad headers
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            msg = "refused: it holds Python objects that would run code when loaded"
-        raise CheckpointError(f"{path}: cannot read checkpoint: {msg}") from None
+        raise CheckpointError(f"{path}: cannot read checkpoint: {_reason(path, exc)}") from None
     sd = unwrap(sd)
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def _reason(path: Path, exc: BaseException) -> str:
+    """One line saying why a checkpoint file could not be read."""
+    text = str(exc).strip()
+    if "weights_only" in text or "Unsupported global" in text:
+        return "refused: it holds Python objects that would run code when loaded"
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # Torch files are zip archives (PK) or, before torch 1.6, pickles (0x80).
+    if not _is_safetensors(path) and head[:2] != b"PK" and head[:1] != b"\x80":
+        return "not a safetensors or torch checkpoint file"
+    first = text.splitlines()[0].split(". ")[0] if text else ""
+    return first or type(exc).__name__
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -98,8 +111,11 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     from safetensors import safe_open
 
-    with safe_open(str(path), "pt") as f:
-        meta = dict(f.metadata() or {})
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as exc:  # SafetensorError: a corrupt or truncated header
+        raise CheckpointError(f"{path}: cannot read checkpoint: {_reason(path, exc)}") from None
     if "model_config" in meta:
         try:
             meta["model_config"] = json.loads(meta["model_config"])

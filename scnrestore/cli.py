@@ -10,11 +10,13 @@ torch is imported only when a command runs a model, so ``--help`` is instant.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +38,8 @@ app = typer.Typer(
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+# Read (directories, -r) but not written: their outputs are PNG.
+INPUT_EXTS = IMAGE_EXTS | {".gif"}
 SUFFIX = {"upscale": "_x{scale}", "denoise": "_denoised", "dejpeg": "_dejpeg"}
 
 
@@ -91,6 +95,10 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace existing output files.
 SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output exists.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option("--offline", help="Never download a model: use embedded or cached files only."),
+]
 
 
 @dataclass
@@ -148,7 +156,7 @@ def _walk(root: Path, recursive: bool) -> list[Path]:
             if p.is_dir():
                 if recursive:
                     stack.append(p)
-            elif p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."):
+            elif p.suffix.lower() in INPUT_EXTS and not p.name.startswith("."):
                 found.append(p)
     return sorted(found)
 
@@ -190,8 +198,9 @@ def plan_outputs(
         if fmt:
             return extension_for(FORMATS["." + fmt.lower().lstrip(".")])
         ext = src.suffix.lower()
-        # Re-encoding a restored image as JPEG would add back artefacts.
-        return ".png" if ext in (".jpg", ".jpeg") else ext
+        # Re-encoding a restored image as JPEG would add back artefacts; GIF
+        # (256 colours) and formats we do not write give PNG too.
+        return ".png" if ext in (".jpg", ".jpeg") or ext not in FORMATS else ext
 
     single_file = (
         output is not None
@@ -270,20 +279,30 @@ class Reporter:
                 if job.status == "ok"
                 else f"{job.src}: skipped ({job.error})"
             )
-            (self.progress.console if self.progress else self.err).print(msg, markup=False)
+            (self.progress.console if self.progress else self.err).print(
+                _one_line(msg), markup=False
+            )
 
     def note(self, msg: str) -> None:
         if not self.quiet:
-            self.err.print(msg, markup=False)
+            self.err.print(_one_line(msg), markup=False)
 
     def error(self, msg: str) -> None:
         (self.progress.console if self.progress else self.err).print(
-            msg, markup=False, style="red" if self.live else None
+            _one_line(msg), markup=False, style="red" if self.live else None
         )
 
     def close(self) -> None:
         if self.progress:
             self.progress.stop()
+
+
+def _one_line(msg: str) -> str:
+    """``msg`` with control characters (a newline in a file name, say) escaped,
+    and undecodable file-name bytes shown as ``\\udcXX``: one line, always."""
+    if msg.isprintable():
+        return msg
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in msg)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -314,6 +333,7 @@ def run_batch(
     skip_existing: bool,
     quiet: bool,
     as_json: bool,
+    offline: bool = False,
 ) -> None:
     """Shared body of upscale / denoise / dejpeg."""
     from .imageio import format_for_path
@@ -331,6 +351,8 @@ def run_batch(
             _usage(f"--output {output} looks like a file, but there are {len(pairs)} inputs")
     suffix = SUFFIX[task].format(scale=scale)
     jobs = jobs_missing + plan_outputs(pairs, output, suffix, fmt)
+    if any(j.status == "pending" for j in jobs):
+        _fetch_model(task, model, scale, offline=offline, quiet=quiet)
     reporter = Reporter(quiet, as_json, len(jobs))
     interrupted = False
     t_start = time.time()
@@ -357,6 +379,13 @@ def run_batch(
                 restorer = _make_restorer(
                     task, model, scale, num_scales, device, precision, tile, tile_overlap, tta
                 )
+                if level is not None and not restorer.conditioned:
+                    # A fixed-level model (e.g. the published per-sigma SCN
+                    # denoisers): nothing to estimate or pass.
+                    if level != "auto":
+                        flag = "--sigma" if task == "denoise" else "--quality"
+                        reporter.note(f"note: the model takes no level; {flag} is not used")
+                    level = None
             _process(job, restorer, task, level, fmt, jpeg_quality, reporter)
             reporter.done(job)
     except KeyboardInterrupt:
@@ -372,6 +401,18 @@ def run_batch(
 
 def _usage(msg: str) -> None:
     raise typer.BadParameter(msg)
+
+
+def _fetch_model(task: str, model: str | None, scale: int, *, offline: bool, quiet: bool) -> None:
+    """Have the model's file before the batch starts (a download draws its own bar)."""
+    from .weights import RegistryError, default_model_name, resolve
+
+    name = model or default_model_name(task, scale if task == "upscale" else 1)
+    try:
+        resolve(name, offline=offline or None, quiet=quiet)
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _make_restorer(
@@ -401,8 +442,8 @@ def _make_restorer(
             tta=tta,
             num_scales=num_scales,
         )
-    except (RegistryError, CheckpointError, ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except (RegistryError, CheckpointError, ValueError, OSError) as exc:
+        typer.echo(_one_line(f"error: {exc}"), err=True)
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -450,10 +491,14 @@ def _process(
     from .imageio import ImageReadError, format_for_path, read_image, write_image
 
     t0 = time.time()
+    assert job.dst is not None
     try:
+        out_fmt = format_for_path(job.dst, fmt)  # before the work, not after it
         img = read_image(job.src)
         if img.frames > 1:
             reporter.note(f"note: {job.src}: {img.frames} frames, only the first is restored")
+        for note in img.info.get("notes") or []:
+            reporter.note(f"note: {job.src}: {note}")
         if level == "auto":
             level = _auto_level(task, img)
             what = "sigma" if task == "denoise" else "JPEG quality"
@@ -461,9 +506,19 @@ def _process(
         if level is not None:
             job.info["level"] = level
         out = restorer.restore(img, level, reporter.tile_progress(job.src.name))
-        assert job.dst is not None
-        job.dst.parent.mkdir(parents=True, exist_ok=True)
-        write_image(job.dst, out, format_for_path(job.dst, fmt), jpeg_quality)
+        try:
+            job.dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = (
+                "a file is in the way"
+                if isinstance(exc, FileExistsError | NotADirectoryError)
+                else exc.strerror or str(exc)
+            )
+            raise OSError(exc.errno, f"cannot create folder {job.dst.parent}: {why}") from None
+        try:
+            write_image(job.dst, out, out_fmt, jpeg_quality)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write {job.dst}: {exc.strerror or exc}") from None
         job.status = "ok"
         job.info.update(width=int(out.pixels.shape[1]), height=int(out.pixels.shape[0]))
     except ImageReadError as exc:
@@ -475,8 +530,16 @@ def _process(
             + (f": {exc.filename}" if getattr(exc, "filename", None) else ""),
         )
     except (ValueError, MemoryError, RuntimeError) as exc:
-        job.status, job.error = "failed", str(exc).strip().splitlines()[0] or type(exc).__name__
+        job.status, job.error = "failed", _first_line(exc)
+    except Exception as exc:  # a bug or an exotic codec error: it must not cost the batch
+        job.status = "failed"
+        job.error = f"internal error: {type(exc).__name__}: {_first_line(exc)}"
     job.seconds = time.time() - t0
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines and lines[0].strip() else type(exc).__name__
 
 
 def _summary(
@@ -534,6 +597,7 @@ def upscale(
     skip_existing: SkipOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Upscale images 2x, 3x or 4x.
 
@@ -544,6 +608,7 @@ def upscale(
         model=model, num_scales=num_scales, device=device, precision=precision, tile=tile,
         tile_overlap=tile_overlap, tta=tta, fmt=fmt, jpeg_quality=jpeg_quality,
         overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, as_json=as_json,
+        offline=offline,
     )  # fmt: skip
 
 
@@ -572,6 +637,7 @@ def denoise(
     skip_existing: SkipOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Remove Gaussian noise.
 
@@ -582,7 +648,7 @@ def denoise(
         recursive=recursive, model=model, num_scales=num_scales, device=device,
         precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
         jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
-        quiet=quiet, as_json=as_json,
+        quiet=quiet, as_json=as_json, offline=offline,
     )  # fmt: skip
 
 
@@ -611,6 +677,7 @@ def dejpeg(
     skip_existing: SkipOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Remove JPEG compression artefacts.
 
@@ -621,7 +688,7 @@ def dejpeg(
         recursive=recursive, model=model, num_scales=num_scales, device=device,
         precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
         jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
-        quiet=quiet, as_json=as_json,
+        quiet=quiet, as_json=as_json, offline=offline,
     )  # fmt: skip
 
 
@@ -829,3 +896,172 @@ def evaluate_cmd(
             "results": results,
         }
         sys.stdout.write(json.dumps(payload, indent=1) + "\n")
+
+
+# -- model registry -------------------------------------------------------------
+
+models_app = typer.Typer(
+    help="The model registry (weights.toml): list, download, verify the checkpoints.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(models_app, name="models")
+
+ModelNameArg = Annotated[str, typer.Argument(help="Registry name (see: scnrestore models list).")]
+
+
+@contextlib.contextmanager
+def _registry_errors(code: int = EXIT_USAGE) -> Iterator[None]:
+    """A malformed registry, an unknown model or a failed download: one line, exit ``code``."""
+    from .weights import RegistryError
+
+    try:
+        yield
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code) from None
+
+
+def _registry_entry(name: str, registry: dict[str, Any] | None = None) -> Any:
+    from .weights import RegistryError, load_registry
+
+    registry = load_registry() if registry is None else registry
+    if name not in registry:
+        known = ", ".join(sorted(registry)) or "none yet"
+        raise RegistryError(f"unknown model {name!r} (known: {known})")
+    return registry[name]
+
+
+def _human_size(n: int | None) -> str:
+    if not n:
+        return "-"
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(n)
+
+
+def _level_text(d: dict[str, Any]) -> str:
+    if d["task"] == "upscale":
+        return f"x{d['scale']}"
+    for key, sym in (("sigma_range", "σ"), ("quality_range", "q")):
+        if key in d:
+            return f"{sym} {d[key][0]:g}–{d[key][1]:g}"
+    return "-"
+
+
+def _quality_text(q: Any) -> str:
+    if isinstance(q, dict):
+        return ", ".join(f"{k} {v:g}" for k, v in q.items())
+    return str(q) if q else "-"
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """List the models: task, scale or range, size, quality, where (embedded/cached/remote)."""
+    from .weights import describe, load_registry
+
+    with _registry_errors():
+        rows = [describe(e) for e in load_registry().values()]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "task", "scale/range", "size", "quality", "where")
+    for d in rows:
+        table.add_row(
+            d["name"], d["task"], _level_text(d), _human_size(d["size"]),
+            _quality_text(d["quality"]), d["where"],
+        )  # fmt: skip
+    console = Console(highlight=False)
+    if rows:
+        console.print(table)
+    else:
+        console.print("no models in the registry yet", markup=False)
+
+
+@models_app.command("info")
+def models_info(name: ModelNameArg, as_json: JsonOpt = False) -> None:
+    """Every field of one model, with its URLs and local path."""
+    from .weights import describe
+
+    with _registry_errors():
+        d = describe(_registry_entry(name))
+    if as_json:
+        sys.stdout.write(json.dumps(d, indent=1) + "\n")
+        return
+    for key, value in d.items():
+        if key == "urls" and isinstance(value, list):
+            typer.echo("urls:" + "".join(f"\n  {u}" for u in value) if value else "urls: -")
+            continue
+        if isinstance(value, dict):
+            value = _quality_text(value)
+        typer.echo(f"{key}: {'-' if value is None else value}")
+
+
+@models_app.command("download")
+def models_download(
+    names: Annotated[list[str] | None, typer.Argument(help="Registry names.")] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Every model of the registry.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download models into the cache (verified by size and sha256); exit 1 if any failed."""
+    from .weights import RegistryError, fetch, load_registry
+
+    if bool(names) == all_models:
+        _usage("give model names or --all")
+    with _registry_errors():
+        registry = load_registry()
+        entries = [_registry_entry(n, registry) for n in names or registry]
+    failed = 0
+    for entry in entries:
+        try:
+            path = fetch(entry, quiet=quiet)
+        except RegistryError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            failed += 1
+            continue
+        if not quiet:
+            typer.echo(f"{entry.name}: {path}")
+    if all_models and not entries and not quiet:
+        typer.echo("no models in the registry yet")
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@models_app.command("verify")
+def models_verify(quiet: QuietOpt = False) -> None:
+    """Re-hash the cached (and embedded) files against the registry: good, bad or missing.
+
+    A bad cached file is deleted, so the next use downloads it again. Exit 1 if
+    any file was bad.
+    """
+    from .weights import load_registry, verify
+
+    with _registry_errors():
+        results = [(e.name, *verify(e)) for e in load_registry().values()]
+    for name, status, path, detail in results:
+        if status == "bad" or not quiet:
+            typer.echo(f"{status:7} {name}: {path}" + (f" ({detail})" if detail else ""))
+    counts = {s: sum(r[1] == s for r in results) for s in ("good", "bad", "missing")}
+    if not quiet:
+        typer.echo(f"{counts['good']} good, {counts['bad']} bad, {counts['missing']} missing")
+    if counts["bad"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@models_app.command("path")
+def models_path(name: ModelNameArg, offline: OfflineOpt = False, quiet: QuietOpt = False) -> None:
+    """Print the local path of a model's file, downloading it if needed (exit 1 if it can't)."""
+    from .weights import fetch
+
+    with _registry_errors():
+        entry = _registry_entry(name)
+    with _registry_errors(EXIT_FAILED):
+        path = fetch(entry, offline=offline or None, quiet=quiet)
+    typer.echo(str(path))

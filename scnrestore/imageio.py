@@ -11,15 +11,25 @@ written in 0.55 s; opencv-python-headless would be faster but is a 61 MB
 wheel with its own libpng); and 16-bit / float TIFF by tifffile.
 
 Writes go to a temporary file beside the target, then are renamed into place,
-so a crash or kill never leaves a partial image.
+so a crash or kill never leaves a partial image. On Linux the temporary file is
+anonymous (``O_TMPFILE``) until it is complete, so even ``kill -9`` leaves no
+``.part`` file behind.
+
+Hostile files are refused with a one-line reason (:class:`ImageReadError`):
+anything declaring more than :data:`MAX_PIXELS` pixels is refused from its
+header, before any pixel memory is allocated.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
+import stat
 import struct
 import tempfile
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -37,6 +47,7 @@ __all__ = [
     "FORMATS",
     "format_for_path",
     "atomic_output",
+    "MAX_PIXELS",
 ]
 
 # Extension -> Pillow format name.
@@ -54,6 +65,19 @@ _ORIENTATION = 0x0112
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# Larger images are refused as decompression bombs (Pillow's own hard limit,
+# applied to every reader, tifffile and pypng included): ~179 MP.
+MAX_PIXELS = 2 * (PILImage.MAX_IMAGE_PIXELS or 89_478_485)
+# Magic numbers, to tell "corrupt PNG" from "not an image".
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"BM": "BMP",
+}
 
 
 class ImageReadError(ValueError):
@@ -110,25 +134,36 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     if path.is_dir():
         raise ImageReadError("is a directory")
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise ImageReadError(exc.strerror or str(exc)) from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageReadError("not a regular file")  # a FIFO or device would block or never end
+    if st.st_size == 0:
         raise ImageReadError("empty file (0 bytes)")
     try:
-        if _is_tiff(path):
-            # tifffile first: Pillow cannot open float or 16-bit colour TIFF.
-            deep = _read_tiff(path)
-            if deep is not None:
-                return deep
-        with PILImage.open(path) as im:
-            return _decode(path, im)
+        with warnings.catch_warnings():
+            # Between Pillow's warning and hard limits: allowed, and no
+            # multi-line Python warning in the middle of a batch's output.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            if _is_tiff(path):
+                # tifffile first: Pillow cannot open float or 16-bit colour TIFF.
+                deep = _read_tiff(path)
+                if deep is not None:
+                    return deep
+            with PILImage.open(path) as im:
+                return _decode(path, im)
     except ImageReadError:
         raise
     except PILImage.DecompressionBombError as exc:
         raise ImageReadError(f"refused: {exc}") from None
     except PILImage.UnidentifiedImageError:
-        raise ImageReadError("not an image file Pillow can identify") from None
+        kind = _sniff(path)
+        raise ImageReadError(
+            f"corrupt {kind} file (its header cannot be decoded)"
+            if kind
+            else "not an image file Pillow can identify"
+        ) from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error) as exc:
         msg = str(exc).strip() or type(exc).__name__
         if "truncated" in msg.lower() or isinstance(exc, EOFError):
@@ -136,6 +171,41 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise ImageReadError(msg) from None
     except MemoryError:
         raise ImageReadError("not enough memory to decode it") from None
+
+
+def _sniff(path: Path) -> str | None:
+    """The format a file's magic number claims, if any."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for sig, fmt in _SIGNATURES.items() if head.startswith(sig)), None)
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(
+            f"refused: {width} x {height} = {width * height} pixels exceeds the limit of "
+            f"{MAX_PIXELS} (decompression bomb?)"
+        )
+
+
+def _checked_icc(icc: bytes | None, info: dict[str, object]) -> bytes | None:
+    """``icc`` if it parses as an ICC profile; else None, with a note."""
+    if not icc:
+        return None
+    try:
+        from PIL import ImageCms
+    except ImportError:  # pragma: no cover - Pillow built without littlecms
+        return icc
+    try:
+        ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        notes = info.setdefault("notes", [])
+        assert isinstance(notes, list)
+        notes.append("its ICC profile is corrupt and was dropped")
+        return None
+    return icc
 
 
 def _decode(path: Path, im: PILImage.Image) -> Image:
@@ -158,6 +228,7 @@ def _decode(path: Path, im: PILImage.Image) -> Image:
         exif[_ORIENTATION] = 1
         exif_bytes = exif.tobytes()
     info: dict[str, object] = {"orientation": orientation}
+    icc = _checked_icc(icc, info)
     if fmt == "JPEG" and getattr(im, "quantization", None):
         info["quantization"] = {k: list(v) for k, v in im.quantization.items()}
     return Image(pixels, icc, exif_bytes, fmt, frames, info)
@@ -231,14 +302,19 @@ def _read_tiff(path: Path) -> Image | None:
             photometric = getattr(page.photometric, "name", str(page.photometric))
             if photometric not in ("MINISBLACK", "RGB"):
                 return None
+            # Refuse from the header: asarray() would allocate the declared size.
+            _check_size(int(page.imagewidth), int(page.imagelength))
             a = page.asarray()
             frames = len(tf.pages)
             icc_tag = page.tags.get(34675)
             icc = bytes(icc_tag.value) if icc_tag is not None else None
             orient_tag = page.tags.get(274)
             orientation = int(orient_tag.value) if orient_tag is not None else 1
+    except ImageReadError:
+        raise
     except Exception as exc:
-        raise ImageReadError(f"corrupt TIFF: {str(exc).strip() or type(exc).__name__}") from None
+        msg = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise ImageReadError(f"corrupt TIFF: {msg}") from None
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
@@ -254,7 +330,8 @@ def _read_tiff(path: Path) -> Image | None:
     elif a.dtype.kind not in "ui":
         return None
     a = _orient(np.ascontiguousarray(a), orientation)
-    return Image(a, icc or None, None, "TIFF", frames, {"orientation": orientation})
+    info: dict[str, object] = {"orientation": orientation}
+    return Image(a, _checked_icc(icc, info), None, "TIFF", frames, info)
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -279,9 +356,83 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place on success."""
+    """Yield a temporary path beside ``path``; put it into place on success.
+
+    Linux: the yielded path names an anonymous ``O_TMPFILE`` file (via
+    ``/proc/self/fd``) that gets a name only once it is complete and fsynced,
+    by a hard link straight to ``path`` (or to a temporary name then renamed
+    over an existing ``path``). A crash, ``kill -9`` or Ctrl-C before that
+    leaves nothing at all. Elsewhere: a hidden ``.NAME.XXXXXXXX.part`` file
+    beside ``path``, removed on any exception and renamed into place.
+    Open the yielded path; do not resolve it (``os.path.realpath``).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd = _anonymous_file(path.parent)
+    if fd is None:
+        with _named_output(path) as tmp:
+            yield tmp
+        return
+    try:
+        yield Path(f"/proc/self/fd/{fd}")
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fsync(fd)
+        _link_into_place(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _anonymous_file(directory: Path) -> int | None:
+    """An O_TMPFILE descriptor in ``directory``, or None where that is unsupported."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(directory, flag | os.O_RDWR, 0o600)
+    except OSError:  # file system without O_TMPFILE (or no such dir: named path says so)
+        return None
+
+
+def _link_into_place(fd: int, path: Path) -> None:
+    src = f"/proc/self/fd/{fd}"
+    dir_fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        # linkat(AT_SYMLINK_FOLLOW), as open(2) shows for O_TMPFILE; os.link uses
+        # plain link(), which would link the /proc symlink itself, when no dir_fd.
+        link = functools.partial(os.link, src, dst_dir_fd=dir_fd, follow_symlinks=True)
+        try:
+            link(path.name)  # atomic; fails if path exists
+            return
+        except FileExistsError:
+            pass
+        except OSError:  # linking refused here: copy into a named temporary file
+            with _named_output(path) as tmp, open(src, "rb") as f, open(tmp, "wb") as g:
+                while chunk := f.read(1 << 20):
+                    g.write(chunk)
+            return
+        # Replacing an existing file (--overwrite): a name for the instant before rename.
+        for _ in range(100):
+            tmp = f".{path.name[:64]}.{os.urandom(4).hex()}.part"
+            try:
+                link(tmp)
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - 100 collisions of 32 random bits
+            raise FileExistsError(f"cannot find a free temporary name beside {path}")
+        try:
+            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def _named_output(path: Path) -> Iterator[Path]:
+    # The name is cut so that the temporary name fits where ``path`` fits.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -364,14 +515,17 @@ def _write_tiff(path: Path, a: np.ndarray, icc: bytes | None) -> None:
     c = a.shape[2]
     data = a[:, :, 0] if c == 1 else a
     extratags = [(34675, "B", len(icc), icc, True)] if icc else []
-    tifffile.imwrite(
-        path,
-        data,
-        photometric="minisblack" if c in (1, 2) else "rgb",
-        extrasamples=("unassalpha",) if c in (2, 4) else None,
-        compression="zlib",
-        extratags=extratags,
-    )
+    # An open file, not the path: tifffile resolves paths, and atomic_output's
+    # path is a /proc/self/fd link to an anonymous file.
+    with open(path, "wb") as f:
+        tifffile.imwrite(
+            f,
+            data,
+            photometric="minisblack" if c in (1, 2) else "rgb",
+            extrasamples=("unassalpha",) if c in (2, 4) else None,
+            compression="zlib",
+            extratags=extratags,
+        )
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

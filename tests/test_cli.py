@@ -164,3 +164,25 @@ def test_help_does_not_import_torch():
 def test_examples_exist():
     names = {p.name for p in EXAMPLES.iterdir()}
     assert {"coffee.png", "chelsea.png", "astronaut_noisy25.png", "rocket_q15.jpg"} <= names
+
+
+def test_models_list_does_not_import_torch(tmp_path):
+    (tmp_path / "reg.toml").write_text(
+        '[models.m]\ntask = "denoise"\nfile = "m.bin"\nsize = 3\nsha256 = "' + "0" * 64 + '"\n'
+        'urls = ["https://example.org/m.bin"]\n'
+    )
+    code = (
+        "import sys; from scnrestore.cli import app\n"
+        "try:\n    app(['models', 'list'])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "import scnrestore.download\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    env = {
+        **os.environ,
+        "SCNRESTORE_REGISTRY": str(tmp_path / "reg.toml"),
+        "SCNRESTORE_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "m" in r.stdout and "remote" in r.stdout

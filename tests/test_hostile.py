@@ -1,0 +1,731 @@
+"""Hostile and unusual inputs, interrupted runs and untrusted checkpoints.
+
+Everything goes through the real command line (``python -m scnrestore`` in a
+subprocess) with the tiny random checkpoints of ``conftest.ckpt_dir``. The
+corpus (``tests/hostile.py``) is generated here, never downloaded. For every
+case the behaviour is pinned: restored (and how), or refused with one line
+``error: FILE: reason`` while the batch goes on; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import hostile as H
+import numpy as np
+import pytest
+from conftest import make_checkpoint
+from PIL import Image as PILImage
+from test_cli import run as _run
+
+from scnrestore.cli import _one_line
+
+# One thread: the suite shares two busy cores; the tiny model does not need more.
+ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def run(*args, env=None, **kw):
+    return _run(*args, env={**ENV, **(env or {})}, **kw)
+
+
+def shown(p: Path | str) -> str:
+    """A path as the CLI prints it (control characters escaped)."""
+    return _one_line(str(p))
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every entry under ``root`` (not following links): content hash or kind."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            rel = str(p.relative_to(root))
+            if stat.S_ISREG(st.st_mode):
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                out[rel] = "link:" + os.readlink(p)
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = "dir"
+            else:
+                out[rel] = "special"
+    return out
+
+
+def pixels(p: Path) -> np.ndarray:
+    with PILImage.open(p) as im:
+        return np.asarray(im)
+
+
+def ihdr(p: Path) -> tuple[int, int]:
+    """(bit depth, colour type) of a PNG."""
+    head = p.read_bytes()[:26]
+    return head[24], head[25]
+
+
+# -- the per-file corpus ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    make: Callable[[Path], Path]
+    error: str | None = None  # the reason must match; None: the file is restored
+    check: Callable[[Path, SimpleNamespace], None] | None = None  # (output, corpus)
+    note: str | None = None  # a "note: FILE: ..." line must match
+
+
+def size_mode(size: tuple[int, int], mode: str | None = None, fmt: str = "PNG"):
+    def check(out: Path, _c) -> None:
+        with PILImage.open(out) as im:
+            assert im.size == size and im.format == fmt
+            assert mode is None or im.mode == mode, im.mode
+            assert getattr(im, "n_frames", 1) == 1
+
+    return check
+
+
+def no_icc(size: tuple[int, int]):
+    def check(out: Path, c) -> None:
+        size_mode(size, "RGB")(out, c)
+        with PILImage.open(out) as im:
+            assert not im.info.get("icc_profile")
+
+    return check
+
+
+def check_srgb_kept(out: Path, c) -> None:
+    with PILImage.open(out) as im, PILImage.open(c.inputs["srgb_icc_png"]) as src:
+        assert im.info["icc_profile"] == src.info["icc_profile"]
+
+
+def check_gray_alpha(out: Path, _c) -> None:
+    a = pixels(out)
+    assert a.shape == (48, 64, 2)
+    assert (a[:, :12, 1] == 0).all()  # the transparent strip stays transparent
+    assert (a[:, 20:, 1] == 255).all()
+
+
+def check_palette(out: Path, _c) -> None:
+    a = pixels(out)
+    assert a.shape == (48, 64, 4) and a[..., 3].min() < 128 and a[..., 3].max() == 255
+
+
+def check_gray16(out: Path, _c) -> None:
+    assert ihdr(out) == (16, 0)
+    size_mode((64, 48), "I;16")(out, _c)
+
+
+def check_rgb48(out: Path, _c) -> None:
+    assert ihdr(out) == (16, 2)
+    size_mode((40, 24))(out, _c)
+
+
+def check_float(out: Path, _c) -> None:
+    import tifffile
+
+    a = tifffile.imread(out)
+    assert a.dtype == np.float32 and a.shape == (48, 64, 3)
+    assert np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1
+
+
+def check_one_page(out: Path, _c) -> None:
+    import tifffile
+
+    with tifffile.TiffFile(out) as tf:
+        assert len(tf.pages) == 1 and tf.pages[0].shape == (32, 48, 3)
+
+
+def check_gif_first_frame(out: Path, c) -> None:
+    assert out.suffix == ".png"  # a GIF (256 colours) would undo the restoration
+    size_mode((56, 40))(out, c)
+    np.testing.assert_array_equal(pixels(out), pixels(c.output["gif_first_frame"]))
+
+
+def check_webp_first_frame(out: Path, c) -> None:
+    size_mode((56, 40), "RGB", fmt="WEBP")(out, c)
+    # The restored first frame, encoded as the CLI does (lossy, quality 95).
+    with PILImage.open(c.output["webp_first_frame"]) as ref:
+        expected = PILImage.open(io.BytesIO(H.encoded(ref, "WEBP", quality=95)))
+    np.testing.assert_array_equal(pixels(out), np.asarray(expected))
+
+
+def check_upright(out: Path, c) -> None:
+    with PILImage.open(out) as im:
+        assert im.getexif().get(0x0112) in (None, 1)
+    np.testing.assert_array_equal(pixels(out), pixels(c.output["upright"]))
+
+
+def check_long_name(out: Path, _c) -> None:
+    assert out.name == "L" * 241 + "_x2.png"
+
+
+BOMB = r"^cannot read: refused: .*decompression bomb"
+CASES = [
+    # refused, one line each
+    Case("zero_bytes", H.zero_bytes, r"empty file \(0 bytes\)"),
+    Case("truncated_png", H.truncated_png, r"truncated"),
+    Case("truncated_jpeg", H.truncated_jpeg, r"truncated"),
+    Case("bad_crc_png", H.bad_crc_png, r"corrupt PNG file"),
+    Case("zero_width_png", H.zero_width_png, r"corrupt PNG file"),
+    Case("text_as_png", H.text_as_png, r"not an image file"),
+    Case("html_as_jpg", H.html_as_jpg, r"not an image file"),
+    Case("bomb_png", H.bomb_png, BOMB),
+    Case("bomb_png16", H.bomb_png16, BOMB),
+    Case("bomb_gif", H.bomb_gif, BOMB),
+    Case("bomb_tiff", H.bomb_tiff, BOMB),
+    Case("newline_name", H.newline_name, r"not an image file"),
+    Case("dangling_symlink", H.dangling_symlink, r"no such file"),
+    Case("fifo", H.fifo_png, r"not a regular file"),
+    # restored
+    Case("1x1", H.one_by_one, check=size_mode((2, 2), "RGB")),
+    Case("3x2", H.three_by_two, check=size_mode((6, 4), "RGB")),
+    Case("wide_2000x3", H.wide_thin, check=size_mode((4000, 6), "RGB")),
+    Case("tall_1x700", H.tall_thin, check=size_mode((2, 1400), "RGB")),
+    Case("cmyk_jpeg", H.cmyk_jpeg, check=no_icc((64, 48))),
+    Case("palette_transparent", H.palette_transparent, check=check_palette),
+    Case("gray_alpha", H.gray_alpha, check=check_gray_alpha),
+    Case("gray16", H.gray16, check=check_gray16),
+    Case("rgb48_png", H.rgb48_png, check=check_rgb48),
+    Case("bilevel", H.bilevel, check=size_mode((48, 32), "L")),
+    Case("float32_tiff", H.float_tiff, check=check_float),
+    Case("float_tiff_nan_inf", H.float_tiff_nan, check=check_float),
+    Case("multipage_tiff", H.multipage_tiff, check=check_one_page,
+         note=r"3 frames, only the first is restored"),  # fmt: skip
+    Case("animated_gif", H.animated_gif, check=check_gif_first_frame,
+         note=r"3 frames, only the first is restored"),  # fmt: skip
+    Case("gif_first_frame", H.gif_first_frame),
+    Case("animated_webp", H.animated_webp, check=check_webp_first_frame,
+         note=r"3 frames, only the first is restored"),  # fmt: skip
+    Case("webp_first_frame", H.webp_first_frame),
+    Case("srgb_icc_png", H.srgb_icc_png, check=check_srgb_kept),
+    Case("garbage_icc_png", H.garbage_icc_png, check=no_icc((48, 32)),
+         note=r"its ICC profile is corrupt and was dropped"),  # fmt: skip
+    Case("garbage_icc_jpeg", H.garbage_icc_jpeg, check=no_icc((48, 32)),
+         note=r"its ICC profile is corrupt and was dropped"),  # fmt: skip
+    Case("broken_zlib_icc_png", H.broken_zlib_icc_png, check=no_icc((48, 32))),
+    Case("jpeg_named_png", H.jpeg_named_png, check=size_mode((48, 32), "RGB")),
+    Case("unicode_space_name", H.unicode_space_name, check=size_mode((48, 32), "RGB")),
+    Case("non_utf8_name", H.non_utf8_name, check=size_mode((48, 32), "RGB")),
+    Case("long_name", H.long_name, check=check_long_name),
+    Case("rgb", H.plain_rgb, check=size_mode((64, 48), "RGB")),
+    Case("rgba", H.rgba, check=size_mode((64, 48), "RGBA")),
+    Case("bmp", H.bmp, check=size_mode((48, 32), "RGB", "BMP")),
+    Case("ppm_gives_png", H.ppm, check=size_mode((48, 32), "RGB")),
+    Case("upright", H.upright_png, check=size_mode((72, 40), "RGB")),
+    *[Case(f"exif_orientation_{k}", H.oriented(k), check=check_upright) for k in range(2, 9)],
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, ckpt_dir):
+    """The whole corpus in one batch: ``upscale -s 2 --json FILE...``."""
+    root = tmp_path_factory.mktemp("corpus")
+    inputs = {}
+    for case in CASES:
+        d = root / case.id
+        d.mkdir()
+        inputs[case.id] = case.make(d)
+    before = snapshot(root)
+    r = run("upscale", "-s", "2", "--model", ckpt_dir / "x2.safetensors", "--json",
+            *inputs.values())  # fmt: skip
+    after = snapshot(root)
+    summary = json.loads(r.stdout)
+    by_input = {f["input"]: f for f in summary["files"]}
+    entry = {cid: by_input[str(p)] for cid, p in inputs.items()}
+    output = {cid: Path(e["output"]) if e["output"] else None for cid, e in entry.items()}
+    return SimpleNamespace(root=root, inputs=inputs, r=r, summary=summary, entry=entry,
+                           output=output, before=before, after=after)  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_corpus_case(corpus, case):
+    src, e = corpus.inputs[case.id], corpus.entry[case.id]
+    stderr = corpus.r.stderr.splitlines()
+    if case.error:
+        assert e["status"] == "failed", e
+        assert re.search(case.error, e["error"]), e["error"]
+        assert "\n" not in e["error"]
+        # exactly one line names the file, with its reason
+        lines = [ln for ln in stderr if ln.startswith(f"error: {shown(src)}: ")]
+        assert len(lines) == 1, stderr
+        out = corpus.output[case.id]
+        assert out is None or not os.path.lexists(out)
+    else:
+        assert e["status"] == "ok", e
+        out = corpus.output[case.id]
+        assert out.is_file() and out.parent == src.parent
+        if case.check:
+            case.check(out, corpus)
+    if case.note:
+        assert any(re.fullmatch(f"note: {re.escape(shown(src))}: {case.note}", ln)
+                   for ln in stderr), stderr  # fmt: skip
+
+
+def test_corpus_batch_goes_on_and_leaves_only_outputs(corpus):
+    r, s = corpus.r, corpus.summary
+    failed = [c for c in CASES if c.error]
+    assert len(CASES) >= 30 + 7
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert (s["ok"], s["failed"], s["not_run"]) == (len(CASES) - len(failed), len(failed), 0)
+    assert not s["interrupted"]
+    # every stderr line is one of: error, note, done line, summary
+    kinds = re.compile(r"(error|note): .*|.* -> .* \(\d+\.\d s\)|\d+ done, \d+ failed, .*")
+    for ln in r.stderr.splitlines():
+        assert kinds.fullmatch(ln), ln
+    assert sum(ln.startswith("error: ") for ln in r.stderr.splitlines()) == len(failed)
+    # inputs untouched; nothing new but the outputs (no .part, no partial files)
+    for rel, digest in corpus.before.items():
+        assert corpus.after.get(rel) == digest, rel
+    made = {str(corpus.output[c.id].relative_to(corpus.root)) for c in CASES if not c.error}
+    assert set(corpus.after) - set(corpus.before) == made
+
+
+def test_bombs_are_refused_from_the_header(tmp_path):
+    """No pixel memory: refused in milliseconds, with under 5 MB allocated."""
+    from scnrestore.imageio import ImageReadError, read_image
+
+    for make in (H.bomb_png, H.bomb_png16, H.bomb_gif, H.bomb_tiff):
+        p = make(tmp_path)
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        with pytest.raises(ImageReadError, match="decompression bomb"):
+            read_image(p)
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert seconds < 2 and peak < 5 * 2**20, (p.name, seconds, peak)
+
+
+def test_large_but_allowed_size_prints_no_python_warning(tmp_path, ckpt_dir):
+    """10000 x 10000 is between Pillow's warning and hard limits: no warning text."""
+    (tmp_path / "big.png").write_bytes(H.raw_png(10_000, 10_000))  # and truncated
+    r = run("upscale", tmp_path / "big.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors")
+    assert r.returncode == 1
+    assert "Warning" not in r.stderr and "warnings.warn" not in r.stderr
+    assert r.stderr.splitlines()[0] == f"error: {tmp_path / 'big.png'}: cannot read: " + (
+        "truncated or corrupt image data (image file is truncated (0 bytes not processed))"
+    )
+
+
+# -- directories ------------------------------------------------------------------------
+
+
+def test_mixed_directory_with_symlink_loop(tmp_path, ckpt_dir, tmp_path_factory):
+    d = tmp_path / "in"
+    (d / "sub" / "deeper").mkdir(parents=True)
+    H.plain_rgb(d)  # plain.png
+    H.cmyk_jpeg(d / "sub")  # sub/cmyk.jpg
+    H.animated_gif(d / "sub" / "deeper")
+    H.text_as_png(d)  # notes.png: fails, the others go on
+    (d / "README").write_text("not an image, no extension: ignored")
+    (d / "data.txt").write_text("ignored")
+    (d / ".hidden.png").write_bytes((d / "plain.png").read_bytes())  # hidden: ignored
+    folder = H.directory_named_png(d)  # a directory called folder.png
+    H.one_by_one(folder)
+    (d / "sub" / "loop").symlink_to("..")  # sub/loop -> in/: a cycle
+    (d / "sub" / "deeper" / "self").symlink_to(".")
+    out = tmp_path_factory.mktemp("mirror")
+    before = snapshot(d)
+    t0 = time.time()
+    r = run("upscale", "-r", d, "-o", out, "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+            "--json")  # fmt: skip
+    assert time.time() - t0 < 120
+    assert r.returncode == 1, r.stderr
+    s = json.loads(r.stdout)
+    assert {Path(f["input"]).relative_to(d).as_posix(): f["status"] for f in s["files"]} == {
+        "plain.png": "ok", "notes.png": "failed", "folder.png/1x1.png": "ok",
+        "sub/cmyk.jpg": "ok", "sub/deeper/anim.gif": "ok",
+    }  # fmt: skip
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "folder.png/1x1.png", "plain.png", "sub/cmyk.png", "sub/deeper/anim.png",
+    ]  # fmt: skip
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("error:")] == [
+        f"error: {d / 'notes.png'}: cannot read: not an image file Pillow can identify"
+    ]
+    assert snapshot(d) == before
+
+
+def test_non_ascii_and_space_paths_everywhere(tmp_path, ckpt_dir):
+    src = H.unicode_space_name(tmp_path)  # "dossier été ünï 写真/photo à la plage 1.png"
+    out = tmp_path / "sortie à côté" / "résultat final.webp"
+    r = run("upscale", src, "-o", out, "-s", "2", "--model", ckpt_dir / "x2.safetensors")
+    assert r.returncode == 0, r.stderr
+    assert f"{src} -> {out}" in r.stderr
+    with PILImage.open(out) as im:
+        assert im.format == "WEBP" and im.size == (48, 32)
+
+
+# -- outputs -----------------------------------------------------------------------------
+
+
+def test_output_folder_blocked_by_a_file(tmp_path, ckpt_dir):
+    """Root ignores permissions, so 'unwritable' is a regular file where a folder must go."""
+    a, b = H.plain_rgb(tmp_path), H.bmp(tmp_path)
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    model = ["--model", ckpt_dir / "x2.safetensors", "-s", "2"]
+    r = run("upscale", a, b, "-o", tmp_path / "blocker" / "out", *model, "--json")
+    assert r.returncode == 1
+    s = json.loads(r.stdout)
+    assert s["failed"] == 2 and s["ok"] == 0  # each file tried and reported
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert errors == [
+        f"error: {p}: cannot create folder {tmp_path / 'blocker' / 'out'}: a file is in the way"
+        for p in (a, b)
+    ]
+    r = run("upscale", a, "-o", tmp_path / "blocker" / "x.png", *model)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == (
+        f"error: {a}: cannot create folder {tmp_path / 'blocker'}: a file is in the way"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "plain.bmp", "plain.png"]
+
+
+def _no_bigger_files_than(limit: int):
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then write() fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return preexec
+
+
+def test_full_disk_leaves_no_partial_file(tmp_path, ckpt_dir):
+    """RLIMIT_FSIZE stands in for a full disk: the big output cannot be written."""
+    PILImage.fromarray(H.pattern(200, 300, seed=3)).save(tmp_path / "big.png")
+    small = H.one_by_one(tmp_path)
+    PILImage.fromarray(H.pattern(150, 200, seed=4)).save(tmp_path / "big.tif")
+    before = snapshot(tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "scnrestore", "upscale", "-s", "2", "--json",
+         "--model", str(ckpt_dir / "x2.safetensors"),
+         str(tmp_path / "big.png"), str(small), str(tmp_path / "big.tif")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **ENV},
+        preexec_fn=_no_bigger_files_than(100_000),
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    status = {Path(f["input"]).name: f["status"] for f in json.loads(r.stdout)["files"]}
+    assert status == {"big.png": "failed", "1x1.png": "ok", "big.tif": "failed"}
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2
+    # Python-level writes say EFBIG; libtiff (8-bit TIFF via Pillow) only its own code.
+    assert errors[0] == (
+        f"error: {tmp_path / 'big.png'}: cannot write {tmp_path / 'big_x2.png'}: File too large"
+    )
+    assert errors[1].startswith(
+        f"error: {tmp_path / 'big.tif'}: cannot write {tmp_path / 'big_x2.tif'}: "
+    )
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) - set(before) == {"1x1_x2.png"}  # no big_x2.*, no .part
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hardlink", "mirror into itself"])
+def test_output_equal_to_input_is_refused(tmp_path, ckpt_dir, how):
+    src = H.plain_rgb(tmp_path)
+    data = src.read_bytes()
+    out: Path = src
+    if how == "symlink":
+        out = tmp_path / "link.png"
+        out.symlink_to(src)
+    elif how == "hardlink":
+        out = tmp_path / "hard.png"
+        os.link(src, out)
+    elif how == "mirror into itself":
+        out = tmp_path  # -o DIR: DIR/plain.png is the input
+    r = run("denoise", src, "-o", out, "--overwrite", "--sigma", "20",
+            "--model", ckpt_dir / "denoise.safetensors")  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == f"error: {src}: output would overwrite the input"
+    assert src.read_bytes() == data
+    assert not list(tmp_path.glob(".*"))
+
+
+# -- usage errors: exit 2, one line, nothing written ---------------------------------------
+
+
+class Evil:
+    """Unpickling this runs a shell command: a checkpoint that would run code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+def evil_checkpoint(path: Path, marker: Path) -> Path:
+    """A checkpoint-shaped torch file with a payload beside the weights."""
+    import torch
+
+    sd = {"body.0.weight": torch.zeros(8, 3, 3, 3), "body.0.bias": torch.zeros(8)}
+    torch.save({"model_state_dict": sd, "extra": Evil(marker)}, path)
+    return path
+
+
+def test_malicious_pickle_would_run_code(tmp_path):
+    """The payload is real: plain ``torch.load`` runs it (so the refusal below means something)."""
+    import torch
+
+    marker = tmp_path / "PWNED"
+    evil_checkpoint(tmp_path / "evil.pt", marker)
+    torch.load(tmp_path / "evil.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    import scnrestore
+    from scnrestore.checkpoint import CheckpointError
+
+    marker = tmp_path / "PWNED"
+    ckpt = evil_checkpoint(tmp_path / "evil.pt", marker)
+    with pytest.raises(CheckpointError, match="refused: it holds Python objects"):
+        scnrestore.load_model(ckpt)
+    H.plain_rgb(tmp_path)
+    r = run("upscale", tmp_path / "plain.png", "-s", "2", "--model", ckpt)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"error: {ckpt}: cannot read checkpoint: "
+        "refused: it holds Python objects that would run code when loaded"
+    )
+    assert not marker.exists()
+    assert not (tmp_path / "plain_x2.png").exists()
+
+
+def _bad_checkpoints(d: Path, ckpt_dir: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (checkpoint file, what the one-line error must say)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    (d / "empty.pt").write_bytes(b"")
+    (d / "text.pt").write_text("hello")
+    (d / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage garbage")
+    good = (ckpt_dir / "x2.safetensors").read_bytes()
+    (d / "truncated.safetensors").write_bytes(good[: len(good) // 2])
+    torch.save({"model_state_dict": load_file(ckpt_dir / "x2.safetensors")}, d / "t.pt")
+    data = (d / "t.pt").read_bytes()
+    (d / "truncated.pt").write_bytes(data[: len(data) // 2])
+    save_file({"w": torch.zeros(3)}, str(d / "not_scn.safetensors"))
+    (d / "adir.pt").mkdir()
+    # Trained for denoise (metadata, as scnrestore train writes it), used for dejpeg.
+    save_file(load_file(ckpt_dir / "denoise.safetensors"), str(d / "trained_denoise.safetensors"),
+              {"format": "scnrestore", "task": "denoise"})  # fmt: skip
+    return {
+        "empty": (d / "empty.pt", "cannot read checkpoint: empty file (0 bytes)"),
+        "text": (d / "text.pt", "cannot read checkpoint: not a safetensors or torch checkpoint"),
+        "bad_header": (d / "bad.safetensors", "cannot read checkpoint: Error while deserializing"),
+        "truncated_st": (d / "truncated.safetensors", "cannot read checkpoint: "),
+        "truncated_pt": (d / "truncated.pt", "cannot read checkpoint: "),
+        "not_scn": (d / "not_scn.safetensors", ""),
+        "directory": (d / "adir.pt", ""),
+        "trained_denoise": (d / "trained_denoise.safetensors", "was trained for denoise, not"),
+    }
+
+
+USAGE = [
+    # (id, command and options, what stderr must say)
+    ("scale_1", ["upscale", "-s", "1"], "Invalid value for '--scale'"),
+    ("scale_5", ["upscale", "-s", "5"], "Invalid value for '--scale'"),
+    ("sigma_0", ["denoise", "--sigma", "0"], "--sigma must be between 1 and 75"),
+    ("sigma_76", ["denoise", "--sigma", "76"], "--sigma must be between 1 and 75"),
+    ("sigma_nan", ["denoise", "--sigma", "nan"], "--sigma must be between 1 and 75"),
+    ("sigma_text", ["denoise", "--sigma", "lots"], "is not a number or 'auto'"),
+    ("quality_4", ["dejpeg", "--quality", "4"], "--quality must be between 5 and 95"),
+    ("quality_96", ["dejpeg", "--quality", "96"], "--quality must be between 5 and 95"),
+    ("tile_negative", ["upscale", "-s", "2", "--tile", "-1"], "Invalid value for '--tile'"),
+    ("jpeg_quality_0", ["upscale", "-s", "2", "--jpeg-quality", "0"], "--jpeg-quality"),
+    ("bad_format", ["upscale", "-s", "2", "-f", "gif"], "unknown format 'gif'"),
+    ("unknown_model", ["upscale", "-s", "2", "--model", "no-such-model"], "unknown model"),
+    ("missing_ckpt", ["upscale", "-s", "2", "--model", "nope/x.safetensors"],
+     "no such checkpoint file"),  # fmt: skip
+    ("x3_for_upscale_x2", ["upscale", "-s", "2", "--model", "{ck}/x3.safetensors"],
+     "is a x3 network, but upscale x2 needs x2"),  # fmt: skip
+    ("x2_for_upscale_x4", ["upscale", "-s", "4", "--model", "{ck}/x2.safetensors"],
+     "is a x2 network, but upscale x4 needs x4"),  # fmt: skip
+    ("denoise_for_upscale", ["upscale", "-s", "2", "--model", "{ck}/denoise.safetensors"],
+     "is a x1 network with a level input (a denoise or dejpeg model), but upscale x2"),  # fmt: skip
+    ("x2_for_denoise", ["denoise", "--sigma", "20", "--model", "{ck}/x2.safetensors"],
+     "is a x2 network, but denoise needs x1"),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("case_id,args,says", USAGE, ids=[u[0] for u in USAGE])
+def test_usage_errors_exit_2(tmp_path, ckpt_dir, case_id, args, says):
+    src = H.plain_rgb(tmp_path)
+    args = [a.replace("{ck}", str(ckpt_dir)) for a in args]
+    r = run(*args[:1], src, *args[1:])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert says in " ".join(r.stderr.split()), r.stderr  # click boxes may wrap
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.png"]
+
+
+def test_unusable_checkpoints_exit_2_in_one_line(tmp_path, ckpt_dir):
+    src = H.plain_rgb(tmp_path)
+    d = tmp_path / "ckpts"
+    d.mkdir()
+    for name, (ckpt, says) in _bad_checkpoints(d, ckpt_dir).items():
+        task = ["upscale", "-s", "2"]
+        if name == "trained_denoise":
+            task = ["dejpeg", "--quality", "20"]
+        r = run(*task[:1], src, *task[1:], "--model", ckpt)
+        assert r.returncode == 2, (name, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, r.stderr)
+        assert str(ckpt) in lines[0] and says in lines[0], (name, lines[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpts", "plain.png"]
+
+
+def test_fixed_level_model_for_denoise(tmp_path):
+    """An unconditioned x1 checkpoint (like the published per-sigma SCN denoisers)
+    is accepted for denoise: it takes no level, so --sigma is noted as unused and
+    auto estimates nothing."""
+    ckpt = make_checkpoint(tmp_path / "x1.safetensors", scale=1)
+    src = H.plain_rgb(tmp_path)
+    r = run("denoise", src, "--sigma", "30", "--model", ckpt, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "note: the model takes no level; --sigma is not used" in r.stderr.splitlines()
+    f = json.loads(r.stdout)["files"][0]
+    assert f["status"] == "ok" and "level" not in f
+    r = run("denoise", src, "--model", ckpt, "--json", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert not [ln for ln in r.stderr.splitlines() if ln.startswith(("note:", "estimated"))]
+    assert "estimated" not in r.stderr
+
+
+# -- interruptions ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def slow_batch(tmp_path, ckpt_dir):
+    """Six 320 x 320 images in 64 px tiles: a couple of seconds of work."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(6):
+        PILImage.fromarray(H.pattern(320, 320, seed=i)).save(d / f"img{i}.png")
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "scnrestore", "upscale", str(d), "-o", str(out), "-s", "2",
+            "--model", str(ckpt_dir / "x2.safetensors"), "--tile", "64", "--tile-overlap", "16",
+            "--json"]  # fmt: skip
+    return SimpleNamespace(dir=d, out=out, args=args, before=snapshot(d))
+
+
+def _start_and_wait_for_first_output(batch) -> subprocess.Popen:
+    proc = subprocess.Popen(batch.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **ENV})  # fmt: skip
+    deadline = time.time() + 120
+    while not (batch.out.exists() and any(batch.out.glob("*.png"))):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no output after 120 s"
+        time.sleep(0.02)
+    return proc
+
+
+def _assert_only_complete_outputs(batch) -> int:
+    """Every file in the output folder is a whole image; no temporary files."""
+    names = sorted(p.name for p in batch.out.iterdir())
+    assert all(re.fullmatch(r"img\d\.png", n) for n in names), names
+    for n in names:
+        with PILImage.open(batch.out / n) as im:
+            im.load()  # raises on a truncated file
+            assert im.size == (640, 640)
+    assert snapshot(batch.dir) == batch.before
+    return len(names)
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary(slow_batch):
+    proc = _start_and_wait_for_first_output(slow_batch)
+    time.sleep(0.2)  # in the middle of a later image's tiles
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    done = _assert_only_complete_outputs(slow_batch)
+    assert 1 <= done < 6
+    last = stderr.strip().splitlines()[-1]
+    assert last == f"interrupted: {done} done, 0 failed, 0 skipped, {6 - done} not run"
+    s = json.loads(stdout)
+    assert s["interrupted"] and s["ok"] == done and s["not_run"] == 6 - done
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_kill_9_leaves_no_partial_output(slow_batch, delay):
+    proc = _start_and_wait_for_first_output(slow_batch)
+    time.sleep(delay)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert 1 <= _assert_only_complete_outputs(slow_batch) < 6
+
+
+def test_atomic_output_leaves_nothing_when_killed_mid_write(tmp_path):
+    """kill -9 while the encoder is writing: not even a .part file remains."""
+    code = (
+        "import os, signal, sys\n"
+        "from scnrestore.imageio import atomic_output\n"
+        "with atomic_output(sys.argv[1]) as tmp:\n"
+        "    with open(tmp, 'wb') as f:\n"
+        "        f.write(b'half an image')\n"
+        "        f.flush()\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.png")])
+    assert r.returncode == -signal.SIGKILL
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_replaces_and_keeps_mode(tmp_path):
+    from scnrestore.imageio import atomic_output
+
+    target = tmp_path / "x.bin"
+    target.write_bytes(b"old")
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(b"new")
+        assert target.read_bytes() == b"old"  # not in place before the end
+    assert target.read_bytes() == b"new"
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_bytes(b"broken")
+        raise RuntimeError("encoder failed")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("fallback", ["named .part file", "copy after link refused"])
+def test_atomic_output_fallbacks(tmp_path, monkeypatch, fallback):
+    """Without O_TMPFILE (other systems) or hard links: still all or nothing."""
+    from scnrestore import imageio
+
+    if fallback == "named .part file":
+        monkeypatch.setattr(imageio, "_anonymous_file", lambda d: None)
+    else:
+
+        def refuse(*a, **kw):
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(imageio.os, "link", refuse)
+    img = imageio.Image(H.pattern(8, 8))
+    long = tmp_path / ("L" * 250 + ".png")  # the temporary name must fit too
+    imageio.write_image(long, img)
+    imageio.write_image(long, img.with_pixels(255 - img.pixels))  # replace
+    np.testing.assert_array_equal(imageio.read_image(long).pixels, 255 - img.pixels)
+    with pytest.raises(KeyError):  # 5 channels: the encoder fails half way
+        imageio.write_image(tmp_path / "bad.png", imageio.Image(np.zeros((4, 4, 5), np.uint8)))
+    assert [p.name for p in tmp_path.iterdir()] == [long.name]

@@ -91,7 +91,7 @@ class Restorer:
             raise ValueError(f"unknown task {task!r}")
         self.task = task
         if model is None:
-            model = weights.default_model_name(task, scale if task == "upscale" else 1)
+            model = weights.default_model(task, scale)
         if not isinstance(model, nn.Module):
             model = load_model(model, "cpu", num_scales=num_scales)
         self.model = model

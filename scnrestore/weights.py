@@ -45,6 +45,7 @@ __all__ = [
     "RegistryError",
     "load_registry",
     "default_model_name",
+    "default_model",
     "resolve",
     "fetch",
     "download_urls",
@@ -281,6 +282,18 @@ def default_model_name(task: str, scale: int = 1) -> str:
     """The registry name used when no --model is given."""
     return f"scn-x{scale}" if task == "upscale" else f"scn-{task}"
 
+
+
+def default_model(task: str, scale: int = 1) -> str:
+    """The registry name used without --model; a clear error if none ships."""
+    name = default_model_name(task, scale if task == "upscale" else 1)
+    if name not in load_registry():
+        what = f"{task} x{scale}" if task == "upscale" else task
+        raise RegistryError(
+            f"no pretrained model for {what} ships yet ({name}; see README, Models): "
+            "pass a checkpoint with --model FILE"
+        )
+    return name
 
 def _join(base: str, rel: str) -> str:
     return base.rstrip("/") + "/" + rel.lstrip("/")

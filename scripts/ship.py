@@ -1,0 +1,141 @@
+"""Ship a trained run: export its weights into the package and register them.
+
+    python scripts/ship.py runs/upscale_x2 --name scn-x2 [--val ../shared/data/val]
+
+1. Reads RUN/model.safetensors (fp32) and RUN/run.json (settings, command).
+2. Writes scnrestore/models/NAME.safetensors in fp16 with the architecture,
+   task, steps and command in its header.
+3. Evaluates fp32 and fp16 weights on --val with `scnrestore eval`'s code
+   (fp32 compute, so the difference is the storage precision alone) and the
+   default precision, and refuses fp16 if it costs >= 0.01 dB.
+4. Writes the [models.NAME] entry into weights.toml and scnrestore/weights.toml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+ROOT = Path(__file__).resolve().parents[1]
+LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
+
+
+def evaluate(path: Path, task: str, scale: int, val: Path, precision: str) -> dict:
+    from scnrestore.api import Restorer
+    from scnrestore.evaluate import evaluate as run_eval
+    from scnrestore.evaluate import load_images, summarise
+
+    images = load_images(val)
+    r = Restorer(task, str(path), scale=scale, device="cpu", precision=precision)
+    return {lv: summarise(run_eval(r, images, lv)) for lv in LEVELS[task]}
+
+
+def toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(str(v))
+
+
+def write_entry(name: str, fields: dict) -> None:
+    block = f"[models.{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in fields.items())
+    for reg in (ROOT / "weights.toml", ROOT / "scnrestore" / "weights.toml"):
+        text = reg.read_text()
+        pattern = re.compile(rf"^\[models\.{re.escape(name)}\]\n(?:(?!\[).*\n)*", re.M)
+        if pattern.search(text):
+            text = pattern.sub(block + "\n", text)
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+        reg.write_text(text.rstrip("\n") + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "val")
+    ap.add_argument("--status", default="", help="a note for the entry, e.g. 'in training'")
+    args = ap.parse_args()
+
+    run = json.loads((args.run / "run.json").read_text())
+    cfg, mcfg = run["config"], run["model"]
+    src = args.run / "model.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(src), "pt") as f:
+        meta = dict(f.metadata() or {})
+    steps = int(meta.get("steps", 0))
+    task, scale = cfg["task"], int(mcfg["scale"])
+
+    dest = ROOT / "scnrestore" / "models" / f"{args.name}.safetensors"
+    dest.parent.mkdir(exist_ok=True)
+    sd = load_file(str(src))
+    meta["model_config"] = json.dumps(mcfg)
+    save_file({k: v.to(torch.float16).contiguous() for k, v in sd.items()}, str(dest), meta)
+
+    key = "psnr_y" if task == "upscale" else "psnr"
+    q32 = evaluate(src, task, scale, args.val, "fp32")
+    q16 = evaluate(dest, task, scale, args.val, "fp32")
+    qdef = evaluate(dest, task, scale, args.val, "auto")
+    for lv in q32:
+        delta = q16[lv][key] - q32[lv][key]
+        print(f"level {lv}: fp32 weights {q32[lv][key]:.3f}, fp16 weights {q16[lv][key]:.3f} "
+              f"({delta:+.4f} dB); default precision {qdef[lv][key]:.3f}")  # fmt: skip
+        if abs(delta) >= 0.01:
+            dest.unlink()
+            raise SystemExit(f"fp16 storage costs {delta:+.4f} dB at level {lv}: not shipped")
+
+    quality: dict[str, float] = {}
+    for lv, m in qdef.items():
+        tag = "" if lv is None else f"_{int(lv)}"
+        quality[f"val_{key}{tag}"] = round(m[key], 2)
+        quality[f"baseline_{key}{tag}"] = round(m["base_" + key], 2)
+        quality[f"gain{tag}"] = round(m[key] - m["base_" + key], 2)
+    data = dest.read_bytes()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    fields: dict[str, object] = {"task": task, "scale": scale}
+    if task == "denoise":
+        fields["sigma_range"] = list(cfg["sigma_range"])
+    if task == "dejpeg":
+        fields["quality_range"] = list(cfg["quality_range"])
+    fields.update(
+        file=dest.name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        embedded=True,
+        num_blocks=mcfg["num_blocks"],
+        num_residual_units=mcfg["num_residual_units"],
+        width_multiplier=mcfg["width_multiplier"],
+        num_scales=mcfg["num_scales"],
+        image_mean=mcfg["image_mean"],
+        num_cond_channels=mcfg["num_cond_channels"],
+        licence="MIT (weights trained by scnrestore on GPL-2+/CC-BY-SA/CC-BY/CC0 wallpapers)",
+        provenance=" ".join(cfg.get("command") or []) + f" (code {commit})",
+        steps=steps,
+        data="shared/data/train (38 wallpapers, see its manifest.json)",
+        quality=quality,
+        quality_note="scnrestore eval on shared/data/val (5 photos), default precision, "
+        + ("PSNR-Y shave = scale vs bicubic" if task == "upscale" else "PSNR RGB vs input"),
+    )
+    if args.status:
+        fields["status"] = args.status
+    write_entry(args.name, fields)
+    print(f"shipped {dest} ({len(data)} bytes), entry [models.{args.name}] written")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The checkpoints embedded in the package: present, intact, usable, better than bicubic."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from scnrestore import Restorer, degrade, load_model, weights
+from scnrestore.metrics import psnr_y
+
+ROOT = Path(__file__).resolve().parents[1]
+EMBEDDED = [e for e in weights.load_registry().values() if e.embedded]
+
+
+def test_at_least_one_model_ships():
+    assert any(e.name == "scn-x2" for e in EMBEDDED)
+
+
+@pytest.mark.parametrize("entry", EMBEDDED, ids=lambda e: e.name)
+def test_embedded_file_matches_its_entry(entry):
+    path = weights.EMBEDDED_DIR / entry.file
+    data = path.read_bytes()
+    assert len(data) == entry.size
+    assert hashlib.sha256(data).hexdigest() == entry.sha256
+    model = load_model(entry.name)
+    cfg = model.config
+    for key in ("num_blocks", "num_residual_units", "width_multiplier", "num_scales"):
+        assert getattr(cfg, key) == entry.raw[key], key
+    assert cfg.scale == entry.scale
+    assert {"provenance", "steps", "data", "quality", "licence"} <= set(entry.raw)
+
+
+def test_shipped_x2_beats_bicubic_on_a_photo():
+    with PILImage.open(ROOT / "examples" / "chelsea.png") as im:
+        clean = degrade.crop_to_multiple(np.asarray(im.convert("RGB")), 2)
+    lr = degrade.bicubic_downscale(clean, 2)
+    out = Restorer("upscale", scale=2, device="cpu").restore_array(lr)
+    bicubic = degrade.bicubic_upscale(lr, 2)
+    assert psnr_y(out, clean, 2) > psnr_y(bicubic, clean, 2) + 0.2
+
+
+def test_default_command_needs_no_flags(tmp_path):
+    src = tmp_path / "coffee.png"
+    src.write_bytes((ROOT / "examples" / "coffee.png").read_bytes())
+    r = subprocess.run([sys.executable, "-m", "scnrestore", "upscale", str(src), "-s", "2"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with PILImage.open(tmp_path / "coffee_x2.png") as im:
+        assert im.size == (512, 338)
+
+
+def test_missing_default_model_is_a_clear_usage_error(tmp_path):
+    names = {e.name for e in EMBEDDED}
+    if "scn-x4" in names:
+        pytest.skip("x4 ships")
+    src = tmp_path / "a.png"
+    src.write_bytes((ROOT / "examples" / "coffee.png").read_bytes())
+    r = subprocess.run([sys.executable, "-m", "scnrestore", "upscale", str(src), "-s", "4"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2
+    assert "no pretrained model for upscale x4 ships yet" in r.stderr

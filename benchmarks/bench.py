@@ -1,6 +1,7 @@
 """Speed, memory and quality of scnrestore's inference paths.
 
     python benchmarks/bench.py [--tasks upscale2,denoise] [--size 256] [--json out.json]
+    python benchmarks/bench.py --tasks upscale2 --model runs/upscale_x2/model.safetensors
 
 For each task and precision it prints: input megapixels per second through
 the tiled engine, the time that rate gives for a 12 MP photo, the peak RSS of
@@ -11,9 +12,9 @@ of the same network and weights (weight norm unfolded, NCHW, no tiling) and
 reports the speed-up of each path over it. Start-up: wall time of
 ``scnrestore --help`` and ``scnrestore models list``.
 
-Models: the shipped model of each task when present, else a randomly
-initialised paper-size network (speed does not depend on the weights; the
-PSNR column then says "n/a").
+Models: ``--model PATH`` (one task only), else the shipped model of each task
+when present, else a randomly initialised paper-size network (speed does not
+depend on the weights; the PSNR column then says "n/a").
 """
 
 from __future__ import annotations
@@ -48,18 +49,30 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def load_or_random(task: str, scale: int) -> tuple[torch.nn.Module, bool]:
-    """(unfolded weight-norm model, trained?)"""
+def load_or_random(
+    task: str, scale: int, model_path: Path | None = None
+) -> tuple[torch.nn.Module, bool]:
+    """(unfolded weight-norm model, trained?); ``model_path`` must load."""
     from scnrestore import weights
-    from scnrestore.checkpoint import load_state_dict
+    from scnrestore.checkpoint import load_state_dict, read_metadata
     from scnrestore.model import config_from_state_dict
 
+    def load(path: Path, hp: dict) -> torch.nn.Module:
+        meta = read_metadata(path).get("model_config") or {}
+        hp = {k: meta[k] for k in ("num_scales", "image_mean") if k in meta} | hp
+        sd = load_state_dict(path)
+        wn = any(k.endswith(".weight_v") for k in sd)  # else already folded
+        model = SCN(config_from_state_dict(sd, **hp), weight_norm=wn)
+        model.load_state_dict(sd)
+        if int(model.scale) != scale or bool(model.num_cond_channels) != (task != "upscale"):
+            raise SystemExit(f"{path}: not a model for {task} x{scale}")
+        return model.eval()
+
+    if model_path is not None:
+        return load(model_path, {}), True
     try:
         path, hp, _ = weights.resolve(weights.default_model_name(task, scale))
-        sd = load_state_dict(path)
-        model = SCN(config_from_state_dict(sd, **hp))
-        model.load_state_dict(sd)
-        return model.eval(), True
+        return load(path, hp), True
     except Exception:
         torch.manual_seed(0)
         cond = 0 if task == "upscale" else 1
@@ -121,8 +134,11 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "val")
     ap.add_argument("--no-quality", action="store_true", help="skip the PSNR-vs-fp32 column")
+    ap.add_argument("--model", type=Path, help="checkpoint file to use (with a single --tasks)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.model is not None and "," in args.tasks:
+        ap.error("--model needs a single task (--tasks upscale2, say)")
 
     from PIL import Image
 
@@ -137,7 +153,9 @@ def main() -> None:
     print(hdr)
     for key in args.tasks.split(","):
         task, scale = TASKS[key]
-        model, trained = load_or_random(task, scale)
+        model, trained = load_or_random(task, scale, args.model)
+        print(f"{key}: {'model ' + str(args.model) if args.model else 'default model'}"
+              f" ({'trained' if trained else 'random weights, no PSNR'})")  # fmt: skip
         cond = None if task == "upscale" else condition_value(task, LEVEL[task])
         t_eager = timeit(lambda m=model, c=cond: eager_fp32(m, src, c), args.repeat)
         folded = fold_weight_norm(copy.deepcopy(model))  # same weights, folded

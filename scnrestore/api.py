@@ -130,6 +130,9 @@ class Restorer:
 
         Colour goes through the network (gray as three equal channels, then
         averaged back); alpha is resized plainly (upscale) or kept unchanged.
+        Memory: the result is allocated once, the network writes into it
+        directly (RGB, RGBA) and gray / alpha are computed in bands, so no
+        full-size float (or widened) copy of the output is made.
         """
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
@@ -142,13 +145,22 @@ class Restorer:
         color = pixels[:, :, :-1] if alpha is not None else pixels
         gray = color.shape[2] == 1
         rgb = np.repeat(color, 3, axis=2) if gray else np.ascontiguousarray(color)
-        out = self.engine.run(rgb, self._cond(level), progress)
+        cond = self._cond(level)
+        h, w = pixels.shape[0] * self.scale, pixels.shape[1] * self.scale
         if gray:
-            out = _mean_channels(out)
+            colour = self.engine.run(rgb, cond, progress)
+            del rgb
+            out = np.empty((h, w, c), pixels.dtype)
+            _mean_channels(colour, out[:, :, :1])
+            del colour
+        else:
+            out = np.empty((h, w, c), pixels.dtype)
+            self.engine.run(rgb, cond, progress, out=out[:, :, :3])
         if alpha is not None:
             if self.scale > 1:
-                alpha = _resize_plane(alpha[:, :, 0], self.scale)[:, :, None]
-            out = np.concatenate([out, alpha.astype(out.dtype)], axis=2)
+                _resize_plane(alpha[:, :, 0], self.scale, out[:, :, -1])
+            else:
+                out[:, :, -1:] = alpha
         return out
 
     def restore(
@@ -175,23 +187,41 @@ def _check_fits(model: SCN, task: str, want: int) -> None:
         raise CheckpointError(f"{name} takes a level input (denoise / dejpeg), upscale has none")
 
 
-def _mean_channels(a: np.ndarray) -> np.ndarray:
-    if a.dtype.kind == "u":
-        return ((a.astype(np.uint32).sum(axis=2, keepdims=True) + 1) // 3).astype(a.dtype)
-    return a.mean(axis=2, keepdims=True).astype(a.dtype)
+# Output rows per band in _mean_channels / _resize_plane: bounded temporaries.
+_BAND_ROWS = 256
 
 
-def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
-    """Bicubic resize of one plane of any dtype, clipped to its range."""
+def _mean_channels(a: np.ndarray, dst: np.ndarray) -> None:
+    """Mean over the channels of ``a`` into ``dst`` (H x W x 1), in row bands."""
+    for r in range(0, a.shape[0], _BAND_ROWS):
+        band = a[r : r + _BAND_ROWS]
+        if a.dtype.kind == "u":
+            mean = (band.astype(np.uint32).sum(axis=2, keepdims=True) + 1) // 3
+        else:
+            mean = band.mean(axis=2, keepdims=True)
+        dst[r : r + _BAND_ROWS] = mean.astype(dst.dtype)
+
+
+def _resize_plane(plane: np.ndarray, scale: int, dst: np.ndarray) -> None:
+    """Bicubic resize of one plane of any dtype into ``dst``, clipped to its range.
+
+    In bands of output rows (Pillow's ``box``: the same filter taps as one
+    resize of the whole plane), so the float image is never output-sized.
+    """
     from PIL import Image as PILImage
 
     h, w = plane.shape
-    big = np.asarray(
-        PILImage.fromarray(plane.astype(np.float32), "F").resize(
-            (w * scale, h * scale), PILImage.Resampling.BICUBIC
+    src = PILImage.fromarray(plane.astype(np.float32), "F")
+    band = _BAND_ROWS - _BAND_ROWS % scale  # whole input rows per band
+    for r in range(0, h * scale, band):
+        r1 = min(r + band, h * scale)
+        big = np.asarray(
+            src.resize(
+                (w * scale, r1 - r), PILImage.Resampling.BICUBIC, box=(0, r / scale, w, r1 / scale)
+            )
         )
-    )
-    if plane.dtype.kind == "u":
-        peak = np.iinfo(plane.dtype).max
-        return np.clip(np.rint(big), 0, peak).astype(plane.dtype)
-    return np.clip(big, 0.0, 1.0).astype(plane.dtype)
+        if plane.dtype.kind == "u":
+            peak = np.iinfo(plane.dtype).max
+            dst[r:r1] = np.clip(np.rint(big), 0, peak)
+        else:
+            dst[r:r1] = np.clip(big, 0.0, 1.0)

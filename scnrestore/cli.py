@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import json
 import os
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -354,18 +357,20 @@ def run_batch(
     if any(j.status == "pending" for j in jobs):
         _fetch_model(task, model, scale, offline=offline, quiet=quiet)
     reporter = Reporter(quiet, as_json, len(jobs))
+    pipe = _Pipeline(reporter)
     interrupted = False
     t_start = time.time()
     try:
         restorer = None
-        for job in jobs:
+        for i, job in enumerate(jobs):
             if job.status == "failed":
-                reporter.done(job)
+                pipe.report(job)
                 continue
             assert job.dst is not None
+            pipe.settle(job)  # the output being written is this job's input or output
             if _same_file(job.src, job.dst):
                 job.status, job.error = "failed", "output would overwrite the input"
-                reporter.done(job)
+                pipe.report(job)
                 continue
             if job.dst.exists() and not overwrite:
                 if skip_existing:
@@ -373,8 +378,10 @@ def run_batch(
                 else:
                     job.status = "failed"
                     job.error = f"output {job.dst} exists (use --overwrite or --skip-existing)"
-                reporter.done(job)
+                pipe.report(job)
                 continue
+            t0 = time.time()
+            image = pipe.read(job)  # decoding (also while the model loads)
             if restorer is None:
                 restorer = _make_restorer(
                     task, model, scale, num_scales, device, precision, tile, tile_overlap, tta
@@ -384,12 +391,19 @@ def run_batch(
                     # denoisers): nothing to estimate or pass.
                     if level != "auto":
                         flag = "--sigma" if task == "denoise" else "--quality"
-                        reporter.note(f"note: the model takes no level; {flag} is not used")
+                        pipe.note(f"note: the model takes no level; {flag} is not used")
                     level = None
-            _process(job, restorer, task, level, fmt, jpeg_quality, reporter)
-            reporter.done(job)
+            pipe.prefetch(job, itertools.islice(jobs, i + 1, None), overwrite)
+            out = _process(job, image, restorer, task, level, fmt, pipe)
+            if out is None:
+                job.seconds = time.time() - t0
+                pipe.report(job)
+            else:
+                pipe.write(job, out, jpeg_quality, t0)
+        pipe.finish()
     except KeyboardInterrupt:
         interrupted = True
+        pipe.abort()
     finally:
         reporter.close()
     _summary(jobs, reporter, as_json, time.time() - t_start, interrupted)
@@ -405,11 +419,10 @@ def _usage(msg: str) -> None:
 
 def _fetch_model(task: str, model: str | None, scale: int, *, offline: bool, quiet: bool) -> None:
     """Have the model's file before the batch starts (a download draws its own bar)."""
-    from .weights import RegistryError, default_model_name, resolve
+    from .weights import RegistryError, default_model, resolve
 
-    name = model or default_model_name(task, scale if task == "upscale" else 1)
     try:
-        resolve(name, offline=offline or None, quiet=quiet)
+        resolve(model or default_model(task, scale), offline=offline or None, quiet=quiet)
     except RegistryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -481,60 +494,274 @@ def _auto_level(task: str, img: Any) -> float:
 
 def _process(
     job: Job,
+    image: Future,
     restorer: Any,
     task: str,
     level: float | str | None,
     fmt: str | None,
-    jpeg_quality: int,
-    reporter: Reporter,
-) -> None:
-    from .imageio import ImageReadError, format_for_path, read_image, write_image
+    pipe: _Pipeline,
+) -> tuple[Any, str] | None:
+    """Decode (``image``: the read started earlier) and restore one file.
 
-    t0 = time.time()
+    Returns (restored image, output format) for :meth:`_Pipeline.write`, or
+    None with ``job`` marked failed.
+    """
+    from .imageio import format_for_path
+
     assert job.dst is not None
     try:
         out_fmt = format_for_path(job.dst, fmt)  # before the work, not after it
-        img = read_image(job.src)
+        img = image.result()
         if img.frames > 1:
-            reporter.note(f"note: {job.src}: {img.frames} frames, only the first is restored")
+            pipe.note(f"note: {job.src}: {img.frames} frames, only the first is restored")
         for note in img.info.get("notes") or []:
-            reporter.note(f"note: {job.src}: {note}")
+            pipe.note(f"note: {job.src}: {note}")
         if level == "auto":
             level = _auto_level(task, img)
             what = "sigma" if task == "denoise" else "JPEG quality"
-            reporter.note(f"{job.src}: estimated {what} {level:g}")
+            pipe.note(f"{job.src}: estimated {what} {level:g}")
         if level is not None:
             job.info["level"] = level
-        out = restorer.restore(img, level, reporter.tile_progress(job.src.name))
-        try:
-            job.dst.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            why = (
-                "a file is in the way"
-                if isinstance(exc, FileExistsError | NotADirectoryError)
-                else exc.strerror or str(exc)
-            )
-            raise OSError(exc.errno, f"cannot create folder {job.dst.parent}: {why}") from None
-        try:
-            write_image(job.dst, out, out_fmt, jpeg_quality)
-        except OSError as exc:
-            raise OSError(exc.errno, f"cannot write {job.dst}: {exc.strerror or exc}") from None
-        job.status = "ok"
-        job.info.update(width=int(out.pixels.shape[1]), height=int(out.pixels.shape[0]))
-    except ImageReadError as exc:
-        job.status, job.error = "failed", f"cannot read: {exc}"
+        out = restorer.restore(img, level, pipe.reporter.tile_progress(job.src.name))
+        del img
+        return out, out_fmt
+    except Exception as exc:
+        job.status, job.error = "failed", _failure(exc)
+        return None
+
+
+class _Aborted(Exception):
+    """A background write dropped because the batch was interrupted."""
+
+
+def _write_output(job: Job, out: Any, out_fmt: str, jpeg_quality: int, ticket: _Ticket) -> float:
+    """Encode one output (atomically); returns the time it was in place."""
+    from .imageio import write_image
+
+    assert job.dst is not None
+    ticket.check()
+    try:
+        job.dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        job.status, job.error = (
-            "failed",
-            f"{exc.strerror or exc}"
-            + (f": {exc.filename}" if getattr(exc, "filename", None) else ""),
+        why = (
+            "a file is in the way"
+            if isinstance(exc, FileExistsError | NotADirectoryError)
+            else exc.strerror or str(exc)
         )
-    except (ValueError, MemoryError, RuntimeError) as exc:
-        job.status, job.error = "failed", _first_line(exc)
-    except Exception as exc:  # a bug or an exotic codec error: it must not cost the batch
-        job.status = "failed"
-        job.error = f"internal error: {type(exc).__name__}: {_first_line(exc)}"
-    job.seconds = time.time() - t0
+        raise OSError(exc.errno, f"cannot create folder {job.dst.parent}: {why}") from None
+    try:
+        write_image(job.dst, out, out_fmt, jpeg_quality, before_commit=ticket.commit)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {job.dst}: {exc.strerror or exc}") from None
+    return time.time()
+
+
+def _failure(exc: BaseException) -> str:
+    """The one-line reason a file failed."""
+    from .imageio import ImageReadError
+
+    if isinstance(exc, ImageReadError):
+        return f"cannot read: {exc}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (
+            f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        )
+    if isinstance(exc, ValueError | MemoryError | RuntimeError):
+        return _first_line(exc)
+    # a bug or an exotic codec error: it must not cost the batch
+    return f"internal error: {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _in_thread(fn: Any, *args: Any, fut: Future | None = None) -> Future:
+    """Run ``fn(*args)`` in a new daemon thread; its result in ``fut`` (or a new Future).
+
+    Daemon threads, not a ThreadPoolExecutor: Ctrl-C must not wait for a
+    decode or an encode to finish (an unfinished output is an anonymous file
+    that vanishes with the process)."""
+    fut = Future() if fut is None else fut
+
+    def target() -> None:
+        if not fut.set_running_or_notify_cancel():  # pragma: no cover - never cancelled
+            return
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # handed to the main thread
+            fut.set_exception(exc)
+
+    threading.Thread(target=target, name="scnrestore-io", daemon=True).start()
+    return fut
+
+
+class _Ticket:
+    """Lets the main thread drop a background write until it is committed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.aborted = False
+        self.committing = False
+
+    def check(self) -> None:
+        if self.aborted:
+            raise _Aborted
+
+    def commit(self) -> None:
+        with self.lock:
+            self.check()
+            self.committing = True
+
+    def abort(self) -> bool:
+        """Drop the write unless it is being put into place; True if it is."""
+        with self.lock:
+            self.aborted = True
+            return self.committing
+
+
+@dataclass
+class _Write:
+    job: Job
+    future: Future
+    ticket: _Ticket
+    t0: float
+    shape: tuple[int, ...]
+
+
+def _resolved(p: Path | None) -> Path | None:
+    try:
+        return p.resolve() if p is not None else None
+    except (OSError, RuntimeError):
+        return p
+
+
+class _Pipeline:
+    """Overlaps file I/O with the model in a batch.
+
+    While the model restores one image, the next input is decoded and the
+    previous output encoded and written, each in a background thread: at most
+    one image is decoded ahead and one write is in flight, so memory stays
+    bounded. Messages keep the order of a sequential run: a job's notes are
+    held back until the job before it has been reported.
+    """
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.ahead: tuple[Job, Future] | None = None  # the next input, being decoded
+        self.pending: _Write | None = None  # the previous output, being written
+        self.held: list[str] = []
+
+    # -- reading ------------------------------------------------------------
+
+    def read(self, job: Job) -> Future:
+        """The decoded input of ``job``: prefetched, or started now."""
+        from .imageio import read_image
+
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] is job:
+            return ahead[1]
+        return _in_thread(read_image, job.src)
+
+    def prefetch(self, job: Job, rest: Iterable[Job], overwrite: bool) -> None:
+        """Start decoding the next input that will be restored, if any."""
+        from .imageio import read_image
+
+        busy = {_resolved(job.dst)} | ({_resolved(self.pending.job.dst)} if self.pending else set())
+        for nxt in rest:
+            if nxt.status != "pending" or nxt.dst is None:
+                continue
+            if _resolved(nxt.dst) in busy:
+                return  # whether it runs depends on a write not done yet
+            if _same_file(nxt.src, nxt.dst) or (not overwrite and nxt.dst.exists()):
+                continue  # skipped or failed at its turn: nothing to decode
+            if _resolved(nxt.src) not in busy:  # its input is not an output being made
+                self.ahead = (nxt, _in_thread(read_image, nxt.src))
+            return
+
+    # -- writing ------------------------------------------------------------
+
+    def write(self, job: Job, out: tuple[Any, str], jpeg_quality: int, t0: float) -> None:
+        """Write ``job``'s output in the background, once the previous write is done."""
+        self._finish_pending()
+        self._flush_notes()
+        image, out_fmt = out
+        ticket, fut = _Ticket(), Future()
+        # Pending before the thread starts: Ctrl-C from here on knows about it.
+        self.pending = _Write(job, fut, ticket, t0, image.pixels.shape)
+        _in_thread(_write_output, job, image, out_fmt, jpeg_quality, ticket, fut=fut)
+
+    def settle(self, job: Job) -> None:
+        """Finish the write in flight first if it makes ``job``'s input or output."""
+        if self.pending is not None:
+            made = _resolved(self.pending.job.dst)
+            if made in (_resolved(job.src), _resolved(job.dst)):
+                self._finish_pending()
+
+    def _finish_pending(self) -> None:
+        p = self.pending
+        if p is None:
+            return
+        try:
+            done = p.future.result()
+        except _Aborted:  # pragma: no cover - only after abort()
+            self.pending = None
+            return
+        except Exception as exc:
+            p.job.status, p.job.error = "failed", _failure(exc)
+            done = time.time()
+        else:
+            p.job.status = "ok"
+            p.job.info.update(width=int(p.shape[1]), height=int(p.shape[0]))
+        p.job.seconds = done - p.t0
+        self.pending = None
+        self.reporter.done(p.job)
+
+    # -- messages -----------------------------------------------------------
+
+    def note(self, msg: str) -> None:
+        """A note of the current job: printed after the previous job's line."""
+        if self.pending is not None and self.pending.future.done():
+            self._finish_pending()
+        if self.pending is None:
+            self._flush_notes()
+            self.reporter.note(msg)
+        else:
+            self.held.append(msg)
+
+    def _flush_notes(self) -> None:
+        held, self.held = self.held, []
+        for msg in held:
+            self.reporter.note(msg)
+
+    def report(self, job: Job) -> None:
+        """Report a job that wrote nothing, after everything before it."""
+        self._finish_pending()
+        self._flush_notes()
+        self.reporter.done(job)
+
+    def finish(self) -> None:
+        self._finish_pending()
+        self._flush_notes()
+
+    def abort(self) -> None:
+        """Ctrl-C: drop the write in flight, unless it is already being put in place.
+
+        A dropped write leaves nothing: an anonymous temporary file vanishes
+        with the process; a named one (no O_TMPFILE here) is removed by the
+        writer, which is waited for. A second Ctrl-C stops waiting.
+        """
+        from .imageio import leaves_no_trace
+
+        self.ahead = None
+        p = self.pending
+        if p is None:
+            return
+        assert p.job.dst is not None
+        committing = p.ticket.abort()
+        if not committing and leaves_no_trace(p.job.dst.parent):
+            self.pending = None
+            return
+        try:
+            self._finish_pending()
+        except KeyboardInterrupt:
+            pass
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,8 +9,9 @@ pixels: each tile discards the outer quarter of the overlap (where its
 receptive field is cut off), and the middle half is a linear cross-fade.
 
 Memory: the output is written into a buffer of the output's own dtype
-(uint8 / uint16 / float32). Only one band of tile rows is held in float32
-while it is being blended, never a float copy of the whole output.
+(uint8 / uint16 / float32), or into one the caller passes (``out=``). Only one
+band of tile rows is held in float32 while it is being blended (allocated once
+and converted in place), never a float copy of the whole output.
 """
 
 from __future__ import annotations
@@ -189,10 +190,12 @@ class Engine:
         image: np.ndarray,
         cond: float | None = None,
         progress: ProgressFn | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Restore an H x W x 3 array (uint8, uint16 or float in [0, 1]).
 
-        Returns an array of the same dtype, H*scale x W*scale x 3.
+        Returns an array of the same dtype, H*scale x W*scale x 3: ``out`` if
+        given (any array of that shape, a view into a wider one included).
         ``cond`` fills the level plane of a conditioned model.
         On a CUDA/MPS out-of-memory error the tile is halved and the image
         is run again.
@@ -207,10 +210,17 @@ class Engine:
                 if cond is None
                 else "this model takes no level"
             )
+        h, w, c = image.shape
+        if out is None:
+            out = np.empty((h * self.scale, w * self.scale, c), dtype=image.dtype)
+        elif out.shape != (h * self.scale, w * self.scale, c):
+            raise ValueError(
+                f"out has shape {out.shape}, expected {(h * self.scale, w * self.scale, c)}"
+            )
         tile = self.auto_tile() if self.tile is None else self.tile
         while True:
             try:
-                return self._run(image, tile, cond, progress)
+                return self._run(image, tile, cond, progress, out)
             except Exception as exc:  # RuntimeError / torch.OutOfMemoryError
                 if not (_is_oom(exc) and self.device.type != "cpu"):
                     raise
@@ -230,7 +240,12 @@ class Engine:
             torch.mps.empty_cache()
 
     def _run(
-        self, image: np.ndarray, tile: int, cond: float | None, progress: ProgressFn | None
+        self,
+        image: np.ndarray,
+        tile: int,
+        cond: float | None,
+        progress: ProgressFn | None,
+        out: np.ndarray,
     ) -> np.ndarray:
         import torch
 
@@ -247,19 +262,14 @@ class Engine:
         m = self._multiple
         ys, xs = tile_starts(h, th, overlap, m), tile_starts(w, tw, overlap, m)
         wy, wx = blend_weights(ys, th, h, s), blend_weights(xs, tw, w, s)
-        out = np.empty((h * s, w * s, c), dtype=image.dtype)
         to_float, from_float = _converters(image.dtype)
         total, done = len(ys) * len(xs), 0
-        # Rows of the output still being blended: [band_start, band_start + len(band)).
-        band = np.zeros((0, w * s, c), np.float32)
+        # Output rows [band_start, band_start + th * s) being blended: one tile row
+        # tall, allocated once; rows not reached yet are zero.
+        band = np.zeros((min(th, h) * s, w * s, c), np.float32)
         band_start = 0
         for iy, y0 in enumerate(ys):
             y1 = min(y0 + th, h)
-            need = y1 * s - band_start
-            if need > band.shape[0]:
-                band = np.concatenate(
-                    [band, np.zeros((need - band.shape[0], w * s, c), np.float32)]
-                )
             for ix, x0 in enumerate(xs):
                 x1 = min(x0 + tw, w)
                 patch = torch.from_numpy(to_float(image[y0:y1, x0:x1]))
@@ -273,18 +283,26 @@ class Engine:
                 done += 1
                 if progress:
                     progress(done, total)
-            # Rows above the next tile row are final: write them out.
+            # Rows above the next tile row are final: write them out, move the
+            # rest (the overlap with the next tile row) to the top of the band.
             final = (ys[iy + 1] if iy + 1 < len(ys) else h) * s - band_start
-            out[band_start : band_start + final] = from_float(band[:final])
-            band = band[final:]
+            from_float(band[:final], out[band_start : band_start + final])
+            rest = y1 * s - band_start - final
+            if rest > 0:
+                band[:rest] = band[final : final + rest]
+            band[max(rest, 0) :] = 0
             band_start += final
         return out
 
 
 def _converters(
     dtype: np.dtype,
-) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
-    """(to float32 in [0,1], back to ``dtype``) for uint8, uint16 and floats."""
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], None]]:
+    """(to float32 in [0,1], back to ``dtype``) for uint8, uint16 and floats.
+
+    ``from_float(a, dst)`` converts float32 ``a`` in place (it is scratch) and
+    stores it in ``dst``: no temporary the size of ``a``.
+    """
     dtype = np.dtype(dtype)
     if dtype.kind == "u":
         peak = float(np.iinfo(dtype).max)
@@ -292,15 +310,22 @@ def _converters(
         def to_float(a: np.ndarray) -> np.ndarray:
             return a.astype(np.float32) / peak
 
-        def from_float(a: np.ndarray) -> np.ndarray:
-            return np.clip(np.rint(a * peak), 0, peak).astype(dtype)
+        def from_float(a: np.ndarray, dst: np.ndarray) -> None:
+            np.multiply(a, peak, out=a)
+            np.rint(a, out=a)
+            np.clip(a, 0, peak, out=a)
+            dst[...] = a
 
         return to_float, from_float
     if dtype.kind == "f":
         # NaN and out-of-range values would spread through the convolutions:
         # NaN -> 0, the rest clipped to [0, 1] like the output.
+        def from_float_f(a: np.ndarray, dst: np.ndarray) -> None:
+            np.clip(a, 0.0, 1.0, out=a)
+            dst[...] = a
+
         return (
             lambda a: np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0), 0.0, 1.0),
-            lambda a: np.clip(a, 0.0, 1.0).astype(dtype),
+            from_float_f,
         )
     raise ValueError(f"unsupported image dtype {dtype}")

@@ -31,7 +31,7 @@ import struct
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -453,16 +453,32 @@ def write_image(
     image: Image,
     fmt: str | None = None,
     quality: int = 95,
+    *,
+    before_commit: Callable[[], None] | None = None,
 ) -> None:
     """Encode ``image`` to ``path`` atomically. ``fmt`` defaults to the extension.
 
     16-bit and float pixels stay 16-bit in PNG and 16-bit / float in TIFF;
     other formats get 8 bits. JPEG drops alpha. ICC and EXIF are kept where
-    the format holds them.
+    the format holds them. ``before_commit`` is called once the file is
+    encoded, just before it is put into place: raising there abandons it
+    (nothing is left behind).
     """
     fmt = fmt or format_for_path(path)
     with atomic_output(path) as tmp:
         _encode(tmp, image, fmt, quality)
+        if before_commit is not None:
+            before_commit()
+
+
+def leaves_no_trace(directory: str | os.PathLike[str]) -> bool:
+    """True when :func:`atomic_output` in ``directory`` writes an anonymous file,
+    which vanishes if the process exits before it is put into place."""
+    fd = _anonymous_file(Path(directory))
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:

@@ -673,6 +673,40 @@ def test_kill_9_leaves_no_partial_output(slow_batch, delay):
     assert 1 <= _assert_only_complete_outputs(slow_batch) < 6
 
 
+@pytest.mark.parametrize("anonymous", [True, False])
+def test_ctrl_c_drops_the_background_write(tmp_path, monkeypatch, anonymous):
+    """Ctrl-C while the previous output is still being encoded in the background:
+    the job is 'not run' and nothing is left, with or without O_TMPFILE."""
+    import threading
+
+    from scnrestore import cli, imageio
+
+    if not anonymous:
+        monkeypatch.setattr(imageio, "_anonymous_file", lambda directory: None)
+    encoding, release = threading.Event(), threading.Event()
+    real = imageio._encode
+
+    def slow(*args):
+        real(*args)
+        encoding.set()
+        assert release.wait(30)
+
+    monkeypatch.setattr(imageio, "_encode", slow)
+    pipe = cli._Pipeline(cli.Reporter(quiet=True, as_json=False, total=1))
+    job = cli.Job(tmp_path / "in.png", tmp_path / "out" / "x.png")
+    pipe.write(job, (imageio.Image(np.zeros((8, 8, 3), np.uint8)), "PNG"), 95, time.time())
+    fut = pipe.pending.future
+    assert encoding.wait(30)
+    if not anonymous:  # abort() waits for the writer to remove its .part file
+        threading.Timer(0.2, release.set).start()
+    pipe.abort()
+    release.set()
+    with pytest.raises(cli._Aborted):
+        fut.result(30)
+    assert job.status == "pending" and pipe.pending is None
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_atomic_output_leaves_nothing_when_killed_mid_write(tmp_path):
     """kill -9 while the encoder is writing: not even a .part file remains."""
     code = (

@@ -606,8 +606,10 @@ def test_cli_models_list_info_path_verify(real_model, server, tmp_path):
     data, _ = real_model
     r = cli("models", "list", "--json")
     assert r.returncode == 0, r.stderr
-    (row,) = json.loads(r.stdout)
-    assert row["name"] == "scn-test-x2" and row["where"] == "remote" and row["size"] == len(data)
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert rows["scn-x2"]["where"] == "embedded"  # the shipped model is listed too
+    row = rows["scn-test-x2"]
+    assert row["where"] == "remote" and row["size"] == len(data)
     assert row["urls"] == [server.url + "/w/scn-test-x2.safetensors"] and server.log == []
 
     r = cli("models", "info", "scn-test-x2")
@@ -640,7 +642,8 @@ def test_cli_models_list_info_path_verify(real_model, server, tmp_path):
     assert "x2" in r.stdout and "set5_psnr_y 30.5" in r.stdout
 
     r = cli("models", "verify")
-    assert r.returncode == 0 and r.stdout.startswith("good") and "1 good, 0 bad" in r.stdout
+    assert r.returncode == 0 and "good    scn-test-x2" in r.stdout
+    assert "2 good, 0 bad" in r.stdout  # with the embedded scn-x2
 
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped
     r = cli("models", "verify")

@@ -935,7 +935,10 @@ def train(
     data: Annotated[Path | None, typer.Option(help="Directory of clean training images.")] = None,
     val: Annotated[Path | None, typer.Option(help="Directory of validation images.")] = None,
     scale: Annotated[int, typer.Option("--scale", "-s", min=2, max=4)] = 2,
-    steps: Annotated[int, typer.Option(min=1, help="Total optimiser steps.")] = 10000,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=1, help="Total optimiser steps (default 10000; --resume: as recorded)."),
+    ] = None,
     batch: Annotated[int, typer.Option(min=1)] = 16,
     patch: Annotated[
         int, typer.Option(min=0, help="Input patch side; 0 = 48 (SR) or 96 (others).")
@@ -972,14 +975,16 @@ def train(
     try:
         if resume and (out / "run.json").exists():
             cfg = load_run_config(out)
-            cfg.steps, cfg.device, cfg.threads = steps, device, threads or cfg.threads
+            cfg.steps = steps or cfg.steps
+            cfg.device, cfg.threads = device, threads or cfg.threads
             cfg.command = cfg.command + ["&&"] + command
         else:
             if data is None:
                 _usage("--data is required for a new run")
             cfg = TrainConfig(
                 task=task.value, data=str(data), out=str(out), scale=scale,
-                val=str(val) if val else None, steps=steps, batch=batch, patch=patch, lr=lr,
+                val=str(val) if val else None, steps=steps or 10000, batch=batch,
+                patch=patch, lr=lr,
                 num_blocks=blocks, num_residual_units=units, width_multiplier=width,
                 num_scales=num_scales, val_every=val_every, ckpt_every=ckpt_every,
                 log_every=log_every, device=device, precision=precision.value, seed=seed,

@@ -86,6 +86,14 @@ def test_cli_train_then_eval(data_dir, tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 6
+    # --resume without --steps keeps the recorded total (6), it does not reset it.
+    r = subprocess.run(
+        [sys.executable, "-m", "scnrestore", "train", "upscale", "--out", str(out),
+         "--resume", "-q"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "run.json").read_text())["config"]["steps"] == 6
     r = subprocess.run(
         [sys.executable, "-m", "scnrestore", "eval", str(data_dir), "-s", "2", "--model",
          str(out / "model.safetensors"), "--json", "--device", "cpu"],

@@ -89,17 +89,21 @@ def timeit(fn, repeat: int) -> float:
     return float(np.median(times))
 
 
-def eager_fp32(model: torch.nn.Module, img: np.ndarray, cond: float | None) -> np.ndarray:
+def eager_fp32(
+    model: torch.nn.Module, img: np.ndarray, cond: float | None, device: str = "cpu"
+) -> np.ndarray:
     """The baseline: plain eager fp32 PyTorch, whole image, NCHW, weight norm live."""
-    x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None].to(device)
     if cond is not None:
         x = torch.cat([x, torch.full_like(x[:, :1], cond)], 1)
     with torch.no_grad():
-        y = model(x)
-    return (y.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        y = model.to(device)(x)
+    return (y.clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
 
 
-def val_psnr_delta(folded, task: str, precision: str, val: Path, scale: int) -> float | None:
+def val_psnr_delta(
+    folded, task: str, precision: str, val: Path, scale: int, device: str = "cpu"
+) -> float | None:
     from scnrestore.api import Restorer
     from scnrestore.evaluate import evaluate, load_images, summarise
 
@@ -109,7 +113,7 @@ def val_psnr_delta(folded, task: str, precision: str, val: Path, scale: int) -> 
     key = "psnr_y" if task == "upscale" else "psnr"
     res = {}
     for p in ("fp32", precision):
-        r = Restorer(task, folded, scale=scale, device="cpu", precision=p)
+        r = Restorer(task, folded, scale=scale, device=device, precision=p)
         res[p] = summarise(evaluate(r, images, LEVEL[task]))[key]
     return res[precision] - res["fp32"]
 
@@ -136,6 +140,8 @@ def main() -> None:
     ap.add_argument("--no-quality", action="store_true", help="skip the PSNR-vs-fp32 column")
     ap.add_argument("--model", type=Path, help="checkpoint file to use (with a single --tasks)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    ap.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
     args = ap.parse_args()
     if args.model is not None and "," in args.tasks:
         ap.error("--model needs a single task (--tasks upscale2, say)")
@@ -148,7 +154,9 @@ def main() -> None:
     mp = args.size * args.size / 1e6
     big = np.tile(src, (3, 3, 1))  # 9x the pixels: several tiles
     rows = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {args.size}px")
+    dev = args.device
+    where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{torch.get_num_threads()} CPU threads"  # noqa: E501
+    print(f"torch {torch.__version__}, {where}, input {args.size}px")
     hdr = f"{'task':9} {'path':22} {'MP/s':>7} {'s/12MP':>8} {'x eager':>8} {'RSS MiB':>8} {'dPSNR':>7} {'tile ovh':>8}"  # noqa: E501
     print(hdr)
     for key in args.tasks.split(","):
@@ -157,24 +165,25 @@ def main() -> None:
         print(f"{key}: {'model ' + str(args.model) if args.model else 'default model'}"
               f" ({'trained' if trained else 'random weights, no PSNR'})")  # fmt: skip
         cond = None if task == "upscale" else condition_value(task, LEVEL[task])
-        t_eager = timeit(lambda m=model, c=cond: eager_fp32(m, src, c), args.repeat)
-        folded = fold_weight_norm(copy.deepcopy(model))  # same weights, folded
+        t_eager = timeit(lambda m=model, c=cond: eager_fp32(m, src, c, dev), args.repeat)
+        folded = fold_weight_norm(copy.deepcopy(model).cpu())  # same weights, folded
         rows.append(_row(key, "eager fp32 (baseline)", mp, t_eager, t_eager, None, None))
         print(_fmt(rows[-1]))
         for prec in args.precisions.split(","):
-            whole = Engine(folded, "cpu", prec, tile=0)
-            tiled = Engine(folded, "cpu", prec, tile=None)
+            whole = Engine(folded, dev, prec, tile=0)
+            tiled = Engine(folded, dev, prec, tile=None)
             t_whole = timeit(lambda e=whole, c=cond: e.run(src, c), args.repeat)
             t_tiled = timeit(lambda e=tiled, c=cond: e.run(big, c), 1) / 9
             dpsnr = None
             if trained and not args.no_quality and prec != "fp32":
-                dpsnr = val_psnr_delta(folded, task, prec, args.val, scale)
+                dpsnr = val_psnr_delta(folded, task, prec, args.val, scale, dev)
             rows.append(
                 _row(key, f"scnrestore {prec}", mp, t_whole, t_eager, dpsnr, t_tiled / t_whole - 1)
             )
             print(_fmt(rows[-1]))
-    st = startup()
-    print(f"start-up: --help {st['help']:.2f} s, models list {st['models_list']:.2f} s")
+    st = {} if args.no_startup else startup()
+    if st:
+        print(f"start-up: --help {st['help']:.2f} s, models list {st['models_list']:.2f} s")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "startup_s": st}, indent=1))
 

@@ -958,6 +958,14 @@ def train(
         Path | None, typer.Option(help="Start from these weights (e.g. x2 body for x4).")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads.")] = None,
+    time_budget: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Fit the run into this many seconds: the step total (and so the "
+            "decay schedule) is set from the measured speed and recorded.",
+        ),
+    ] = 0.0,
     resume: Annotated[
         bool,
         typer.Option(help="Continue the run in --out (its recorded settings; --steps may grow)."),
@@ -983,12 +991,14 @@ def train(
                 _usage("--data is required for a new run")
             cfg = TrainConfig(
                 task=task.value, data=str(data), out=str(out), scale=scale,
-                val=str(val) if val else None, steps=steps or 10000, batch=batch,
+                val=str(val) if val else None,
+                steps=steps or (10**7 if time_budget else 10000), batch=batch,
                 patch=patch, lr=lr,
                 num_blocks=blocks, num_residual_units=units, width_multiplier=width,
                 num_scales=num_scales, val_every=val_every, ckpt_every=ckpt_every,
                 log_every=log_every, device=device, precision=precision.value, seed=seed,
                 init=str(init) if init else None, threads=threads, command=command,
+                time_budget=time_budget,
             )  # fmt: skip
     except ValueError as exc:
         _usage(str(exc))
@@ -1017,10 +1027,10 @@ def train(
         )
         if bar is not None:
             fields = {"loss": rec["loss"]} | ({"val": val_txt} if val_txt else {})
-            bar.update(task_id, completed=rec["step"], **fields)
+            bar.update(task_id, completed=rec["step"], total=rec.get("steps"), **fields)
         elif not quiet:
             console.print(
-                f"step {rec['step']}/{cfg.steps} loss {rec['loss']:.4f} "
+                f"step {rec['step']}/{rec.get('steps', cfg.steps)} loss {rec['loss']:.4f} "
                 f"lr {rec['lr']:.2e} {rec['it_s']:.2f} it/s {val_txt}".rstrip()
             )
 

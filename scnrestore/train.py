@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -64,6 +66,10 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None
     threads: int | None = None
+    # Wall-clock budget in seconds (0 = none). The run measures its own speed
+    # and fixes ``steps`` to what fits, before the first learning-rate decay;
+    # the resolved step count is recorded, so ``--steps N`` reproduces it.
+    time_budget: float = 0.0
     command: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -149,6 +155,47 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
     if k & 4:
         a = a.transpose(1, 0, 2)
     return np.ascontiguousarray(np.rot90(a, k & 3))
+
+
+class Prefetcher:
+    """Draws batches from a sampler on a background thread.
+
+    Each batch travels with the RNG state *after* it was drawn, so a
+    checkpoint records exactly the state that reproduces the next batch the
+    loop will use: a resumed run sees the same batches as an unbroken one.
+    """
+
+    def __init__(self, sampler: PatchSampler, depth: int = 4):
+        self.sampler = sampler
+        self.rng_state = sampler.rng.bit_generator.state
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="patch-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                item = (*self.sampler.batch(), self.sampler.rng.bit_generator.state)
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # surfaced in the training loop
+            self._q.put(exc)
+
+    def next(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        item = self._q.get()
+        if isinstance(item, BaseException):
+            raise item
+        xb, yb, lv, self.rng_state = item
+        return xb, yb, lv
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -239,20 +286,28 @@ def train(
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.lr_gamma)
         sched.last_epoch = step
         rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it
     elif resume:
         raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
     elif cfg.init:
         _init_from(model, cfg.init)
 
-    (out / "run.json").write_text(
-        json.dumps({"config": asdict(cfg), "model": mcfg.to_dict()}, indent=1)
-    )
+    def write_run_json() -> None:
+        (out / "run.json").write_text(
+            json.dumps({"config": asdict(cfg), "model": mcfg.to_dict()}, indent=1)
+        )
+
+    write_run_json()
     sampler = PatchSampler(cfg, [im for _, im in load_images(cfg.data)], rng)
     val_images = load_images(cfg.val) if cfg.val else []
     model.train()
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # training shapes never change
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    # fp16 needs loss scaling; bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
     stop = {"flag": False}
 
@@ -268,7 +323,7 @@ def train(
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "step": step,
-                "numpy_rng": rng.bit_generator.state,
+                "numpy_rng": feed.rng_state,
                 "torch_rng": torch.get_rng_state(),
                 "train_config": asdict(cfg),
                 "model_config": mcfg.to_dict(),
@@ -286,14 +341,21 @@ def train(
 
     from .runtime import autocast
 
+    budget = _Budget(cfg, step) if cfg.time_budget > 0 and not resume else None
+    feed = Prefetcher(sampler)
     log_f = open(out / "log.jsonl", "a")
     record: dict[str, Any] = {"step": step}
-    t0, steps0, loss_acc, n_acc = time.time(), step, 0.0, 0
+    t0, steps0, n_acc = time.time(), step, 0
+    # The loss is summed on the device: reading it every step would make the
+    # host wait for the accelerator and stall the pipeline.
+    loss_acc = torch.zeros((), device=device)
     try:
         while step < cfg.steps and not stop["flag"]:
-            xb, yb, lv = sampler.batch()
-            x = torch.from_numpy(xb).to(device).permute(0, 3, 1, 2).float().div_(255)
-            y = torch.from_numpy(yb).to(device).permute(0, 3, 1, 2).float().div_(255)
+            xb, yb, lv = feed.next()
+            x = torch.from_numpy(xb).to(device, non_blocking=True)
+            y = torch.from_numpy(yb).to(device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float().div_(255)
+            y = y.permute(0, 3, 1, 2).float().div_(255)
             if cfg.num_cond_channels:
                 from .model import condition_value
 
@@ -304,25 +366,35 @@ def train(
                 pred = model(x)
             loss = torch.nn.functional.l1_loss(pred.float(), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             sched.step()
             step += 1
-            lv_ = float(loss.detach())
-            if not math.isfinite(lv_):
-                raise FloatingPointError(f"loss became {lv_} at step {step}")
-            loss_acc += lv_
+            loss_acc += loss.detach()
             n_acc += 1
+            if budget is not None:
+                if budget.revise(step, sched):
+                    write_run_json()
             if step % cfg.log_every == 0 or step == cfg.steps:
+                mean_loss = float(loss_acc) / n_acc
+                if not math.isfinite(mean_loss):
+                    raise FloatingPointError(f"loss became {mean_loss} by step {step}")
                 dt = time.time() - t0
                 record = {
                     "step": step,
-                    "loss": loss_acc / n_acc,
+                    "steps": cfg.steps,
+                    "loss": mean_loss,
                     "lr": opt.param_groups[0]["lr"],
                     "it_s": (step - steps0) / dt if dt > 0 else 0.0,
                     "time": time.time(),
                 }
-                loss_acc, n_acc = 0.0, 0
+                loss_acc.zero_()
+                n_acc = 0
                 if val_images and (step % cfg.val_every == 0 or step == cfg.steps):
                     record.update(
                         {
@@ -337,6 +409,11 @@ def train(
             if step % cfg.ckpt_every == 0:
                 save()
     finally:
+        feed.close()
+        if budget is not None and cfg.time_budget:
+            cfg.time_budget = 0.0  # the total it reached is the total it ran
+            cfg.steps = step
+            write_run_json()
         save()
         log_f.close()
         for s, h in old_handlers.items():
@@ -344,6 +421,61 @@ def train(
     record["step"] = step
     record["stopped"] = bool(stop["flag"])
     return record
+
+
+class _Budget:
+    """Fits a run into ``cfg.time_budget`` seconds of wall clock.
+
+    While the learning rate is still at its initial value (before the first
+    milestone) the step total is re-estimated every few seconds from the
+    measured speed, so the decay schedule lands inside the budget. At 80% of
+    the way to the first milestone the total is frozen and written back into
+    the configuration (``time_budget`` cleared), so the recorded run replays
+    exactly with ``--steps``. The run then completes its schedule even if the
+    pace changes later (stop it with Ctrl-C / SIGTERM for a checkpoint).
+    """
+
+    WARMUP_STEPS = 10  # cuDNN autotuning and allocator growth are not the pace
+    EVERY_S = 5.0
+
+    def __init__(self, cfg: TrainConfig, step: int):
+        self.cfg = cfg
+        self.step0 = step
+        self.seconds = cfg.time_budget
+        self.t_start = time.time()
+        self.deadline = self.t_start + cfg.time_budget
+        self.mark: tuple[int, float] | None = None
+        self.last = 0.0
+        self.cap = cfg.steps
+        self.every = min(self.EVERY_S, cfg.time_budget / 20)
+
+    def revise(self, step: int, sched: Any) -> bool:
+        """Update ``cfg.steps`` and the milestones; True when the config changed."""
+        cfg, now = self.cfg, time.time()
+        if not cfg.time_budget:
+            return False
+        if self.mark is None:
+            if step - self.step0 >= self.WARMUP_STEPS:
+                self.mark, self.last = (step, now), now
+            return False
+        if now - self.last < self.every:
+            return False
+        self.last = now
+        first = min(sched.milestones) if sched.milestones else cfg.steps
+        if step >= 0.8 * first:
+            cfg.time_budget = 0.0  # frozen: from here the run is defined by its steps
+            return True
+        rate = (step - self.mark[0]) / (now - self.mark[1])
+        total = min(self.cap, step + 1 + int(rate * max(0.0, self.deadline - now)))
+        if total == cfg.steps:
+            return False
+        cfg.steps = total
+        from collections import Counter
+
+        sched.milestones = Counter(
+            sorted({max(step + 1, int(f * total)) for f in cfg.lr_milestones})
+        )
+        return True
 
 
 def load_run_config(out: str | os.PathLike[str]) -> TrainConfig:

@@ -57,6 +57,43 @@ def test_train_loss_decreases_and_resume_continues(data_dir, tmp_path):
     assert logged[-1] == 50 and logged.count(40) == 1
 
 
+def test_interrupted_and_resumed_run_matches_an_unbroken_one(data_dir, tmp_path):
+    """Batches are drawn on a background thread; the checkpoint must still
+    record the RNG state of the next batch the loop uses, not of the batches
+    drawn ahead, or a resumed run would train on different data."""
+    import torch
+    from safetensors.torch import load_file
+
+    kw = dict(val=None, steps=16, lr_milestones=(), ckpt_every=100)  # same lr either way
+    train(_cfg(data_dir, tmp_path / "whole", **kw))
+    train(_cfg(data_dir, tmp_path / "split", **(kw | {"steps": 7})))
+    train(_cfg(data_dir, tmp_path / "split", **kw), resume=True)
+    a = load_file(tmp_path / "whole" / "model.safetensors")
+    b = load_file(tmp_path / "split" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_time_budget_fixes_the_step_total_and_records_it(data_dir, tmp_path):
+    import time
+
+    cfg = _cfg(data_dir, tmp_path / "run", val=None, steps=10**7, time_budget=6.0,
+               ckpt_every=10**6, log_every=10)  # fmt: skip
+    t0 = time.time()
+    last = train(cfg)
+    elapsed = time.time() - t0
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    # The measured pace set a finite total; the run reached it, near the
+    # budget (the pace of a shared machine varies), with the decay schedule.
+    assert recorded["time_budget"] == 0.0
+    assert 10 < recorded["steps"] < 10**7
+    assert last["step"] == recorded["steps"] and not last.get("stopped")
+    assert elapsed < 6.0 * 2 + 10
+    lrs = [json.loads(ln)["lr"] for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert lrs[0] == pytest.approx(2e-3) and lrs[-1] < 2e-3 * 0.3**2
+
+
 def test_resume_without_checkpoint_fails(data_dir, tmp_path):
     with pytest.raises(FileNotFoundError):
         train(_cfg(data_dir, tmp_path / "none"), resume=True)

@@ -944,6 +944,9 @@ def train(
         int, typer.Option(min=0, help="Input patch side; 0 = 48 (SR) or 96 (others).")
     ] = 0,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Steps of linear learning-rate warm-up.")
+    ] = 0,
     blocks: Annotated[int, typer.Option(min=1)] = 16,
     units: Annotated[int, typer.Option(min=1)] = 32,
     width: Annotated[float, typer.Option(help="Width multiplier of the blocks.")] = 4.0,
@@ -993,7 +996,7 @@ def train(
                 task=task.value, data=str(data), out=str(out), scale=scale,
                 val=str(val) if val else None,
                 steps=steps or (10**7 if time_budget else 10000), batch=batch,
-                patch=patch, lr=lr,
+                patch=patch, lr=lr, warmup=warmup,
                 num_blocks=blocks, num_residual_units=units, width_multiplier=width,
                 num_scales=num_scales, val_every=val_every, ckpt_every=ckpt_every,
                 log_every=log_every, device=device, precision=precision.value, seed=seed,

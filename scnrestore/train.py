@@ -52,6 +52,9 @@ class TrainConfig:
     lr: float = 1e-3
     lr_milestones: tuple[float, ...] = (0.5, 0.75, 0.9)
     lr_gamma: float = 0.3
+    # Linear learning-rate warm-up over the first N steps of a run (0 = none):
+    # a fresh Adam at full rate can throw a from-scratch network off course.
+    warmup: int = 0
     num_blocks: int = 16
     num_residual_units: int = 32
     width_multiplier: float = 4
@@ -365,6 +368,9 @@ def train(
             with autocast(device, precision):
                 pred = model(x)
             loss = torch.nn.functional.l1_loss(pred.float(), y)
+            if step < cfg.warmup:
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * (step + 1) / cfg.warmup
             opt.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()

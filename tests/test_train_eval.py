@@ -168,3 +168,12 @@ def test_estimate_jpeg_quality_is_exact_for_pillow_files(quality):
     buf.seek(0)
     with PILImage.open(buf) as im:
         assert estimate_jpeg_quality(im.quantization) == quality
+
+
+def test_warmup_ramps_the_learning_rate(data_dir, tmp_path):
+    cfg = _cfg(data_dir, tmp_path / "run", val=None, steps=12, warmup=8, log_every=1,
+               lr_milestones=())  # fmt: skip
+    train(cfg)
+    lrs = [json.loads(ln)["lr"] for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert lrs[:8] == pytest.approx([2e-3 * (i + 1) / 8 for i in range(8)])
+    assert lrs[8:] == pytest.approx([2e-3] * 4)

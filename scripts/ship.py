@@ -7,7 +7,8 @@
    task, steps and command in its header.
 3. Evaluates fp32 and fp16 weights on --val with `scnrestore eval`'s code
    (fp32 compute, so the difference is the storage precision alone) and the
-   default precision, and refuses fp16 if it costs >= 0.01 dB.
+   default precision (reusing the fp16-weights run where that is fp32), refuses
+   fp16 if it costs >= 0.01 dB; --eval-json keeps the per-image scores.
 4. Writes the [models.NAME] entry into weights.toml and scnrestore/weights.toml.
 """
 
@@ -27,14 +28,31 @@ ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
 
 
-def evaluate(path: Path, task: str, scale: int, val: Path, precision: str) -> dict:
+def evaluate(
+    path: Path, task: str, scale: int, val: Path, precision: str, rows_out: list | None = None
+) -> dict:
+    """Mean scores per level; ``rows_out`` receives `scnrestore eval --json`'s results."""
     from scnrestore.api import Restorer
     from scnrestore.evaluate import evaluate as run_eval
     from scnrestore.evaluate import load_images, summarise
 
     images = load_images(val)
     r = Restorer(task, str(path), scale=scale, device="cpu", precision=precision)
-    return {lv: summarise(run_eval(r, images, lv)) for lv in LEVELS[task]}
+    means = {}
+    for lv in LEVELS[task]:
+        rows = run_eval(r, images, lv)
+        means[lv] = summarise(rows)
+        if rows_out is not None:
+            rows_out.append({"level": lv, "images": [x.to_dict() for x in rows], "mean": means[lv]})
+    return means
+
+
+def default_precision() -> str:
+    import torch
+
+    from scnrestore.runtime import resolve_precision
+
+    return resolve_precision("auto", torch.device("cpu"))
 
 
 def toml_value(v: object) -> str:
@@ -67,6 +85,7 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "val")
     ap.add_argument("--status", default="", help="a note for the entry, e.g. 'in training'")
+    ap.add_argument("--eval-json", type=Path, help="also write the scores as eval --json does")
     args = ap.parse_args()
 
     run = json.loads((args.run / "run.json").read_text())
@@ -87,8 +106,17 @@ def main() -> None:
 
     key = "psnr_y" if task == "upscale" else "psnr"
     q32 = evaluate(src, task, scale, args.val, "fp32")
-    q16 = evaluate(dest, task, scale, args.val, "fp32")
-    qdef = evaluate(dest, task, scale, args.val, "auto")
+    rows16: list = []
+    q16 = evaluate(dest, task, scale, args.val, "fp32", rows16)
+    # The shipped figures are at the default precision; where that is fp32
+    # (CPUs without native bf16) the fp16-weights run above is that run.
+    prec = default_precision()
+    rows: list = rows16 if prec == "fp32" else []
+    qdef = q16 if prec == "fp32" else evaluate(dest, task, scale, args.val, "auto", rows)
+    if args.eval_json:
+        doc = {"task": task, "scale": scale, "shave": scale if task == "upscale" else 0,
+               "device": "cpu", "precision": prec, "results": rows}  # fmt: skip
+        args.eval_json.write_text(json.dumps(doc, indent=1) + "\n")
     for lv in q32:
         delta = q16[lv][key] - q32[lv][key]
         print(f"level {lv}: fp32 weights {q32[lv][key]:.3f}, fp16 weights {q16[lv][key]:.3f} "

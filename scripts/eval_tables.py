@@ -1,0 +1,71 @@
+"""Markdown quality tables for README from `scnrestore eval --json` output.
+
+    scnrestore eval ../shared/data/val --task upscale -s 2 --json > x2.json
+    python scripts/eval_tables.py x2.json [more.json ...] [--anchors ANCHORS.json]
+
+SR: one row per image and the mean (PSNR, PSNR-Y, SSIM, bicubic, gain in
+PSNR-Y). Denoise / dejpeg: one row per level with the mean PSNR, SSIM, the
+input's, the gain, and a reference column when --anchors maps levels to PSNR
+(e.g. CBM3D from benchmarks/cbm3d.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return sum(r[key] for r in rows) / len(rows)
+
+
+def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
+    task = doc["task"]
+    out = []
+    if task == "upscale":
+        out.append(f"x{doc['scale']} ({doc['precision']}):\n")
+        out.append("| image | PSNR | PSNR-Y | SSIM | bicubic PSNR-Y | bicubic SSIM | gain PSNR-Y |")
+        out.append("|---|---|---|---|---|---|---|")
+        rows = doc["results"][0]["images"]
+        for r in [*rows, None]:
+            name, src = ("**mean**", {k: _mean(rows, k) for k in rows[0] if k not in ("image", "level")}) if r is None else (r["image"], r)  # noqa: E501
+            out.append(
+                f"| {name} | {src['psnr']:.2f} | {src['psnr_y']:.2f} | {src['ssim']:.4f} | "
+                f"{src['base_psnr_y']:.2f} | {src['base_ssim']:.4f} | "
+                f"{src['psnr_y'] - src['base_psnr_y']:+.2f} |"
+            )
+        return "\n".join(out)
+    what = "σ" if task == "denoise" else "quality"
+    base = "noisy input" if task == "denoise" else "JPEG input"
+    head = f"| {what} | PSNR | SSIM | {base} PSNR | {base} SSIM | gain |"
+    sep = "|---|---|---|---|---|---|"
+    if anchors:
+        head += " reference PSNR | vs reference |"
+        sep += "---|---|"
+    out += [f"{task} ({doc['precision']}), mean of {len(doc['results'][0]['images'])} images:\n", head, sep]  # noqa: E501
+    for res in doc["results"]:
+        rows = res["images"]
+        p, b = _mean(rows, "psnr"), _mean(rows, "base_psnr")
+        line = (f"| {res['level']:g} | {p:.2f} | {_mean(rows, 'ssim'):.4f} | {b:.2f} | "
+                f"{_mean(rows, 'base_ssim'):.4f} | {p - b:+.2f} |")  # fmt: skip
+        if anchors:
+            ref = anchors.get(f"{res['level']:g}")
+            line += f" {ref:.2f} | {p - ref:+.2f} |" if ref is not None else " – | – |"
+        out.append(line)
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--anchors", type=Path, help='JSON {"15": 34.39, ...} for denoise/dejpeg')
+    a = ap.parse_args()
+    anchors = json.loads(a.anchors.read_text()) if a.anchors else None
+    for f in a.files:
+        doc = json.loads(f.read_text())
+        print(table(doc, anchors if doc["task"] != "upscale" else None), end="\n\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -411,6 +411,7 @@ def describe(entry: ModelEntry) -> dict[str, Any]:
         "licence": entry.raw.get("licence"),
         "provenance": entry.raw.get("provenance"),
         "quality": entry.raw.get("quality"),
+        **{k: entry.raw[k] for k in ("quality_note", "steps", "data", "status") if k in entry.raw},
         "embedded": entry.embedded,
         "urls": urls,
         "where": "embedded" if entry.embedded else ("cached" if local else "remote"),

@@ -95,3 +95,14 @@ def test_missing_default_model_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(weights, "load_registry", lambda *a, **k: {})
     with pytest.raises(weights.RegistryError, match="no pretrained model for upscale x4 ships yet"):
         weights.default_model("upscale", 4)
+
+
+def test_models_info_says_where_a_model_stands():
+    # Models below their quality bar ship with a status line; users see it.
+    below = [e for e in EMBEDDED if "status" in e.raw]
+    for entry in below:
+        r = subprocess.run([sys.executable, "-m", "scnrestore", "models", "info", entry.name],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert f"status: {entry.raw['status']}" in r.stdout
+        assert f"steps: {entry.raw['steps']}" in r.stdout

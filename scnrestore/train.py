@@ -201,6 +201,25 @@ class Prefetcher:
         self._thread.join(timeout=5)
 
 
+def _milestones(cfg: TrainConfig, after: int = 0) -> list[int]:
+    """Steps at which the learning rate decays, for ``cfg.steps`` in total
+    (none at or before step ``after``)."""
+    return sorted({max(after + 1, int(f * cfg.steps)) for f in cfg.lr_milestones})
+
+
+def weights_metadata(
+    model_config: dict[str, Any], task: str, step: int, command: list[str]
+) -> dict[str, str]:
+    """The safetensors header of a run's ``model.safetensors``."""
+    return {
+        "format": "scnrestore",
+        "model_config": json.dumps(model_config),
+        "task": task,
+        "steps": str(step),
+        "command": shlex.join(command),
+    }
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     import torch
 
@@ -271,7 +290,7 @@ def train(
     torch.manual_seed(cfg.seed)
     model = SCN(mcfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    milestones = sorted({max(1, int(f * cfg.steps)) for f in cfg.lr_milestones})
+    milestones = _milestones(cfg)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.lr_gamma)
     rng = np.random.default_rng(cfg.seed)
     step = 0
@@ -333,13 +352,7 @@ def train(
             },
             ckpt_path,
         )
-        meta = {
-            "format": "scnrestore",
-            "model_config": json.dumps(mcfg.to_dict()),
-            "task": cfg.task,
-            "steps": str(step),
-            "command": shlex.join(cfg.command),
-        }
+        meta = weights_metadata(mcfg.to_dict(), cfg.task, step, cfg.command)
         _atomic_save_safetensors(model.state_dict(), meta, out / "model.safetensors")
 
     from .runtime import autocast
@@ -447,7 +460,6 @@ class _Budget:
     def __init__(self, cfg: TrainConfig, step: int):
         self.cfg = cfg
         self.step0 = step
-        self.seconds = cfg.time_budget
         self.t_start = time.time()
         self.deadline = self.t_start + cfg.time_budget
         self.mark: tuple[int, float] | None = None
@@ -478,9 +490,7 @@ class _Budget:
         cfg.steps = total
         from collections import Counter
 
-        sched.milestones = Counter(
-            sorted({max(step + 1, int(f * total)) for f in cfg.lr_milestones})
-        )
+        sched.milestones = Counter(_milestones(cfg, after=step))
         return True
 
 

@@ -28,8 +28,8 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
         out.append("| image | PSNR | PSNR-Y | SSIM | bicubic PSNR-Y | bicubic SSIM | gain PSNR-Y |")
         out.append("|---|---|---|---|---|---|---|")
         rows = doc["results"][0]["images"]
-        for r in [*rows, None]:
-            name, src = ("**mean**", {k: _mean(rows, k) for k in rows[0] if k not in ("image", "level")}) if r is None else (r["image"], r)  # noqa: E501
+        mean = {k: _mean(rows, k) for k in ("psnr", "psnr_y", "ssim", "base_psnr_y", "base_ssim")}
+        for name, src in [*((r["image"], r) for r in rows), ("**mean**", mean)]:
             out.append(
                 f"| {name} | {src['psnr']:.2f} | {src['psnr_y']:.2f} | {src['ssim']:.4f} | "
                 f"{src['base_psnr_y']:.2f} | {src['base_ssim']:.4f} | "

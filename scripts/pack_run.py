@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shlex
 import tarfile
 from pathlib import Path
 
@@ -50,18 +49,16 @@ def pack(run: Path, dest: Path) -> None:
 def unpack(src: Path, run: Path) -> None:
     from safetensors.torch import save_file
 
+    from scnrestore.train import weights_metadata
+
     run.mkdir(parents=True, exist_ok=True)
     with tarfile.open(src) as tar:
         tar.extractall(run, filter="data")
     state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     cfg = json.loads((run / "run.json").read_text())
-    meta = {
-        "format": "scnrestore",
-        "model_config": json.dumps(state["model_config"]),
-        "task": cfg["config"]["task"],
-        "steps": str(state["step"]),
-        "command": shlex.join(cfg["config"]["command"]),
-    }
+    meta = weights_metadata(
+        state["model_config"], cfg["config"]["task"], state["step"], cfg["config"]["command"]
+    )
     sd = {k: v.contiguous() for k, v in state["model_state_dict"].items()}
     save_file(sd, str(run / "model.safetensors"), meta)
     print(f"{run}: step {state['step']}")

@@ -22,12 +22,9 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 
 common=(--data "$DATA" --device "$DEVICE" --threads 2 --time-budget "$BUDGET"
         --ckpt-every 500 --log-every 50 -q ${EXTRA:-})
-# The CLI if this machine's typer runs it, else the same options without it.
-if $PY -m scnrestore train --help >/dev/null 2>&1; then TRAIN=(-m scnrestore train)
-else echo "typer here cannot run the CLI: using scripts/train_direct.py"; TRAIN=(scripts/train_direct.py); fi
 launch() {
   local name=$1; shift
-  timeout -k 30 -s TERM $((BUDGET + 60)) $PY "${TRAIN[@]}" "$@" --out "$RUNS/$name" \
+  timeout -k 30 -s TERM $((BUDGET + 60)) $PY -m scnrestore train "$@" --out "$RUNS/$name" \
     "${common[@]}" >"$RUNS/$name.out" 2>&1 &
 }
 launch upscale_x2 upscale -s 2 --batch 32 --patch 64 --init "$INIT"

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import degrade
 from .evaluate import evaluate, load_images, summarise
+from .imageio import atomic_output
 
 __all__ = ["TrainConfig", "train", "TASKS", "load_run_config"]
 
@@ -221,19 +222,21 @@ def weights_metadata(
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
+    """torch.save through imageio's atomic output: complete and fsynced, or absent."""
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _atomic_save_safetensors(state: dict[str, Any], meta: dict[str, str], path: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), meta)
-    os.replace(tmp, path)
+    # Bytes, not save_file: that one makes its own temporary file beside the
+    # path it is given, which for an anonymous file is /proc/self/fd.
+    data = save({k: v.detach().cpu().contiguous() for k, v in state.items()}, meta)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def validate(
@@ -315,9 +318,8 @@ def train(
         _init_from(model, cfg.init)
 
     def write_run_json() -> None:
-        (out / "run.json").write_text(
-            json.dumps({"config": asdict(cfg), "model": mcfg.to_dict()}, indent=1)
-        )
+        with atomic_output(out / "run.json") as tmp:
+            tmp.write_text(json.dumps({"config": asdict(cfg), "model": mcfg.to_dict()}, indent=1))
 
     write_run_json()
     sampler = PatchSampler(cfg, [im for _, im in load_images(cfg.data)], rng)

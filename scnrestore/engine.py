@@ -10,8 +10,8 @@ receptive field is cut off), and the middle half is a linear cross-fade.
 
 Memory: the output is written into a buffer of the output's own dtype
 (uint8 / uint16 / float32), or into one the caller passes (``out=``). Only one
-band of tile rows is held in float32 while it is being blended (allocated once
-and converted in place), never a float copy of the whole output.
+band of tile rows is held in float32 while it is being blended (allocated once,
+on the device, and converted there), never a float copy of the whole output.
 """
 
 from __future__ import annotations
@@ -147,19 +147,24 @@ class Engine:
 
     # -- tile size ----------------------------------------------------------
 
-    def auto_tile(self) -> int:
-        """Tile side from available memory (CUDA: free memory; CPU: a bound)."""
+    def auto_tile(self, width: int = 0) -> int:
+        """Tile side from available memory (CUDA: free memory; CPU: a bound).
+
+        ``width``: the image's, for the band of blended output rows that is
+        kept on the device (one tile row tall, the output's full width).
+        """
         import torch
 
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             cfg = self.model.config
+            s = self.scale
             # Peak activations per input pixel (fp32), with headroom: the
             # inner conv of a block plus the pyramid of features and output.
-            per_px = 4 * (
-                cfg.num_residual_units * (cfg.width_multiplier + 4) * 1.34 + 3 * self.scale**2 * 2
-            )
-            side = int(math.sqrt(free * 0.5 / per_px))
+            per_px = 4 * (cfg.num_residual_units * (cfg.width_multiplier + 4) * 1.34 + 3 * s**2 * 2)
+            # side^2 * per_px + side * b <= free / 2
+            b = 4 * 3 * s * s * width  # band bytes per tile row of input
+            side = int((math.sqrt(b * b + 4 * per_px * free * 0.5) - b) / (2 * per_px))
             return max(MIN_TILE, min(2048, side - side % self._multiple))
         return CPU_TILE
 
@@ -217,7 +222,7 @@ class Engine:
             raise ValueError(
                 f"out has shape {out.shape}, expected {(h * self.scale, w * self.scale, c)}"
             )
-        tile = self.auto_tile() if self.tile is None else self.tile
+        tile = self.auto_tile(w) if self.tile is None else self.tile
         while True:
             try:
                 return self._run(image, tile, cond, progress, out)
@@ -251,6 +256,7 @@ class Engine:
 
         h, w, c = image.shape
         s = self.scale
+        dev = self.device
         if tile and tile > 0:
             # A multiple of the pyramid's period: no tile edge inside the image is padded.
             tile = max(MIN_TILE, tile - tile % self._multiple)
@@ -261,71 +267,100 @@ class Engine:
             th, tw, overlap = h, w, 0
         m = self._multiple
         ys, xs = tile_starts(h, th, overlap, m), tile_starts(w, tw, overlap, m)
-        wy, wx = blend_weights(ys, th, h, s), blend_weights(xs, tw, w, s)
-        to_float, from_float = _converters(image.dtype)
+        wy = [torch.from_numpy(a).to(dev)[:, None] for a in blend_weights(ys, th, h, s)]
+        wx = [torch.from_numpy(a).to(dev)[None, :] for a in blend_weights(xs, tw, w, s)]
+        to_host, to_float, from_float = _converters(image.dtype, narrow=dev.type != "cpu")
         total, done = len(ys) * len(xs), 0
-        # Output rows [band_start, band_start + th * s) being blended: one tile row
-        # tall, allocated once; rows not reached yet are zero.
-        band = np.zeros((min(th, h) * s, w * s, c), np.float32)
+        # Blending and conversion happen on the device, in a band of output rows
+        # [band_start, band_start + th * s) one tile row tall, allocated once:
+        # tiles go in as the image's own dtype and rows come back converted, so
+        # the host only copies (on a GPU, host-side float work capped the rate).
+        # Laid out as the model's output is (channels_last on the CPU).
+        layout = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+        band = torch.empty((1, c, min(th, h) * s, w * s), device=dev, memory_format=layout)
+        band.zero_()
         band_start = 0
         for iy, y0 in enumerate(ys):
             y1 = min(y0 + th, h)
             for ix, x0 in enumerate(xs):
                 x1 = min(x0 + tw, w)
-                patch = torch.from_numpy(to_float(image[y0:y1, x0:x1]))
-                patch = patch.permute(2, 0, 1)[None].to(self.device)
+                patch = torch.from_numpy(to_host(image[y0:y1, x0:x1])).to(dev)
+                patch = to_float(patch.permute(2, 0, 1)[None])
                 if cond is not None:
                     plane = torch.full_like(patch[:, :1], float(cond))
                     patch = torch.cat([patch] + [plane] * self.model.num_cond_channels, 1)
-                y = self._forward(patch)[0].permute(1, 2, 0).cpu().numpy()
-                weight = wy[iy][:, None, None] * wx[ix][None, :, None]
-                band[y0 * s - band_start : y1 * s - band_start, x0 * s : x1 * s] += y * weight
+                y = self._forward(patch)
+                rows = slice(y0 * s - band_start, y1 * s - band_start)
+                band[:, :, rows, x0 * s : x1 * s].addcmul_(y, wy[iy] * wx[ix])
                 done += 1
                 if progress:
                     progress(done, total)
             # Rows above the next tile row are final: write them out, move the
             # rest (the overlap with the next tile row) to the top of the band.
             final = (ys[iy + 1] if iy + 1 < len(ys) else h) * s - band_start
-            from_float(band[:final], out[band_start : band_start + final])
-            rest = y1 * s - band_start - final
-            if rest > 0:
-                band[:rest] = band[final : final + rest]
-            band[max(rest, 0) :] = 0
+            out[band_start : band_start + final] = from_float(band[:, :, :final])
             band_start += final
+            if iy + 1 == len(ys):
+                break
+            rest = y1 * s - band_start
+            if rest > 0:
+                band[:, :, :rest] = band[:, :, final : final + rest].clone()
+            band[:, :, max(rest, 0) :] = 0
         return out
 
 
 def _converters(
-    dtype: np.dtype,
-) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], None]]:
-    """(to float32 in [0,1], back to ``dtype``) for uint8, uint16 and floats.
+    dtype: np.dtype, narrow: bool = False
+) -> tuple[
+    Callable[[np.ndarray], np.ndarray],
+    Callable[[torch.Tensor], torch.Tensor],
+    Callable[[torch.Tensor], np.ndarray],
+]:
+    """For uint8, uint16 and float images: (tile -> array torch takes as is,
+    that tensor on the device -> float32 in [0, 1], float rows -> host array).
 
-    ``from_float(a, dst)`` converts float32 ``a`` in place (it is scratch) and
-    stores it in ``dst``: no temporary the size of ``a``.
+    Tiles cross to the device in their own width (bytes for uint8) and are
+    converted there. ``from_float(a)`` takes 1 x C x H x W float rows (scratch:
+    changed in place) and returns H x W x C values ``dtype`` holds exactly.
+    ``narrow``: convert them to the image's width on the device first (bytes
+    for uint8; int32 for 16-bit, torch >= 2.2 has no general uint16), so that
+    little crosses back from a GPU. Without it they come back as float32 and
+    numpy casts them while they are copied into the output, which on a CPU is
+    5x faster than torch's cast.
     """
+    import torch
+
     dtype = np.dtype(dtype)
     if dtype.kind == "u":
         peak = float(np.iinfo(dtype).max)
+        carrier = torch.uint8 if dtype == np.uint8 else torch.int32
 
-        def to_float(a: np.ndarray) -> np.ndarray:
-            return a.astype(np.float32) / peak
+        def to_host(a: np.ndarray) -> np.ndarray:
+            if dtype == np.uint8:  # torch wants writable arrays (a decoded image may not be)
+                return np.require(a, requirements=["C_CONTIGUOUS", "WRITEABLE"])
+            return a.astype(np.int32)
 
-        def from_float(a: np.ndarray, dst: np.ndarray) -> None:
-            np.multiply(a, peak, out=a)
-            np.rint(a, out=a)
-            np.clip(a, 0, peak, out=a)
-            dst[...] = a
+        def to_float(t: torch.Tensor) -> torch.Tensor:
+            return t.float().div_(peak)
 
-        return to_float, from_float
+        def from_float(a: torch.Tensor) -> np.ndarray:
+            a = a.mul_(peak).round_().clamp_(0, peak)
+            if narrow:
+                a = a.to(carrier)
+            return a[0].permute(1, 2, 0).cpu().numpy()
+
+        return to_host, to_float, from_float
     if dtype.kind == "f":
         # NaN and out-of-range values would spread through the convolutions:
         # NaN -> 0, the rest clipped to [0, 1] like the output.
-        def from_float_f(a: np.ndarray, dst: np.ndarray) -> None:
-            np.clip(a, 0.0, 1.0, out=a)
-            dst[...] = a
+        def to_host_f(a: np.ndarray) -> np.ndarray:
+            return a.astype(np.float32)  # a copy: MPS has no float64
 
-        return (
-            lambda a: np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0), 0.0, 1.0),
-            from_float_f,
-        )
+        def to_float_f(t: torch.Tensor) -> torch.Tensor:
+            return torch.nan_to_num(t, nan=0.0).clamp_(0.0, 1.0)
+
+        def from_float_f(a: torch.Tensor) -> np.ndarray:
+            return a.clamp_(0.0, 1.0)[0].permute(1, 2, 0).cpu().numpy()
+
+        return to_host_f, to_float_f, from_float_f
     raise ValueError(f"unsupported image dtype {dtype}")

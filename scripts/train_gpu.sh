@@ -54,5 +54,7 @@ if [ "${BENCH:-1}" = 1 ]; then
   timeout -k 5 "${BENCH_S:-70}" $PY benchmarks/bench.py --device "$DEVICE" --tasks upscale2,upscale4,denoise \
     --precisions fp32,bf16,fp16 --size 512 --repeat 3 --val "$VAL" --no-startup \
     --json "$OUT/bench_cuda.json" 2>&1 | tee "$OUT/bench_cuda.txt"
+  # the engine's own ceiling (tiny network): is the card still waiting on the host?
+  timeout -k 5 60 $PY benchmarks/host_overhead.py --device "$DEVICE" 2>&1 | tee -a "$OUT/bench_cuda.txt"
 fi
 ls -la "$OUT"

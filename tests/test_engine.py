@@ -8,7 +8,7 @@ import torch
 from conftest import REFERENCE
 
 from scnrestore import load_model
-from scnrestore.engine import DEFAULT_OVERLAP, Engine, blend_weights, tile_starts
+from scnrestore.engine import DEFAULT_OVERLAP, Engine, _converters, blend_weights, tile_starts
 from scnrestore.metrics import psnr
 
 
@@ -108,3 +108,36 @@ def test_bad_device_and_precision(golden_x2):
         Engine(golden_x2, "gpu0")
     with pytest.raises(ValueError, match="unknown precision"):
         Engine(golden_x2, "cpu", "int8")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_rows_come_back_the_same_narrowed_on_the_device_or_cast_on_the_host(dtype):
+    # A GPU converts blended rows to the image's width before they cross back
+    # (narrow); the CPU lets numpy cast them. Both must store the same values,
+    # out-of-range and exact halves included. Run here on the CPU either way.
+    rng = np.random.default_rng(0)
+    rows = torch.from_numpy(rng.uniform(-0.2, 1.2, (1, 3, 5, 7)).astype(np.float32))
+    peak = 255 if dtype == np.uint8 else 65535
+    rows[0, 0, 0, :3] = torch.tensor([0.5, 1.5, 2.5]) / peak  # (near-)ties
+    stored = []
+    for narrow in (False, True):
+        _, _, from_float = _converters(np.dtype(dtype), narrow=narrow)
+        out = np.empty((5, 7, 3), dtype)
+        out[...] = from_float(rows.clone())
+        stored.append(out)
+    np.testing.assert_array_equal(stored[0], stored[1])
+    if dtype != np.float32:
+        assert list(stored[0][0, :3, 0]) == [0, 2, 2]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_pixels_survive_the_trip_to_float_and_back(dtype):
+    peak = np.iinfo(dtype).max
+    img = np.random.default_rng(1).integers(0, peak + 1, (6, 4, 3)).astype(dtype)
+    img[0, 0] = [0, peak, peak // 2]
+    for narrow in (False, True):
+        to_host, to_float, from_float = _converters(np.dtype(dtype), narrow=narrow)
+        t = to_float(torch.from_numpy(to_host(img)).permute(2, 0, 1)[None])
+        back = np.empty_like(img)
+        back[...] = from_float(t)
+        np.testing.assert_array_equal(back, img)

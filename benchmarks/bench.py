@@ -29,8 +29,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+# isort: off
+import scnrestore  # noqa: F401  (before torch: it sets up torch's CPU allocator)
 import torch
 
+# isort: on
 from scnrestore.engine import Engine
 from scnrestore.model import SCN, SCNConfig, condition_value, fold_weight_norm
 

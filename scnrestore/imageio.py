@@ -454,19 +454,21 @@ def write_image(
     fmt: str | None = None,
     quality: int = 95,
     *,
+    png_compression: int = 6,
     before_commit: Callable[[], None] | None = None,
 ) -> None:
     """Encode ``image`` to ``path`` atomically. ``fmt`` defaults to the extension.
 
     16-bit and float pixels stay 16-bit in PNG and 16-bit / float in TIFF;
     other formats get 8 bits. JPEG drops alpha. ICC and EXIF are kept where
-    the format holds them. ``before_commit`` is called once the file is
+    the format holds them. ``quality``: JPEG / WebP; ``png_compression``: the
+    zlib level (0-9) of PNG files. ``before_commit`` is called once the file is
     encoded, just before it is put into place: raising there abandons it
     (nothing is left behind).
     """
     fmt = fmt or format_for_path(path)
     with atomic_output(path) as tmp:
-        _encode(tmp, image, fmt, quality)
+        _encode(tmp, image, fmt, quality, png_compression)
         if before_commit is not None:
             before_commit()
 
@@ -497,14 +499,14 @@ def _to_uint16(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a * 65535.0), 0, 65535).astype(np.uint16)
 
 
-def _encode(path: Path, image: Image, fmt: str, quality: int) -> None:
+def _encode(path: Path, image: Image, fmt: str, quality: int, png_compression: int = 6) -> None:
     a = image.pixels
     deep = a.dtype != np.uint8
     if fmt == "TIFF" and deep:
         _write_tiff(path, a, image.icc_profile)
         return
     if fmt == "PNG" and deep:
-        _write_png16(path, _to_uint16(a), image.icc_profile, image.exif)
+        _write_png16(path, _to_uint16(a), image.icc_profile, image.exif, png_compression)
         return
     a8 = _to_uint8(a)
     if fmt == "JPEG" and a8.shape[2] in (2, 4):
@@ -519,7 +521,7 @@ def _encode(path: Path, image: Image, fmt: str, quality: int) -> None:
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = int(quality)
     if fmt == "PNG":
-        kwargs["compress_level"] = 6
+        kwargs["compress_level"] = int(png_compression)
     if fmt == "TIFF":
         kwargs["compression"] = "tiff_adobe_deflate"
     pil.save(path, format=fmt, **kwargs)
@@ -553,11 +555,14 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     )
 
 
-def _write_png16(path: Path, a: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+def _write_png16(
+    path: Path, a: np.ndarray, icc: bytes | None, exif: bytes | None, level: int = 6
+) -> None:
     import png
 
     h, w, c = a.shape
-    writer = png.Writer(w, h, greyscale=c in (1, 2), alpha=c in (2, 4), bitdepth=16, compression=6)
+    grey, alpha = c in (1, 2), c in (2, 4)
+    writer = png.Writer(w, h, greyscale=grey, alpha=alpha, bitdepth=16, compression=level)
     with open(path, "wb") as f:
         writer.write_array(f, a.reshape(-1))
     if not (icc or exif):

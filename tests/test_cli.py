@@ -214,3 +214,17 @@ def test_models_list_does_not_import_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert "m" in r.stdout and "remote" in r.stdout
+
+
+def test_png_compression_trades_size_not_pixels(work, ckpt_dir):
+    sizes, pixels = {}, {}
+    for level in (0, 9):
+        dst = work / f"level{level}.png"
+        r = run("upscale", work / "a.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+                "-o", dst, "--png-compression", level)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        sizes[level] = dst.stat().st_size
+        with PILImage.open(dst) as im:
+            pixels[level] = np.asarray(im)
+    assert sizes[0] > 1.5 * sizes[9]  # level 0 stores, 9 deflates
+    np.testing.assert_array_equal(pixels[0], pixels[9])

@@ -549,6 +549,7 @@ USAGE = [
     ("quality_96", ["dejpeg", "--quality", "96"], "--quality must be between 5 and 95"),
     ("tile_negative", ["upscale", "-s", "2", "--tile", "-1"], "Invalid value for '--tile'"),
     ("jpeg_quality_0", ["upscale", "-s", "2", "--jpeg-quality", "0"], "--jpeg-quality"),
+    ("png_compression_10", ["upscale", "-s", "2", "--png-compression", "10"], "--png-compression"),
     ("bad_format", ["upscale", "-s", "2", "-f", "gif"], "unknown format 'gif'"),
     ("unknown_model", ["upscale", "-s", "2", "--model", "no-such-model"], "unknown model"),
     ("missing_ckpt", ["upscale", "-s", "2", "--model", "nope/x.safetensors"],

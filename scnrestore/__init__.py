@@ -12,13 +12,24 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+
 # Transparent huge pages for torch's CPU buffers of 2 MB and more (torch >=
 # 2.2 reads this once, at its first allocation, so it is set before torch is
 # imported). A 512 px tile allocates hundreds of MB of activations per block,
 # each buffer fresh from the kernel: with 4 KB pages that was 1.47 M page
 # faults per tile and 20 % of the time (benchmarks/bench.py, README
 # "Performance"). THP_MEM_ALLOC_ENABLE=0 in the environment turns it off.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+# Only where the kernel has THP: elsewhere torch's madvise fails with a warning.
+def _kernel_has_thp() -> bool:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[never]" not in f.read()
+    except OSError:
+        return False
+
+
+if _kernel_has_thp():
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -60,3 +63,23 @@ def test_level_checks(ckpt_dir, photo):
 def test_wrong_scale_checkpoint(ckpt_dir):
     with pytest.raises(CheckpointError, match="x3 network"):
         Restorer("upscale", ckpt_dir / "x3.safetensors", scale=2)
+
+
+def test_import_asks_torch_for_huge_pages_unless_told_otherwise():
+    import subprocess
+    import sys
+
+    code = "import os, scnrestore; print(os.environ.get('THP_MEM_ALLOC_ENABLE'))"
+
+    def value(env_value):
+        env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+        if env_value is not None:
+            env["THP_MEM_ALLOC_ENABLE"] = env_value
+        return subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    has_thp = thp.exists() and "[never]" not in thp.read_text()
+    assert value(None) == ("1" if has_thp else "None")
+    assert value("0") == "0"  # the user's choice stands

@@ -695,7 +695,8 @@ def test_ctrl_c_drops_the_background_write(tmp_path, monkeypatch, anonymous):
     monkeypatch.setattr(imageio, "_encode", slow)
     pipe = cli._Pipeline(cli.Reporter(quiet=True, as_json=False, total=1))
     job = cli.Job(tmp_path / "in.png", tmp_path / "out" / "x.png")
-    pipe.write(job, (imageio.Image(np.zeros((8, 8, 3), np.uint8)), "PNG"), 95, time.time())
+    image = imageio.Image(np.zeros((8, 8, 3), np.uint8))
+    pipe.write(job, (image, "PNG"), cli._Encoding(95, 6), time.time())
     fut = pipe.pending.future
     assert encoding.wait(30)
     if not anonymous:  # abort() waits for the writer to remove its .part file

@@ -28,7 +28,10 @@ from typing import Annotated, Any, NamedTuple
 import typer
 
 from . import __version__
-from .engine import DEFAULT_OVERLAP
+
+# engine.DEFAULT_OVERLAP, repeated so that start-up (--help, models list) does
+# not import the engine and with it numpy (0.13 s here); a test keeps them equal.
+DEFAULT_OVERLAP = 32
 
 app = typer.Typer(
     name="scnrestore",

@@ -183,10 +183,17 @@ def test_help_does_not_import_torch():
         "import sys; from scnrestore.cli import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "upscale" in r.stdout
+
+
+def test_cli_overlap_default_is_the_engines():
+    from scnrestore import cli, engine
+
+    assert cli.DEFAULT_OVERLAP == engine.DEFAULT_OVERLAP
 
 
 def test_examples_exist():

@@ -344,12 +344,12 @@ def run_batch(
     tta: bool,
     fmt: str | None,
     jpeg_quality: int,
+    png_compression: int,
     overwrite: bool,
     skip_existing: bool,
     quiet: bool,
     as_json: bool,
     offline: bool = False,
-    png_compression: int = 6,
 ) -> None:
     """Shared body of upscale / denoise / dejpeg."""
     from .imageio import format_for_path
@@ -371,6 +371,7 @@ def run_batch(
         _fetch_model(task, model, scale, offline=offline, quiet=quiet)
     reporter = Reporter(quiet, as_json, len(jobs))
     pipe = _Pipeline(reporter)
+    encoding = _Encoding(jpeg_quality, png_compression)
     interrupted = False
     t_start = time.time()
     try:
@@ -412,7 +413,7 @@ def run_batch(
                 job.seconds = time.time() - t0
                 pipe.report(job)
             else:
-                pipe.write(job, out, _Encoding(jpeg_quality, png_compression), t0)
+                pipe.write(job, out, encoding, t0)
         pipe.finish()
     except KeyboardInterrupt:
         interrupted = True

@@ -499,7 +499,7 @@ def _to_uint16(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a * 65535.0), 0, 65535).astype(np.uint16)
 
 
-def _encode(path: Path, image: Image, fmt: str, quality: int, png_compression: int = 6) -> None:
+def _encode(path: Path, image: Image, fmt: str, quality: int, png_compression: int) -> None:
     a = image.pixels
     deep = a.dtype != np.uint8
     if fmt == "TIFF" and deep:
@@ -556,7 +556,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _write_png16(
-    path: Path, a: np.ndarray, icc: bytes | None, exif: bytes | None, level: int = 6
+    path: Path, a: np.ndarray, icc: bytes | None, exif: bytes | None, level: int
 ) -> None:
     import png
 

@@ -1124,7 +1124,7 @@ def evaluate_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from .evaluate import evaluate, load_images, summarise
+    from .evaluate import eval_document, evaluate, level_result, load_images
 
     lv = _levels(levels, task.value)
     if not directory.is_dir():
@@ -1144,8 +1144,7 @@ def evaluate_cmd(
     results = []
     for level in lv:
         rows = evaluate(restorer, images, level)
-        mean = summarise(rows)
-        results.append({"level": level, "images": [r.to_dict() for r in rows], "mean": mean})
+        results.append(level_result(level, rows))
         if as_json:
             continue
         title = f"{task.value}" + (f" x{restorer.scale}" if sr else f" level {level:g}")
@@ -1157,21 +1156,13 @@ def evaluate_cmd(
             table.add_row(r.image, f"{r.psnr:.2f}", f"{r.psnr_y:.2f}", f"{r.ssim:.4f}",
                           f"{r.base_psnr:.2f}", f"{r.base_psnr_y:.2f}", f"{r.base_ssim:.4f}",
                           f"{r.psnr_y - r.base_psnr_y:+.2f}", f"{r.seconds:.1f}")  # fmt: skip
-        m = mean
+        m = results[-1]["mean"]
         table.add_row("mean", f"{m['psnr']:.2f}", f"{m['psnr_y']:.2f}", f"{m['ssim']:.4f}",
                       f"{m['base_psnr']:.2f}", f"{m['base_psnr_y']:.2f}", f"{m['base_ssim']:.4f}",
                       f"{m['gain_psnr_y']:+.2f}", f"{m['seconds']:.1f}", style="bold")  # fmt: skip
         console.print(table)
     if as_json:
-        payload = {
-            "task": task.value,
-            "scale": restorer.scale,
-            "shave": restorer.scale if sr else 0,
-            "device": str(restorer.engine.device),
-            "precision": restorer.engine.precision,
-            "results": results,
-        }
-        sys.stdout.write(json.dumps(payload, indent=1) + "\n")
+        sys.stdout.write(json.dumps(eval_document(restorer, results), indent=1) + "\n")
 
 
 # -- model registry -------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from .metrics import psnr, psnr_y, ssim
 if TYPE_CHECKING:
     from .api import Restorer
 
-__all__ = ["EvalRow", "evaluate", "summarise", "load_images"]
+__all__ = ["EvalRow", "evaluate", "summarise", "level_result", "eval_document", "load_images"]
 
 
 @dataclass
@@ -89,6 +89,23 @@ def summarise(rows: list[EvalRow]) -> dict[str, float]:
     mean["gain_psnr"] = mean["psnr"] - mean["base_psnr"]
     mean["gain_psnr_y"] = mean["psnr_y"] - mean["base_psnr_y"]
     return mean
+
+
+def level_result(level: float | None, rows: list[EvalRow]) -> dict[str, Any]:
+    """One entry of ``scnrestore eval --json``'s ``results``: per image and mean."""
+    return {"level": level, "images": [r.to_dict() for r in rows], "mean": summarise(rows)}
+
+
+def eval_document(restorer: Restorer, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole ``scnrestore eval --json`` document for ``level_result`` entries."""
+    return {
+        "task": restorer.task,
+        "scale": restorer.scale,
+        "shave": restorer.scale if restorer.task == "upscale" else 0,
+        "device": str(restorer.engine.device),
+        "precision": restorer.engine.precision,
+        "results": results,
+    }
 
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}

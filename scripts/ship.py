@@ -28,23 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
 
 
-def evaluate(
-    path: Path, task: str, scale: int, val: Path, precision: str, rows_out: list | None = None
-) -> dict:
-    """Mean scores per level; ``rows_out`` receives `scnrestore eval --json`'s results."""
+def evaluate(path: Path, task: str, scale: int, val: Path, precision: str) -> tuple[dict, dict]:
+    """(mean scores per level, the `scnrestore eval --json` document)."""
     from scnrestore.api import Restorer
+    from scnrestore.evaluate import eval_document, level_result, load_images
     from scnrestore.evaluate import evaluate as run_eval
-    from scnrestore.evaluate import load_images, summarise
 
     images = load_images(val)
     r = Restorer(task, str(path), scale=scale, device="cpu", precision=precision)
-    means = {}
-    for lv in LEVELS[task]:
-        rows = run_eval(r, images, lv)
-        means[lv] = summarise(rows)
-        if rows_out is not None:
-            rows_out.append({"level": lv, "images": [x.to_dict() for x in rows], "mean": means[lv]})
-    return means
+    results = [level_result(lv, run_eval(r, images, lv)) for lv in LEVELS[task]]
+    return {res["level"]: res["mean"] for res in results}, eval_document(r, results)
 
 
 def default_precision() -> str:
@@ -105,17 +98,15 @@ def main() -> None:
     save_file({k: v.to(torch.float16).contiguous() for k, v in sd.items()}, str(dest), meta)
 
     key = "psnr_y" if task == "upscale" else "psnr"
-    q32 = evaluate(src, task, scale, args.val, "fp32")
-    rows16: list = []
-    q16 = evaluate(dest, task, scale, args.val, "fp32", rows16)
+    q32, _ = evaluate(src, task, scale, args.val, "fp32")
+    q16, doc16 = evaluate(dest, task, scale, args.val, "fp32")
     # The shipped figures are at the default precision; where that is fp32
     # (CPUs without native bf16) the fp16-weights run above is that run.
-    prec = default_precision()
-    rows: list = rows16 if prec == "fp32" else []
-    qdef = q16 if prec == "fp32" else evaluate(dest, task, scale, args.val, "auto", rows)
+    if default_precision() == "fp32":
+        qdef, doc = q16, doc16
+    else:
+        qdef, doc = evaluate(dest, task, scale, args.val, "auto")
     if args.eval_json:
-        doc = {"task": task, "scale": scale, "shave": scale if task == "upscale" else 0,
-               "device": "cpu", "precision": prec, "results": rows}  # fmt: skip
         args.eval_json.write_text(json.dumps(doc, indent=1) + "\n")
     for lv in q32:
         delta = q16[lv][key] - q32[lv][key]

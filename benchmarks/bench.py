@@ -35,6 +35,8 @@ import scnrestore  # noqa: F401  (before torch: it sets up torch's CPU allocator
 import torch
 
 # isort: on
+from _timing import where
+
 from scnrestore.engine import Engine
 from scnrestore.model import SCN, SCNConfig, condition_value, fold_weight_norm
 
@@ -170,8 +172,7 @@ def main() -> None:
     big = np.tile(src, (3, 3, 1))  # 9x the pixels: several tiles
     rows = []
     dev = args.device
-    where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{torch.get_num_threads()} CPU threads"  # noqa: E501
-    print(f"torch {torch.__version__}, {where}, input {args.size}px")
+    print(f"{where(dev)}, input {args.size}px")
     hdr = f"{'task':9} {'path':22} {'MP/s':>7} {'s/12MP':>8} {'x eager':>8} {'RSS MiB':>8} {'dPSNR':>7} {'tile ovh':>8}"  # noqa: E501
     print(hdr)
     for key in args.tasks.split(","):

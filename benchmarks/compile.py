@@ -18,19 +18,9 @@ import argparse
 import time
 
 import torch
+from _timing import best_of, where
 
 from scnrestore.model import SCN, SCNConfig, fold_weight_norm
-
-
-def best_of(fn, x: torch.Tensor, n: int = 3) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -51,15 +41,13 @@ def main() -> None:
 
     with torch.inference_mode(), inductor_config.patch(freezing=dev.type == "cpu"):
         ref = model(x)
-        eager = best_of(model, x)
+        eager = best_of(lambda: model(x), 3, dev)
         compiled = torch.compile(model, dynamic=args.dynamic)
         t0 = time.perf_counter()
         out = compiled(x)
         first = time.perf_counter() - t0
-        steady = best_of(compiled, x)
-    cpu = f"{args.threads} CPU thread(s)"
-    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu
-    print(f"torch {torch.__version__}, {where}, input {args.size}px, dynamic={args.dynamic}")
+        steady = best_of(lambda: compiled(x), 3, dev)
+    print(f"{where(dev)}, input {args.size}px, dynamic={args.dynamic}")
     print(f"eager      {eager:8.3f} s")
     print(f"compiled   {steady:8.3f} s  ({eager / steady:.2f}x), first call {first:.1f} s")
     print(f"max |compiled - eager| = {(out - ref).abs().max().item():.2e}")

@@ -13,23 +13,13 @@ and the input MP/s that overhead alone would allow.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from _timing import best_of, where
 
 from scnrestore.engine import Engine
 from scnrestore.model import SCN, SCNConfig, fold_weight_norm
-
-
-def best_of(fn, n: int, sync) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -43,14 +33,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
 
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
     img = np.random.default_rng(0).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
     mp = args.size * args.size / 1e6
-    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{torch.get_num_threads()} CPU threads"  # noqa: E501
-    print(f"torch {torch.__version__}, {where}, input {args.size}px, fp32")
+    print(f"{where(dev)}, input {args.size}px, fp32")
     print(f"{'scale':5} {'engine ms':>10} {'bare ms':>9} {'overhead ms':>12} {'cap MP/s':>9}")
     for scale in (2, 4):
         torch.manual_seed(0)
@@ -66,8 +51,8 @@ def main() -> None:
                 e.model(x)
 
         bare()
-        t_engine = best_of(lambda e=engine: e.run(img), args.repeat, sync)
-        t_bare = best_of(bare, args.repeat, sync)
+        t_engine = best_of(lambda e=engine: e.run(img), args.repeat, dev)
+        t_bare = best_of(bare, args.repeat, dev)
         over = max(t_engine - t_bare, 1e-9)
         print(
             f"x{scale:<4} {1e3 * t_engine:10.1f} {1e3 * t_bare:9.1f} {1e3 * over:12.1f} "

@@ -1226,6 +1226,33 @@ def _quality_text(q: Any) -> str:
     return str(q) if q else "-"
 
 
+def _quality_cell(d: dict[str, Any]) -> str:
+    """The quality of a model in a few short lines, for ``models list``.
+
+    The registry's own keys (``val_psnr_y``/``gain`` for SR, ``val_psnr_<level>``/
+    ``gain_<level>`` for the level-conditioned models) become one line per level,
+    "σ15 31.36 (+6.52)" (dB; "Y" marks PSNR on luma); anything else is printed
+    as it is (``models info`` has it all).
+    """
+    q = d.get("quality")
+    if not isinstance(q, dict):
+        return _quality_text(q)
+    if isinstance(q.get("val_psnr_y"), int | float):
+        gain = q.get("gain")
+        extra = f" ({gain:+.2f})" if isinstance(gain, int | float) else ""
+        return f"{q['val_psnr_y']:.2f}{extra} Y"
+    sym = "σ" if d.get("task") == "denoise" else "q"
+    lines = []
+    for key, value in q.items():
+        level = key.removeprefix("val_psnr_")
+        if key == level or not isinstance(value, int | float):
+            continue
+        gain = q.get(f"gain_{level}")
+        extra = f" ({gain:+.2f})" if isinstance(gain, int | float) else ""
+        lines.append(f"{sym}{level} {value:.2f}{extra}")
+    return "\n".join(lines) if lines else _quality_text(q)
+
+
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
     """List the models: task, scale or range, size, quality, where (embedded/cached/remote)."""
@@ -1239,11 +1266,12 @@ def models_list(as_json: JsonOpt = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "task", "scale/range", "size", "quality", "where")
+    table = Table("name", "task", "scale/range", "size", "where")
+    table.add_column("val PSNR dB (gain)", no_wrap=True)
     for d in rows:
         table.add_row(
-            d["name"], d["task"], _level_text(d), _human_size(d["size"]),
-            _quality_text(d["quality"]), d["where"],
+            d["name"], d["task"], _level_text(d), _human_size(d["size"]), d["where"],
+            _quality_cell(d),
         )  # fmt: skip
     console = Console(highlight=False)
     if rows:

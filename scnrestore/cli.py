@@ -370,7 +370,7 @@ def run_batch(
     if any(j.status == "pending" for j in jobs):
         _fetch_model(task, model, scale, offline=offline, quiet=quiet)
     reporter = Reporter(quiet, as_json, len(jobs))
-    pipe = _Pipeline(reporter)
+    pipe = _Pipeline(reporter)  # write_slots(): parallel writes where cores allow
     encoding = _Encoding(jpeg_quality, png_compression)
     interrupted = False
     t_start = time.time()
@@ -651,6 +651,8 @@ class _Write:
     ticket: _Ticket
     t0: float
     shape: tuple[int, ...]
+    nbytes: int
+    notes: list[str]  # the job's notes, printed just before its line
 
 
 def _resolved(p: Path | None) -> Path | None:
@@ -660,20 +662,49 @@ def _resolved(p: Path | None) -> Path | None:
         return p
 
 
+#: Outputs held by the writes in flight beyond the first (the first always starts).
+WRITE_BYTES = 1 << 30
+
+
+def write_slots() -> int:
+    """How many outputs may be encoded at once in a batch.
+
+    Pillow releases the GIL while it compresses, so writes in parallel threads
+    use parallel cores. On a GPU the network outruns one PNG encoder many times
+    over (an x4 output is 16x the input's pixels), so one write in flight would
+    make the encoder the pace; on a CPU the network is the pace and extra
+    writers would only compete with it. Half the usable cores, at most 8;
+    ``SCNRESTORE_WRITERS=N`` overrides it.
+    """
+    env = os.environ.get("SCNRESTORE_WRITERS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores // 2))
+
+
 class _Pipeline:
     """Overlaps file I/O with the model in a batch.
 
-    While the model restores one image, the next input is decoded and the
-    previous output encoded and written, each in a background thread: at most
-    one image is decoded ahead and one write is in flight, so memory stays
-    bounded. Messages keep the order of a sequential run: a job's notes are
-    held back until the job before it has been reported.
+    While the model restores one image, the next input is decoded and earlier
+    outputs are encoded and written, each in a background thread: at most one
+    image is decoded ahead, and at most ``slots`` writes are in flight (more
+    than one only while the outputs they hold total at most ``WRITE_BYTES``),
+    so memory stays bounded. Messages keep the order of a sequential run:
+    writes are reported in job order, and a job's notes are held back until
+    every job before it has been reported.
     """
 
-    def __init__(self, reporter: Reporter) -> None:
+    def __init__(self, reporter: Reporter, slots: int | None = None) -> None:
+        from collections import deque
+
         self.reporter = reporter
+        self.slots = slots if slots is not None else write_slots()
         self.ahead: tuple[Job, Future] | None = None  # the next input, being decoded
-        self.pending: _Write | None = None  # the previous output, being written
+        self.pending: deque[_Write] = deque()  # outputs being written, oldest first
         self.held: list[str] = []
 
     # -- reading ------------------------------------------------------------
@@ -687,11 +718,14 @@ class _Pipeline:
             return ahead[1]
         return _in_thread(read_image, job.src)
 
+    def _busy(self) -> set[Path | None]:
+        return {_resolved(w.job.dst) for w in self.pending}
+
     def prefetch(self, job: Job, rest: Iterable[Job], overwrite: bool) -> None:
         """Start decoding the next input that will be restored, if any."""
         from .imageio import read_image
 
-        busy = {_resolved(job.dst)} | ({_resolved(self.pending.job.dst)} if self.pending else set())
+        busy = {_resolved(job.dst)} | self._busy()
         for nxt in rest:
             if nxt.status != "pending" or nxt.dst is None:
                 continue
@@ -706,30 +740,42 @@ class _Pipeline:
     # -- writing ------------------------------------------------------------
 
     def write(self, job: Job, out: tuple[Any, str], enc: _Encoding, t0: float) -> None:
-        """Write ``job``'s output in the background, once the previous write is done."""
-        self._finish_pending()
-        self._flush_notes()
+        """Write ``job``'s output in the background, once there is a free slot."""
         image, out_fmt = out
+        nbytes = int(image.pixels.nbytes)
+        self._reap()
+        while self.pending and (
+            len(self.pending) >= self.slots
+            or sum(w.nbytes for w in self.pending) + nbytes > WRITE_BYTES
+        ):
+            self._finish_oldest()
+        notes, self.held = self.held, []
+        if not self.pending:  # everything before this job is reported
+            for msg in notes:
+                self.reporter.note(msg)
+            notes = []
         ticket, fut = _Ticket(), Future()
         # Pending before the thread starts: Ctrl-C from here on knows about it.
-        self.pending = _Write(job, fut, ticket, t0, image.pixels.shape)
+        self.pending.append(_Write(job, fut, ticket, t0, image.pixels.shape, nbytes, notes))
         _in_thread(_write_output, job, image, out_fmt, enc, ticket, fut=fut)
 
     def settle(self, job: Job) -> None:
-        """Finish the write in flight first if it makes ``job``'s input or output."""
-        if self.pending is not None:
-            made = _resolved(self.pending.job.dst)
-            if made in (_resolved(job.src), _resolved(job.dst)):
-                self._finish_pending()
+        """Finish the writes in flight first if one makes ``job``'s input or output."""
+        wanted = {_resolved(job.src), _resolved(job.dst)}
+        while wanted & self._busy():
+            self._finish_oldest()
 
-    def _finish_pending(self) -> None:
-        p = self.pending
-        if p is None:
-            return
+    def _reap(self) -> None:
+        """Report the writes already done, oldest first (never one out of order)."""
+        while self.pending and self.pending[0].future.done():
+            self._finish_oldest()
+
+    def _finish_oldest(self) -> None:
+        p = self.pending[0]
         try:
             done = p.future.result()
         except _Aborted:  # pragma: no cover - only after abort()
-            self.pending = None
+            self.pending.popleft()
             return
         except Exception as exc:
             p.job.status, p.job.error = "failed", _failure(exc)
@@ -738,16 +784,22 @@ class _Pipeline:
             p.job.status = "ok"
             p.job.info.update(width=int(p.shape[1]), height=int(p.shape[0]))
         p.job.seconds = done - p.t0
-        self.pending = None
+        self.pending.popleft()
+        for msg in p.notes:
+            self.reporter.note(msg)
         self.reporter.done(p.job)
+
+    def _finish_all(self) -> None:
+        while self.pending:
+            self._finish_oldest()
+        self._flush_notes()
 
     # -- messages -----------------------------------------------------------
 
     def note(self, msg: str) -> None:
         """A note of the current job: printed after the previous job's line."""
-        if self.pending is not None and self.pending.future.done():
-            self._finish_pending()
-        if self.pending is None:
+        self._reap()
+        if not self.pending:
             self._flush_notes()
             self.reporter.note(msg)
         else:
@@ -760,16 +812,14 @@ class _Pipeline:
 
     def report(self, job: Job) -> None:
         """Report a job that wrote nothing, after everything before it."""
-        self._finish_pending()
-        self._flush_notes()
+        self._finish_all()
         self.reporter.done(job)
 
     def finish(self) -> None:
-        self._finish_pending()
-        self._flush_notes()
+        self._finish_all()
 
     def abort(self) -> None:
-        """Ctrl-C: drop the write in flight, unless it is already being put in place.
+        """Ctrl-C: drop the writes in flight, except those already being put in place.
 
         A dropped write leaves nothing: an anonymous temporary file vanishes
         with the process; a named one (no O_TMPFILE here) is removed by the
@@ -778,16 +828,17 @@ class _Pipeline:
         from .imageio import leaves_no_trace
 
         self.ahead = None
-        p = self.pending
-        if p is None:
-            return
-        assert p.job.dst is not None
-        committing = p.ticket.abort()
-        if not committing and leaves_no_trace(p.job.dst.parent):
-            self.pending = None
-            return
+        wait = []
+        for p in self.pending:
+            assert p.job.dst is not None
+            committing = p.ticket.abort()
+            if committing or not leaves_no_trace(p.job.dst.parent):
+                wait.append(p)
+        self.pending.clear()
+        self.pending.extend(wait)
         try:
-            self._finish_pending()
+            while self.pending:
+                self._finish_oldest()
         except KeyboardInterrupt:
             pass
 

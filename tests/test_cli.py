@@ -119,14 +119,17 @@ def test_bad_file_does_not_stop_the_batch(work, ckpt_dir):
     assert not list(work.glob("bad_x2*")) and not list(work.glob(".*part"))
 
 
-def test_background_writes_keep_sequential_semantics(work, ckpt_dir):
-    """Outputs are written while the next file is restored, yet a later input that
-    is an earlier output sees it finished, two inputs with one output name still
-    collide, and every line comes in input order."""
+@pytest.mark.parametrize("writers", ["1", "4"])
+def test_background_writes_keep_sequential_semantics(work, ckpt_dir, writers):
+    """Outputs are written while the next file is restored (one write at a time,
+    or four), yet a later input that is an earlier output sees it finished, two
+    inputs with one output name still collide, and every line comes in input order."""
+    env = {"SCNRESTORE_WRITERS": writers}
     PILImage.new("RGB", (10, 10)).save(work / "a_x2.png")  # replaced by a.png's output
     PILImage.fromarray(np.zeros((20, 30, 3), np.uint8)).save(work / "b.jpg")  # -> b_x2.png too
     r = run("upscale", work / "a.png", work / "a_x2.png", work / "b.png", work / "b.jpg",
-            "-s", "2", "--model", ckpt_dir / "x2.safetensors", "--overwrite", "--json")  # fmt: skip
+            "-s", "2", "--model", ckpt_dir / "x2.safetensors", "--overwrite", "--json",
+            env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     files = json.loads(r.stdout)["files"]
     assert [(Path(f["input"]).name, f["width"]) for f in files] == [
@@ -140,7 +143,7 @@ def test_background_writes_keep_sequential_semantics(work, ckpt_dir):
     ]
     (work / "b_x2.png").unlink()
     r = run("upscale", work / "b.png", work / "b.jpg", "-s", "2",
-            "--model", ckpt_dir / "x2.safetensors", "--json")  # fmt: skip
+            "--model", ckpt_dir / "x2.safetensors", "--json", env=env)  # fmt: skip
     files = json.loads(r.stdout)["files"]
     assert [f["status"] for f in files] == ["ok", "failed"] and "exists" in files[1]["error"]
     with PILImage.open(work / "b_x2.png") as im:

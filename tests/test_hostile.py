@@ -697,7 +697,7 @@ def test_ctrl_c_drops_the_background_write(tmp_path, monkeypatch, anonymous):
     job = cli.Job(tmp_path / "in.png", tmp_path / "out" / "x.png")
     image = imageio.Image(np.zeros((8, 8, 3), np.uint8))
     pipe.write(job, (image, "PNG"), cli._Encoding(95, 6), time.time())
-    fut = pipe.pending.future
+    fut = pipe.pending[0].future
     assert encoding.wait(30)
     if not anonymous:  # abort() waits for the writer to remove its .part file
         threading.Timer(0.2, release.set).start()
@@ -705,7 +705,142 @@ def test_ctrl_c_drops_the_background_write(tmp_path, monkeypatch, anonymous):
     release.set()
     with pytest.raises(cli._Aborted):
         fut.result(30)
-    assert job.status == "pending" and pipe.pending is None
+    assert job.status == "pending" and not pipe.pending
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+class _Recorder:
+    """A Reporter that keeps the lines it would print, in order."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def done(self, job) -> None:
+        self.lines.append(f"{job.dst.name} {job.status}")
+
+    def note(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    def tile_progress(self, name: str):
+        return None
+
+
+def test_parallel_writes_overlap_and_report_in_job_order(tmp_path, monkeypatch):
+    """With three write slots, three outputs are encoded at once; the third
+    finishing first is still reported after the first two, and a note of the
+    fourth job waits for them too."""
+    import threading
+
+    from scnrestore import cli, imageio
+
+    started = {k: threading.Event() for k in ("a", "b", "c", "d")}
+    gates = {k: threading.Event() for k in started}
+    real = imageio._encode
+
+    def gated(path, *args):
+        key = threading.current_thread().name.rsplit("-", 1)[-1]
+        started[key].set()
+        assert gates[key].wait(30)
+        real(path, *args)
+
+    monkeypatch.setattr(imageio, "_encode", gated)
+    real_write = cli._write_output
+
+    def named(job, *args):  # lets the gate know which output this thread writes
+        threading.current_thread().name = "w-" + job.dst.stem
+        return real_write(job, *args)
+
+    monkeypatch.setattr(cli, "_write_output", named)
+    rec = _Recorder()
+    pipe = cli._Pipeline(rec, slots=3)
+    jobs = {k: cli.Job(tmp_path / f"{k}.in.png", tmp_path / "out" / f"{k}.png") for k in "abcd"}
+    image = imageio.Image(np.full((8, 8, 3), 7, np.uint8))
+    for k in "abc":
+        pipe.write(jobs[k], (image, "PNG"), cli._Encoding(95, 6), time.time())
+    for k in "abc":  # all three in flight at once
+        assert started[k].wait(30), k
+    gates["c"].set()
+    while not pipe.pending[2].future.done():
+        time.sleep(0.01)
+    pipe.note("note of d")
+    assert rec.lines == []  # c is done, but a and b are not reported yet
+    gates["b"].set()
+    gates["a"].set()
+    gates["d"].set()
+    pipe.write(jobs["d"], (image, "PNG"), cli._Encoding(95, 6), time.time())
+    pipe.finish()
+    assert rec.lines == ["a.png ok", "b.png ok", "c.png ok", "note of d", "d.png ok"]
+    for k in "abcd":
+        assert np.array_equal(np.asarray(PILImage.open(jobs[k].dst)), image.pixels)
+
+
+def test_parallel_writes_respect_the_slots_and_the_byte_budget(tmp_path, monkeypatch):
+    """A write waits for the oldest when the slots are full, or when the outputs
+    in flight would exceed WRITE_BYTES (the first write always starts)."""
+    from scnrestore import cli, imageio
+
+    enc = cli._Encoding(95, 6)
+    small = imageio.Image(np.zeros((8, 8, 3), np.uint8))  # 192 bytes
+    jobs = [cli.Job(tmp_path / f"{i}.in", tmp_path / f"{i}.png") for i in range(4)]
+
+    pipe = cli._Pipeline(_Recorder(), slots=2)
+    max_in_flight = 0
+    for job in jobs:
+        pipe.write(job, (small, "PNG"), enc, time.time())
+        max_in_flight = max(max_in_flight, len(pipe.pending))
+    pipe.finish()
+    assert max_in_flight <= 2 and all(j.status == "ok" for j in jobs)
+
+    monkeypatch.setattr(cli, "WRITE_BYTES", 300)  # room for one small output, not two
+    pipe = cli._Pipeline(_Recorder(), slots=8)
+    for job in jobs:
+        job.status = "pending"
+        job.dst.unlink()
+        pipe.write(job, (small, "PNG"), enc, time.time())
+        assert len(pipe.pending) == 1
+    pipe.finish()
+    assert all(j.status == "ok" and j.dst.exists() for j in jobs)
+
+
+def test_write_slots_from_the_environment(monkeypatch):
+    from scnrestore import cli
+
+    monkeypatch.setenv("SCNRESTORE_WRITERS", "5")
+    assert cli.write_slots() == 5
+    monkeypatch.setenv("SCNRESTORE_WRITERS", "zero")
+    assert 1 <= cli.write_slots() <= 8
+
+
+def test_ctrl_c_drops_every_write_in_flight(tmp_path, monkeypatch):
+    """Ctrl-C with three writes in flight: all three are dropped, nothing is left."""
+    import threading
+
+    from scnrestore import cli, imageio
+
+    encoding, release = threading.Semaphore(0), threading.Event()
+    real = imageio._encode
+
+    def slow(*args):
+        real(*args)
+        encoding.release()
+        assert release.wait(30)
+
+    monkeypatch.setattr(imageio, "_encode", slow)
+    pipe = cli._Pipeline(_Recorder(), slots=3)
+    jobs = [cli.Job(tmp_path / f"{i}.in", tmp_path / "out" / f"{i}.png") for i in range(3)]
+    image = imageio.Image(np.zeros((8, 8, 3), np.uint8))
+    for job in jobs:
+        pipe.write(job, (image, "PNG"), cli._Encoding(95, 6), time.time())
+    futures = [w.future for w in pipe.pending]
+    for _ in jobs:
+        assert encoding.acquire(timeout=30)
+    threading.Timer(0.2, release.set).start()  # named temp files: abort() waits for their removal
+    pipe.abort()
+    release.set()
+    for fut in futures:
+        with pytest.raises(cli._Aborted):
+            fut.result(30)
+    assert all(j.status == "pending" for j in jobs) and not pipe.pending
     assert list((tmp_path / "out").iterdir()) == []
 
 

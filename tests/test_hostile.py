@@ -674,41 +674,6 @@ def test_kill_9_leaves_no_partial_output(slow_batch, delay):
     assert 1 <= _assert_only_complete_outputs(slow_batch) < 6
 
 
-@pytest.mark.parametrize("anonymous", [True, False])
-def test_ctrl_c_drops_the_background_write(tmp_path, monkeypatch, anonymous):
-    """Ctrl-C while the previous output is still being encoded in the background:
-    the job is 'not run' and nothing is left, with or without O_TMPFILE."""
-    import threading
-
-    from scnrestore import cli, imageio
-
-    if not anonymous:
-        monkeypatch.setattr(imageio, "_anonymous_file", lambda directory: None)
-    encoding, release = threading.Event(), threading.Event()
-    real = imageio._encode
-
-    def slow(*args):
-        real(*args)
-        encoding.set()
-        assert release.wait(30)
-
-    monkeypatch.setattr(imageio, "_encode", slow)
-    pipe = cli._Pipeline(cli.Reporter(quiet=True, as_json=False, total=1))
-    job = cli.Job(tmp_path / "in.png", tmp_path / "out" / "x.png")
-    image = imageio.Image(np.zeros((8, 8, 3), np.uint8))
-    pipe.write(job, (image, "PNG"), cli._Encoding(95, 6), time.time())
-    fut = pipe.pending[0].future
-    assert encoding.wait(30)
-    if not anonymous:  # abort() waits for the writer to remove its .part file
-        threading.Timer(0.2, release.set).start()
-    pipe.abort()
-    release.set()
-    with pytest.raises(cli._Aborted):
-        fut.result(30)
-    assert job.status == "pending" and not pipe.pending
-    assert list((tmp_path / "out").iterdir()) == []
-
-
 class _Recorder:
     """A Reporter that keeps the lines it would print, in order."""
 
@@ -723,6 +688,46 @@ class _Recorder:
 
     def tile_progress(self, name: str):
         return None
+
+
+@pytest.mark.parametrize("writes", [1, 3])
+@pytest.mark.parametrize("anonymous", [True, False])
+def test_ctrl_c_drops_the_background_writes(tmp_path, monkeypatch, anonymous, writes):
+    """Ctrl-C while outputs are still being encoded in the background (one write
+    in flight, or three): the jobs are 'not run' and nothing is left, with or
+    without O_TMPFILE."""
+    import threading
+
+    from scnrestore import cli, imageio
+
+    if not anonymous:
+        monkeypatch.setattr(imageio, "_anonymous_file", lambda directory: None)
+    encoding, release = threading.Semaphore(0), threading.Event()
+    real = imageio._encode
+
+    def slow(*args):
+        real(*args)
+        encoding.release()
+        assert release.wait(30)
+
+    monkeypatch.setattr(imageio, "_encode", slow)
+    pipe = cli._Pipeline(_Recorder(), slots=writes)
+    jobs = [cli.Job(tmp_path / f"{i}.in", tmp_path / "out" / f"{i}.png") for i in range(writes)]
+    image = imageio.Image(np.zeros((8, 8, 3), np.uint8))
+    for job in jobs:
+        pipe.write(job, (image, "PNG"), cli._Encoding(95, 6), time.time())
+    futures = [w.future for w in pipe.pending]
+    for _ in jobs:
+        assert encoding.acquire(timeout=30)
+    if not anonymous:  # abort() waits for the writers to remove their .part files
+        threading.Timer(0.2, release.set).start()
+    pipe.abort()
+    release.set()
+    for fut in futures:
+        with pytest.raises(cli._Aborted):
+            fut.result(30)
+    assert all(j.status == "pending" for j in jobs) and not pipe.pending
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_parallel_writes_overlap_and_report_in_job_order(tmp_path, monkeypatch):
@@ -809,39 +814,6 @@ def test_write_slots_from_the_environment(monkeypatch):
     assert cli.write_slots() == 5
     monkeypatch.setenv("SCNRESTORE_WRITERS", "zero")
     assert 1 <= cli.write_slots() <= 8
-
-
-def test_ctrl_c_drops_every_write_in_flight(tmp_path, monkeypatch):
-    """Ctrl-C with three writes in flight: all three are dropped, nothing is left."""
-    import threading
-
-    from scnrestore import cli, imageio
-
-    encoding, release = threading.Semaphore(0), threading.Event()
-    real = imageio._encode
-
-    def slow(*args):
-        real(*args)
-        encoding.release()
-        assert release.wait(30)
-
-    monkeypatch.setattr(imageio, "_encode", slow)
-    pipe = cli._Pipeline(_Recorder(), slots=3)
-    jobs = [cli.Job(tmp_path / f"{i}.in", tmp_path / "out" / f"{i}.png") for i in range(3)]
-    image = imageio.Image(np.zeros((8, 8, 3), np.uint8))
-    for job in jobs:
-        pipe.write(job, (image, "PNG"), cli._Encoding(95, 6), time.time())
-    futures = [w.future for w in pipe.pending]
-    for _ in jobs:
-        assert encoding.acquire(timeout=30)
-    threading.Timer(0.2, release.set).start()  # named temp files: abort() waits for their removal
-    pipe.abort()
-    release.set()
-    for fut in futures:
-        with pytest.raises(cli._Aborted):
-            fut.result(30)
-    assert all(j.status == "pending" for j in jobs) and not pipe.pending
-    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_atomic_output_leaves_nothing_when_killed_mid_write(tmp_path):

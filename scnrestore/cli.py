@@ -1043,6 +1043,13 @@ def train(
         Path | None, typer.Option(help="Start from these weights (e.g. x2 body for x4).")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads.")] = None,
+    level_focus: Annotated[
+        float | None,
+        typer.Option(
+            help="denoise/dejpeg: draw half of each batch's levels from [lowest, this] "
+            "(default: whole σ range; q <= 40).",
+        ),
+    ] = None,
     time_budget: Annotated[
         float,
         typer.Option(
@@ -1083,7 +1090,7 @@ def train(
                 num_scales=num_scales, val_every=val_every, ckpt_every=ckpt_every,
                 log_every=log_every, device=device, precision=precision.value, seed=seed,
                 init=str(init) if init else None, threads=threads, command=command,
-                time_budget=time_budget,
+                time_budget=time_budget, level_focus=level_focus,
             )  # fmt: skip
     except ValueError as exc:
         _usage(str(exc))

@@ -62,6 +62,12 @@ class TrainConfig:
     num_scales: int = 4
     sigma_range: tuple[float, float] = (1.0, 75.0)
     quality_range: tuple[int, int] = (5, 95)
+    # Half of each batch draws its level from [low, level_focus] instead of the
+    # whole range: the low σ / low qualities that are hard to learn (σ near 1
+    # asks for an exact identity) or that users most need fixing. None = the
+    # task's default: the whole σ range for denoise (uniform), q <= 40 for
+    # dejpeg; recorded runs replay exactly either way.
+    level_focus: float | None = None
     val_every: int = 500
     ckpt_every: int = 100
     log_every: int = 25
@@ -88,6 +94,21 @@ class TrainConfig:
         self.lr_milestones = tuple(self.lr_milestones)
         self.sigma_range = tuple(self.sigma_range)  # type: ignore[assignment]
         self.quality_range = tuple(self.quality_range)  # type: ignore[assignment]
+        if self.level_focus is not None:
+            if self.task == "upscale":
+                raise ValueError("level_focus applies to denoise and dejpeg only")
+            lo, hi = self.sigma_range if self.task == "denoise" else self.quality_range
+            if not lo < self.level_focus <= hi:
+                raise ValueError(
+                    f"level_focus must be in ({lo:g}, {hi:g}], not {self.level_focus:g}"
+                )
+
+    @property
+    def focus(self) -> float | None:
+        """The level half of each batch is drawn below (None: the whole range)."""
+        if self.level_focus is not None:
+            return self.level_focus
+        return 40.0 if self.task == "dejpeg" else None
 
     @property
     def num_cond_channels(self) -> int:
@@ -118,13 +139,16 @@ class PatchSampler:
 
     def level(self) -> float:
         cfg, rng = self.cfg, self.rng
+        focus = cfg.focus
         if cfg.task == "denoise":
-            return float(rng.uniform(*cfg.sigma_range))
+            lo, hi = cfg.sigma_range
+            if focus is not None and rng.random() < 0.5:
+                hi = min(hi, focus)
+            return float(rng.uniform(lo, hi))
         if cfg.task == "dejpeg":
             lo, hi = cfg.quality_range
-            # Half the batch from the low qualities users most need fixing.
-            if rng.random() < 0.5:
-                hi = min(hi, 40)
+            if focus is not None and rng.random() < 0.5:
+                hi = min(hi, int(focus))
             return float(rng.integers(lo, hi + 1))
         return 0.0
 

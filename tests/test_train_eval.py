@@ -177,3 +177,57 @@ def test_warmup_ramps_the_learning_rate(data_dir, tmp_path):
     lrs = [json.loads(ln)["lr"] for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert lrs[:8] == pytest.approx([2e-3 * (i + 1) / 8 for i in range(8)])
     assert lrs[8:] == pytest.approx([2e-3] * 4)
+
+
+def _levels(cfg, n=4000, seed=0):
+    from scnrestore.train import PatchSampler
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    sampler = PatchSampler(cfg, [img], np.random.default_rng(seed))
+    return np.array([sampler.level() for _ in range(n)])
+
+
+def test_level_focus_draws_half_the_batch_from_the_low_levels(data_dir, tmp_path):
+    uniform = _levels(_cfg(data_dir, tmp_path, task="denoise"))
+    focused = _levels(_cfg(data_dir, tmp_path, task="denoise", level_focus=25))
+    assert uniform.min() >= 1 and uniform.max() <= 75 and focused.max() <= 75
+    # uniform on [1, 75]: 32 % at or below 25; focused: 0.5 + 0.5 * 32 % = 66 %
+    assert (uniform <= 25).mean() == pytest.approx(24 / 74, abs=0.03)
+    assert (focused <= 25).mean() == pytest.approx(0.5 + 0.5 * 24 / 74, abs=0.03)
+    # dejpeg's default focus is q <= 40, so naming it replays the same levels
+    dejpeg_default = _levels(_cfg(data_dir, tmp_path, task="dejpeg"))
+    dejpeg_40 = _levels(_cfg(data_dir, tmp_path, task="dejpeg", level_focus=40))
+    assert np.array_equal(dejpeg_default, dejpeg_40)
+    assert (dejpeg_default == dejpeg_default.round()).all()
+    assert not np.array_equal(dejpeg_40, _levels(_cfg(data_dir, tmp_path, task="dejpeg",
+                                                      level_focus=20)))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (dict(task="upscale", level_focus=10), "denoise and dejpeg only"),
+        (dict(task="denoise", level_focus=80), "level_focus must be in"),
+        (dict(task="dejpeg", level_focus=5), "level_focus must be in"),
+    ],
+)
+def test_level_focus_is_checked(data_dir, tmp_path, kw, message):
+    with pytest.raises(ValueError, match=message):
+        _cfg(data_dir, tmp_path, **kw)
+
+
+def test_cli_level_focus_is_recorded_and_checked(data_dir, tmp_path):
+    base = [sys.executable, "-m", "scnrestore", "train", "denoise", "--data", str(data_dir),
+            "--steps", "2", "--batch", "2", "--patch", "24", "--blocks", "1", "--units", "8",
+            "--width", "2", "--num-scales", "2", "--device", "cpu", "--precision", "fp32",
+            "-q"]  # fmt: skip
+    out = tmp_path / "focus"
+    r = subprocess.run([*base, "--out", str(out), "--level-focus", "20"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "run.json").read_text())["config"]["level_focus"] == 20
+    r = subprocess.run([*base, "--out", str(tmp_path / "bad"), "--level-focus", "90"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2
+    assert "level_focus must be in (1, 75], not 90" in r.stderr
+    assert not (tmp_path / "bad").exists()

@@ -59,6 +59,7 @@ def load_model(
     # What it was trained for, where known (registry entry, else file metadata):
     # Restorer refuses to run a denoise model for dejpeg and the like.
     model.trained_task = getattr(entry, "task", None) or meta.get("task")
+    model.registry_entry = entry  # None for a file outside the registry
     model.source = str(name_or_path)
     return model.to(resolve_device(str(device)) if isinstance(device, str) else device)
 
@@ -106,6 +107,12 @@ class Restorer:
     @property
     def scale(self) -> int:
         return int(self.model.scale)
+
+    def measured_loss(self, level: float) -> tuple[float, float] | None:
+        """(L, gain dB) if the registry's validation figures say this model
+        makes images worse at ``level`` (see ``ModelEntry.measured_loss``)."""
+        entry = getattr(self.model, "registry_entry", None)
+        return entry.measured_loss(level) if entry is not None else None
 
     def _cond(self, level: float | None) -> float | None:
         from .model import condition_value

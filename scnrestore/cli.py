@@ -407,6 +407,8 @@ def run_batch(
                         flag = "--sigma" if task == "denoise" else "--quality"
                         pipe.note(f"note: the model takes no level; {flag} is not used")
                     level = None
+                elif level is not None and level != "auto":
+                    _warn_if_worse(pipe, restorer, task, level, None)
             pipe.prefetch(job, itertools.islice(jobs, i + 1, None), overwrite)
             out = _process(job, image, restorer, task, level, fmt, pipe)
             if out is None:
@@ -440,6 +442,23 @@ def _fetch_model(task: str, model: str | None, scale: int, *, offline: bool, qui
     except RegistryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
+
+
+def _warn_if_worse(
+    pipe: _Pipeline, restorer: Any, task: str, level: float, src: Path | None
+) -> None:
+    """A warning when validation says the model makes images worse at ``level``."""
+    loss = restorer.measured_loss(level)
+    if loss is None:
+        return
+    at, gain = loss
+    sym, harm = ("σ", "noise") if task == "denoise" else ("quality", "artefacts")
+    where = f"{src}: " if src else ""
+    pipe.note(
+        f"warning: {where}{restorer.model.registry_entry.name} made validation photos "
+        f"worse at {sym} {at:g} ({gain:+.2f} dB PSNR); at {sym} {level:g} it may remove "
+        f"detail rather than {harm}"
+    )
 
 
 def _make_restorer(
@@ -534,6 +553,7 @@ def _process(
             level = _auto_level(task, img)
             what = "sigma" if task == "denoise" else "JPEG quality"
             pipe.note(f"{job.src}: estimated {what} {level:g}")
+            _warn_if_worse(pipe, restorer, task, level, job.src)
         if level is not None:
             job.info["level"] = level
         out = restorer.restore(img, level, pipe.reporter.tile_progress(job.src.name))

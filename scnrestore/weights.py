@@ -116,6 +116,31 @@ class ModelEntry:
         rng = self.raw.get("sigma_range") or self.raw.get("quality_range")
         return (float(rng[0]), float(rng[1])) if rng else None
 
+    def measured_loss(self, level: float) -> tuple[float, float] | None:
+        """Whether validation says this model makes images worse at ``level``.
+
+        A level-conditioned entry records ``gain_<L>`` (dB over the degraded
+        input) for each level L it was evaluated at. A lighter degradation is
+        harder to improve on (σ 2 asks for an exact identity), so a loss at L
+        stands for every level at least as light: σ <= L for denoise, quality
+        >= L for dejpeg. Returns (L, gain) for the nearest such L, else None.
+        """
+        q = self.raw.get("quality")
+        if not isinstance(q, dict) or self.task not in ("denoise", "dejpeg"):
+            return None
+        losses = []
+        for key, gain in q.items():
+            tag = key.removeprefix("gain_")
+            if tag == key or not _is_number(gain) or gain >= 0:
+                continue
+            try:
+                at = float(tag)
+            except ValueError:
+                continue
+            if (level <= at) if self.task == "denoise" else (level >= at):
+                losses.append((abs(at - level), at, float(gain)))
+        return min(losses)[1:] if losses else None
+
 
 def is_safe_name(name: str) -> bool:
     """A plain name (letters, digits, ``. _ + -``): no path separator, no ``..``.

@@ -40,3 +40,47 @@ def test_explicit_level_applies_to_all(tmp_path, ckpt_dir, photo):
             "--model", ckpt_dir / "dejpeg.safetensors", "--json")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["files"][0]["level"] == 30
+
+
+def _lossy_registry(tmp_path, task, quality):
+    """A user registry naming the shipped model with the given validation gains."""
+    import hashlib
+    from pathlib import Path
+
+    import scnrestore
+
+    name = "scn-denoise" if task == "denoise" else "scn-dejpeg"
+    data = (Path(scnrestore.__file__).parent / "models" / f"{name}.safetensors").read_bytes()
+    q = ", ".join(f"{k} = {v}" for k, v in quality.items())
+    reg = tmp_path / "reg.toml"
+    reg.write_text(
+        f'[models.lossy]\ntask = "{task}"\nfile = "{name}.safetensors"\nembedded = true\n'
+        f'sha256 = "{hashlib.sha256(data).hexdigest()}"\nsize = {len(data)}\nquality = {{ {q} }}\n'
+    )
+    return {"SCNRESTORE_REGISTRY": str(reg)}
+
+
+def test_warns_where_validation_says_the_model_makes_images_worse(tmp_path, photo):
+    env = _lossy_registry(tmp_path, "denoise", {"gain_2": -2.67, "gain_15": 7.0})
+    PILImage.fromarray(photo).save(tmp_path / "a.png")
+    r = run("denoise", tmp_path / "a.png", "--sigma", "2", "--model", "lossy",
+            "-o", tmp_path / "out", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert ("warning: lossy made validation photos worse at σ 2 (-2.67 dB PSNR); at σ 2 it "
+            "may remove detail rather than noise") in r.stderr  # fmt: skip
+    assert (tmp_path / "out" / "a.png").is_file()  # a warning, not a refusal
+    r = run("denoise", tmp_path / "a.png", "--sigma", "15", "--model", "lossy",
+            "-o", tmp_path / "out2", env=env)  # fmt: skip
+    assert r.returncode == 0 and "warning" not in r.stderr
+
+
+def test_warns_per_file_for_estimated_levels(tmp_path, photo):
+    env = _lossy_registry(tmp_path, "dejpeg", {"gain_40": 0.6, "gain_80": -0.12})
+    PILImage.fromarray(photo).save(tmp_path / "q90.jpg", quality=90)
+    PILImage.fromarray(photo).save(tmp_path / "q20.jpg", quality=20)
+    r = run("dejpeg", tmp_path / "q90.jpg", tmp_path / "q20.jpg", "--model", "lossy",
+            "-o", tmp_path / "out", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "q90.jpg: lossy made validation photos worse at quality 80" in (
+        warnings[0]) and "at quality 90 it may remove detail rather than artefacts" in warnings[0]

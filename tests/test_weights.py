@@ -703,3 +703,25 @@ def test_registry_model_loads_and_runs(real_model, server, tmp_path, photo):
     )
     assert r.returncode == 2
     assert "scn-test-x2.safetensors is not in the cache" in r.stderr and "empty" in r.stderr
+
+
+def test_measured_loss_reads_negative_gains_for_lighter_levels(tmp_path: Path) -> None:
+    data, _ = payload(10)
+    gains = {"gain_2": -2.5, "gain_5": -0.3, "gain_15": 6.0, "val_psnr_2": 39.4}
+    write_registry(Path(os.environ["SCNRESTORE_REGISTRY"]), {
+        "dn": entry(data, quality=gains),
+        "dj": entry(data, task="dejpeg",
+                    quality={"gain_40": 0.6, "gain_80": -0.1, "gain_95": -0.4}),
+        "plain": entry(data, quality="PSNR 30"),
+    })  # fmt: skip
+    reg = weights.load_registry()
+    dn, dj = reg["dn"], reg["dj"]
+    # denoise: a loss at σ L stands for every σ <= L; the nearest measured one is named
+    assert dn.measured_loss(1.0) == (2.0, -2.5)
+    assert dn.measured_loss(3.0) == (5.0, -0.3)
+    assert dn.measured_loss(5.0) == (5.0, -0.3)
+    assert dn.measured_loss(5.5) is None and dn.measured_loss(15) is None
+    # dejpeg: lighter means higher quality
+    assert dj.measured_loss(85) == (80.0, -0.1) and dj.measured_loss(95) == (95.0, -0.4)
+    assert dj.measured_loss(60) is None
+    assert reg["plain"].measured_loss(1.0) is None

@@ -9,6 +9,9 @@
    (fp32 compute, so the difference is the storage precision alone) and the
    default precision (reusing the fp16-weights run where that is fp32), refuses
    fp16 if it costs >= 0.01 dB; --eval-json keeps the per-image scores.
+   --extra-levels (denoise/dejpeg) adds levels measured once, with the shipped
+   file at the default precision: the light degradations (σ 2, quality 90)
+   where a model may make images worse, which the CLI then warns about.
 4. Writes the [models.NAME] entry into weights.toml and scnrestore/weights.toml.
 """
 
@@ -28,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
 
 
-def evaluate(path: Path, task: str, scale: int, val: Path, precision: str) -> tuple[dict, dict]:
+def evaluate(
+    path: Path, task: str, scale: int, val: Path, precision: str, levels: list | None = None
+) -> tuple[dict, dict]:
     """(mean scores per level, the `scnrestore eval --json` document)."""
     from scnrestore.api import Restorer
     from scnrestore.evaluate import eval_document, level_result, load_images
@@ -36,7 +41,7 @@ def evaluate(path: Path, task: str, scale: int, val: Path, precision: str) -> tu
 
     images = load_images(val)
     r = Restorer(task, str(path), scale=scale, device="cpu", precision=precision)
-    results = [level_result(lv, run_eval(r, images, lv)) for lv in LEVELS[task]]
+    results = [level_result(lv, run_eval(r, images, lv)) for lv in levels or LEVELS[task]]
     return {res["level"]: res["mean"] for res in results}, eval_document(r, results)
 
 
@@ -79,6 +84,7 @@ def main() -> None:
     ap.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "val")
     ap.add_argument("--status", default="", help="a note for the entry, e.g. 'in training'")
     ap.add_argument("--eval-json", type=Path, help="also write the scores as eval --json does")
+    ap.add_argument("--extra-levels", default="", help="e.g. 1,2,5: measured once, recorded too")
     args = ap.parse_args()
 
     run = json.loads((args.run / "run.json").read_text())
@@ -106,6 +112,13 @@ def main() -> None:
         qdef, doc = q16, doc16
     else:
         qdef, doc = evaluate(dest, task, scale, args.val, "auto")
+    extra = [float(int(v)) for v in args.extra_levels.split(",") if v.strip()]
+    if extra:
+        if task == "upscale":
+            raise SystemExit("--extra-levels is for denoise and dejpeg")
+        qx, docx = evaluate(dest, task, scale, args.val, "auto", extra)
+        qdef = dict(sorted({**qdef, **qx}.items()))
+        doc["results"] = sorted(doc["results"] + docx["results"], key=lambda r: r["level"])
     if args.eval_json:
         args.eval_json.write_text(json.dumps(doc, indent=1) + "\n")
     for lv in q32:

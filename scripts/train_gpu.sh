@@ -37,7 +37,7 @@ for name in $MODELS; do
     upscale_x2) launch $name upscale -s 2 --batch 32 --patch 64 --lr 5e-4 --warmup 100 --init $SHIPPED/scn-x2.safetensors ;;
     upscale_x3) launch $name upscale -s 3 --batch 32 --patch 64 --lr 5e-4 --warmup 100 --init $SHIPPED/scn-x3.safetensors ;;
     upscale_x4) launch $name upscale -s 4 --batch 32 --patch 48 --lr 5e-4 --warmup 100 --init $SHIPPED/scn-x4.safetensors ;;
-    denoise) launch $name denoise --batch 32 --patch 96 --lr 1e-3 --warmup 200 --init $SHIPPED/scn-denoise.safetensors ;;
+    denoise) launch $name denoise --batch 32 --patch 96 --lr 1e-3 --warmup 200 --level-focus 25 --init $SHIPPED/scn-denoise.safetensors ;;
     dejpeg) launch $name dejpeg --batch 32 --patch 96 --lr 1e-3 --warmup 200 --init $SHIPPED/scn-dejpeg.safetensors ;;
     *) echo "unknown model $name" >&2; exit 2 ;;
   esac

@@ -97,11 +97,16 @@ class TrainConfig:
         if self.level_focus is not None:
             if self.task == "upscale":
                 raise ValueError("level_focus applies to denoise and dejpeg only")
-            lo, hi = self.sigma_range if self.task == "denoise" else self.quality_range
+            lo, hi = self.level_range
             if not lo < self.level_focus <= hi:
                 raise ValueError(
                     f"level_focus must be in ({lo:g}, {hi:g}], not {self.level_focus:g}"
                 )
+
+    @property
+    def level_range(self) -> tuple[float, float]:
+        """The σ range (denoise) or quality range (dejpeg) levels are drawn from."""
+        return self.sigma_range if self.task == "denoise" else self.quality_range
 
     @property
     def focus(self) -> float | None:
@@ -139,18 +144,14 @@ class PatchSampler:
 
     def level(self) -> float:
         cfg, rng = self.cfg, self.rng
-        focus = cfg.focus
+        if cfg.task == "upscale":
+            return 0.0
+        lo, hi = cfg.level_range
+        if cfg.focus is not None and rng.random() < 0.5:
+            hi = min(hi, cfg.focus)
         if cfg.task == "denoise":
-            lo, hi = cfg.sigma_range
-            if focus is not None and rng.random() < 0.5:
-                hi = min(hi, focus)
             return float(rng.uniform(lo, hi))
-        if cfg.task == "dejpeg":
-            lo, hi = cfg.quality_range
-            if focus is not None and rng.random() < 0.5:
-                hi = min(hi, int(focus))
-            return float(rng.integers(lo, hi + 1))
-        return 0.0
+        return float(rng.integers(lo, int(hi) + 1))  # dejpeg: whole qualities
 
     def batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Inputs (B,h,w,3 uint8), targets (B,h*s,w*s,3 uint8), levels (B,)."""

@@ -13,6 +13,10 @@
    file at the default precision: the light degradations (σ 2, quality 90)
    where a model may make images worse, which the CLI then warns about.
 4. Writes the [models.NAME] entry into weights.toml and scnrestore/weights.toml.
+   With --stage LABEL (a run started with --init from the shipped file) the
+   entry's history is kept: the run is appended to its provenance as
+   "LABEL, N steps: COMMAND (code C)", steps add up, and its status stays
+   unless --status replaces it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import torch
@@ -77,6 +82,14 @@ def write_entry(name: str, fields: dict) -> None:
         reg.write_text(text.rstrip("\n") + "\n")
 
 
+def previous_entry(name: str) -> dict:
+    with open(ROOT / "weights.toml", "rb") as f:
+        entry = tomllib.load(f).get("models", {}).get(name)
+    if entry is None:
+        raise SystemExit(f"--stage: weights.toml has no [models.{name}] entry to continue")
+    return entry
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("run", type=Path)
@@ -85,8 +98,12 @@ def main() -> None:
     ap.add_argument("--status", default="", help="a note for the entry, e.g. 'in training'")
     ap.add_argument("--eval-json", type=Path, help="also write the scores as eval --json does")
     ap.add_argument("--extra-levels", default="", help="e.g. 1,2,5: measured once, recorded too")
+    ap.add_argument(
+        "--stage", default="", help="e.g. 'stage 7, CPU fp32 (AVX2, 1 thread)': append to the entry"
+    )
     args = ap.parse_args()
 
+    old = previous_entry(args.name) if args.stage else None
     run = json.loads((args.run / "run.json").read_text())
     cfg, mcfg = run["config"], run["model"]
     src = args.run / "model.safetensors"
@@ -139,6 +156,12 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    provenance = " ".join(cfg.get("command") or []) + f" (code {commit})"
+    status = args.status
+    if old is not None:
+        provenance = f"{old['provenance']}; {args.stage}, {steps} steps: {provenance}"
+        steps += int(old.get("steps", 0))
+        status = status or old.get("status", "")
     fields: dict[str, object] = {"task": task, "scale": scale}
     if task == "denoise":
         fields["sigma_range"] = list(cfg["sigma_range"])
@@ -156,15 +179,15 @@ def main() -> None:
         image_mean=mcfg["image_mean"],
         num_cond_channels=mcfg["num_cond_channels"],
         licence="MIT (weights trained by scnrestore on GPL-2+/CC-BY-SA/CC-BY/CC0 wallpapers)",
-        provenance=" ".join(cfg.get("command") or []) + f" (code {commit})",
+        provenance=provenance,
         steps=steps,
         data="shared/data/train (38 wallpapers, see its manifest.json)",
         quality=quality,
         quality_note="scnrestore eval on shared/data/val (5 photos), default precision, "
         + ("PSNR-Y shave = scale vs bicubic" if task == "upscale" else "PSNR RGB vs input"),
     )
-    if args.status:
-        fields["status"] = args.status
+    if status:
+        fields["status"] = status
     write_entry(args.name, fields)
     print(f"shipped {dest} ({len(data)} bytes), entry [models.{args.name}] written")
 

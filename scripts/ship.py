@@ -67,7 +67,7 @@ def toml_value(v: object) -> str:
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
-    return json.dumps(str(v))
+    return json.dumps(str(v), ensure_ascii=False)
 
 
 def write_entry(name: str, fields: dict) -> None:
@@ -76,7 +76,7 @@ def write_entry(name: str, fields: dict) -> None:
         text = reg.read_text()
         pattern = re.compile(rf"^\[models\.{re.escape(name)}\]\n(?:(?!\[).*\n)*", re.M)
         if pattern.search(text):
-            text = pattern.sub(block + "\n", text)
+            text = pattern.sub(lambda _m: block + "\n", text)  # no escapes in block
         else:
             text = text.rstrip("\n") + "\n\n" + block
         reg.write_text(text.rstrip("\n") + "\n")

@@ -26,7 +26,6 @@ import hashlib
 import json
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
 import torch
@@ -83,11 +82,13 @@ def write_entry(name: str, fields: dict) -> None:
 
 
 def previous_entry(name: str) -> dict:
-    with open(ROOT / "weights.toml", "rb") as f:
-        entry = tomllib.load(f).get("models", {}).get(name)
+    """The entry as written in the project's weights.toml (no user registry)."""
+    from scnrestore.weights import load_registry
+
+    entry = load_registry(ROOT / "weights.toml").get(name)
     if entry is None:
         raise SystemExit(f"--stage: weights.toml has no [models.{name}] entry to continue")
-    return entry
+    return entry.raw
 
 
 def main() -> None:

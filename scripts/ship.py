@@ -22,8 +22,10 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -70,15 +72,27 @@ def toml_value(v: object) -> str:
 
 
 def write_entry(name: str, fields: dict) -> None:
+    """Replace (or append) the [models.NAME] block in both registries.
+
+    Two ship.py runs often finish at about the same time (denoise and dejpeg
+    are trained side by side); each read-modify-write holds an exclusive lock
+    on a lock file beside the registry so neither loses the other's entry, and
+    the new text goes to a temp file renamed over the old one, so a registry
+    is never seen half-written.
+    """
     block = f"[models.{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in fields.items())
-    for reg in (ROOT / "weights.toml", ROOT / "scnrestore" / "weights.toml"):
-        text = reg.read_text()
-        pattern = re.compile(rf"^\[models\.{re.escape(name)}\]\n(?:(?!\[).*\n)*", re.M)
-        if pattern.search(text):
-            text = pattern.sub(lambda _m: block + "\n", text)  # no escapes in block
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        reg.write_text(text.rstrip("\n") + "\n")
+    pattern = re.compile(rf"^\[models\.{re.escape(name)}\]\n(?:(?!\[).*\n)*", re.M)
+    with open(ROOT / ".weights.toml.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for reg in (ROOT / "weights.toml", ROOT / "scnrestore" / "weights.toml"):
+            text = reg.read_text()
+            if pattern.search(text):
+                text = pattern.sub(lambda _m: block + "\n", text)  # no escapes in block
+            else:
+                text = text.rstrip("\n") + "\n\n" + block
+            tmp = reg.with_name(reg.name + ".tmp")
+            tmp.write_text(text.rstrip("\n") + "\n")
+            os.replace(tmp, reg)
 
 
 def previous_entry(name: str) -> dict:

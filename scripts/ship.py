@@ -25,13 +25,14 @@ import argparse
 import fcntl
 import hashlib
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from scnrestore.imageio import atomic_output
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
@@ -77,7 +78,7 @@ def write_entry(name: str, fields: dict) -> None:
     Two ship.py runs often finish at about the same time (denoise and dejpeg
     are trained side by side); each read-modify-write holds an exclusive lock
     on a lock file beside the registry so neither loses the other's entry, and
-    the new text goes to a temp file renamed over the old one, so a registry
+    the new text goes through imageio.atomic_output, so a registry
     is never seen half-written.
     """
     block = f"[models.{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in fields.items())
@@ -90,9 +91,8 @@ def write_entry(name: str, fields: dict) -> None:
                 text = pattern.sub(lambda _m: block + "\n", text)  # no escapes in block
             else:
                 text = text.rstrip("\n") + "\n\n" + block
-            tmp = reg.with_name(reg.name + ".tmp")
-            tmp.write_text(text.rstrip("\n") + "\n")
-            os.replace(tmp, reg)
+            with atomic_output(reg) as tmp:
+                tmp.write_text(text.rstrip("\n") + "\n")
 
 
 def previous_entry(name: str) -> dict:

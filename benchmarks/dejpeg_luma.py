@@ -13,14 +13,13 @@ JPEG input, the model output and the hybrid against the clean photo.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from scnrestore.api import Restorer
-from scnrestore.degrade import jpeg_roundtrip
+from scnrestore.degrade import make_input
+from scnrestore.evaluate import load_images
 from scnrestore.metrics import psnr, psnr_y
 
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -33,13 +32,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    files = sorted(Path(a.val).glob("*.png"))
+    images = load_images(a.val)
     for q in (int(x) for x in a.qualities.split(",")):
         r = Restorer("dejpeg", level=q, precision="fp32")
         rows = []
-        for f in files:
-            clean = np.asarray(Image.open(f).convert("RGB"))
-            inp = jpeg_roundtrip(clean, q)
+        for idx, (_, clean) in enumerate(images):
+            inp, _ = make_input("dejpeg", clean, 1, q, np.random.default_rng(idx))
             out = r.restore_array(inp)
             shift = inp.astype(np.float64) @ LUMA - out.astype(np.float64) @ LUMA
             hyb = np.clip(np.rint(out + shift[..., None]), 0, 255).astype(np.uint8)

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["load_model", "Restorer", "LEVEL_RANGES"]
 
 # Valid levels per task: sigma for denoise, JPEG quality for dejpeg.
-LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
+LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 100.0)}
+# The levels a conditioned network is told, when its registry entry gives no
+# sigma_range / quality_range: the ranges `scnrestore train` samples. A level
+# beyond them (a JPEG saved at quality 98) is passed as the nearest end.
+TRAINED_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
+# BT.601 luma weights, as JPEG (JFIF) computes Y from RGB.
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def load_model(
@@ -70,7 +76,9 @@ class Restorer:
     ``task``: upscale, denoise or dejpeg. ``model``: a registry name, a
     checkpoint path or an already loaded SCN; by default the registry's model
     for the task (and ``scale``). ``level``: sigma (denoise) or JPEG quality
-    (dejpeg) for conditioned models.
+    (dejpeg) for conditioned models. ``keep_luma`` (dejpeg): how much of the
+    JPEG's own luma to keep, 0..1; None: the registry entry's measured
+    schedule for the quality (see :meth:`luma_weight`).
     """
 
     def __init__(
@@ -85,6 +93,7 @@ class Restorer:
         tile_overlap: int = DEFAULT_OVERLAP,
         tta: bool = False,
         num_scales: int | None = None,
+        keep_luma: float | None = None,
     ) -> None:
         from torch import nn
 
@@ -98,6 +107,9 @@ class Restorer:
         self.model = model
         _check_fits(model, task, scale if task == "upscale" else 1)
         self.level = level
+        if keep_luma is not None and not 0.0 <= keep_luma <= 1.0:
+            raise ValueError(f"keep_luma must lie in 0..1, not {keep_luma:g}")
+        self.keep_luma = keep_luma
         self.engine = Engine(model, device, precision, tile, tile_overlap, tta)
 
     @property
@@ -114,6 +126,23 @@ class Restorer:
         entry = getattr(self.model, "registry_entry", None)
         return entry.measured_loss(level) if entry is not None else None
 
+    def luma_weight(self, level: float | None = None) -> float:
+        """The share of the input's luma kept at ``level`` (dejpeg; else 0).
+
+        ``keep_luma`` when given, else the registry entry's ``keep_luma``
+        schedule (see ``ModelEntry.luma_weight``), else 0 (a model file
+        outside the registry has no measured schedule).
+        """
+        if self.task != "dejpeg":
+            return 0.0
+        if self.keep_luma is not None:
+            return float(self.keep_luma)
+        level = self.level if level is None else level
+        entry = getattr(self.model, "registry_entry", None)
+        if level is None or entry is None:
+            return 0.0
+        return entry.luma_weight(level)
+
     def _cond(self, level: float | None) -> float | None:
         from .model import condition_value
 
@@ -125,7 +154,9 @@ class Restorer:
         lo, hi = LEVEL_RANGES[self.task]
         if not lo <= level <= hi:
             raise ValueError(f"{self.task} level {level:g} is outside {lo:g}..{hi:g}")
-        return condition_value(self.task, level)
+        entry = getattr(self.model, "registry_entry", None)
+        lo, hi = (entry and entry.level_range) or TRAINED_RANGES[self.task]
+        return condition_value(self.task, min(max(level, lo), hi))
 
     def restore_array(
         self,
@@ -139,7 +170,9 @@ class Restorer:
         averaged back); alpha is resized plainly (upscale) or kept unchanged.
         Memory: the result is allocated once, the network writes into it
         directly (RGB, RGBA) and gray / alpha are computed in bands, so no
-        full-size float (or widened) copy of the output is made.
+        full-size float (or widened) copy of the output is made. dejpeg then
+        moves the output's luma toward the input's by :meth:`luma_weight`
+        (leaving its chroma), also in bands.
         """
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
@@ -163,6 +196,9 @@ class Restorer:
         else:
             out = np.empty((h, w, c), pixels.dtype)
             self.engine.run(rgb, cond, progress, out=out[:, :, :3])
+        keep = self.luma_weight(level)
+        if keep > 0 and self.scale == 1:
+            _keep_luma(color, out[:, :, : color.shape[2]], keep)
         if alpha is not None:
             if self.scale > 1:
                 _resize_plane(alpha[:, :, 0], self.scale, out[:, :, -1])
@@ -207,6 +243,29 @@ def _mean_channels(a: np.ndarray, dst: np.ndarray) -> None:
         else:
             mean = band.mean(axis=2, keepdims=True)
         dst[r : r + _BAND_ROWS] = mean.astype(dst.dtype)
+
+
+def _keep_luma(src: np.ndarray, out: np.ndarray, weight: float) -> None:
+    """Move ``out``'s luma toward ``src``'s by ``weight`` (0..1), in place, in bands.
+
+    The same amount, weight * (Y_src - Y_out), is added to every colour
+    channel: with BT.601 weights (they sum to 1) that moves Y by exactly that
+    and leaves Cb / Cr, i.e. the restored colour, as they were (up to
+    rounding and clipping). Gray images have no chroma: the blend is plain.
+    """
+    peak = float(np.iinfo(out.dtype).max) if out.dtype.kind == "u" else 1.0
+    for r in range(0, out.shape[0], _BAND_ROWS):
+        s = src[r : r + _BAND_ROWS].astype(np.float32)
+        if src.dtype.kind == "f":  # as the engine reads float input: NaN -> 0, clipped
+            s = np.clip(np.nan_to_num(s, nan=0.0), 0.0, 1.0) * peak
+        o = out[r : r + _BAND_ROWS]
+        of = o.astype(np.float32)
+        diff = s - of
+        shift = diff @ _LUMA if diff.shape[2] == 3 else diff[:, :, 0]
+        of += weight * shift[:, :, None]
+        if out.dtype.kind == "u":
+            np.rint(of, out=of)
+        o[...] = np.clip(of, 0.0, peak, out=of)
 
 
 def _resize_plane(plane: np.ndarray, scale: int, dst: np.ndarray) -> None:

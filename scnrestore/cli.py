@@ -114,6 +114,13 @@ OfflineOpt = Annotated[
     bool,
     typer.Option("--offline", help="Never download a model: use embedded or cached files only."),
 ]
+KeepLumaOpt = Annotated[
+    str,
+    typer.Option(
+        help="Share of the JPEG's own luma to keep, 0-1, or auto: the model's measured "
+        "share for the quality (dejpeg; none at low quality, all at 99-100)."
+    ),
+]
 
 
 @dataclass
@@ -350,6 +357,7 @@ def run_batch(
     quiet: bool,
     as_json: bool,
     offline: bool = False,
+    keep_luma: float | None = None,
 ) -> None:
     """Shared body of upscale / denoise / dejpeg."""
     from .imageio import format_for_path
@@ -398,7 +406,8 @@ def run_batch(
             image = pipe.read(job)  # decoding (also while the model loads)
             if restorer is None:
                 restorer = _make_restorer(
-                    task, model, scale, num_scales, device, precision, tile, tile_overlap, tta
+                    task, model, scale, num_scales, device, precision, tile, tile_overlap, tta,
+                    keep_luma,
                 )
                 if level is not None and not restorer.conditioned:
                     # A fixed-level model (e.g. the published per-sigma SCN
@@ -471,6 +480,7 @@ def _make_restorer(
     tile: int | None,
     tile_overlap: int,
     tta: bool,
+    keep_luma: float | None = None,
 ):  # noqa: ANN202
     from .api import Restorer
     from .checkpoint import CheckpointError
@@ -487,6 +497,7 @@ def _make_restorer(
             tile_overlap=tile_overlap,
             tta=tta,
             num_scales=num_scales,
+            keep_luma=keep_luma,
         )
     except (RegistryError, CheckpointError, ValueError, OSError) as exc:
         typer.echo(_one_line(f"error: {exc}"), err=True)
@@ -509,6 +520,19 @@ def _parse_level(task: str, level: str | None) -> float | str | None:
     if not lo <= value <= hi:
         name = "--sigma" if task == "denoise" else "--quality"
         _usage(f"{name} must be between {lo:g} and {hi:g} (or auto), not {level}")
+    return value
+
+
+def _parse_keep_luma(text: str) -> float | None:
+    """--keep-luma: None for auto (the registry's schedule), else a share 0..1."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        _usage(f"--keep-luma must be a number from 0 to 1 or auto, not {text}")
     return value
 
 
@@ -556,6 +580,8 @@ def _process(
             _warn_if_worse(pipe, restorer, task, level, job.src)
         if level is not None:
             job.info["level"] = level
+        if task == "dejpeg":
+            job.info["keep_luma"] = round(restorer.luma_weight(level), 4)
         out = restorer.restore(img, level, pipe.reporter.tile_progress(job.src.name))
         del img
         return out, out_fmt
@@ -986,8 +1012,9 @@ def dejpeg(
     quality: Annotated[
         str,
         typer.Option(
-            help="JPEG quality the images were saved with, 5-95, or auto: read "
-            "from each JPEG file's quantisation tables."
+            help="JPEG quality the images were saved with, 5-100, or auto: read "
+            "from each JPEG file's quantisation tables. The model was trained on 5-95 "
+            "and is told 95 for higher qualities."
         ),
     ] = "auto",
     output: OutputOpt = None,
@@ -1007,6 +1034,7 @@ def dejpeg(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
+    keep_luma: KeepLumaOpt = "auto",
 ) -> None:
     """Remove JPEG compression artefacts.
 
@@ -1018,6 +1046,7 @@ def dejpeg(
         precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
         jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
         quiet=quiet, as_json=as_json, offline=offline, png_compression=png_compression,
+        keep_luma=_parse_keep_luma(keep_luma),
     )  # fmt: skip
 
 
@@ -1194,6 +1223,7 @@ def evaluate_cmd(
     tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
     tta: TtaOpt = False,
     as_json: JsonOpt = False,
+    keep_luma: KeepLumaOpt = "auto",
 ) -> None:
     """Degrade clean images as training does, restore them, and score both.
 
@@ -1212,7 +1242,8 @@ def evaluate_cmd(
     except (ValueError, OSError) as exc:
         _usage(str(exc))
     restorer = _make_restorer(
-        task.value, model, scale, num_scales, device, precision, tile, tile_overlap, tta
+        task.value, model, scale, num_scales, device, precision, tile, tile_overlap, tta,
+        _parse_keep_luma(keep_luma),
     )
     sr = task.value == "upscale"
     base = "bicubic" if sr else ("noisy" if task.value == "denoise" else "JPEG")
@@ -1222,10 +1253,13 @@ def evaluate_cmd(
     results = []
     for level in lv:
         rows = evaluate(restorer, images, level)
-        results.append(level_result(level, rows))
+        keep = restorer.luma_weight(level) if task.value == "dejpeg" else None
+        results.append(level_result(level, rows, keep))
         if as_json:
             continue
         title = f"{task.value}" + (f" x{restorer.scale}" if sr else f" level {level:g}")
+        if keep:
+            title += f", keeping {keep:.0%} of the JPEG's luma"
         table = Table(title=title)
         for col in ("image", "PSNR", "PSNR-Y", "SSIM", f"{base} PSNR", f"{base} PSNR-Y",
                     f"{base} SSIM", "gain PSNR-Y", "s"):  # fmt: skip

@@ -91,9 +91,14 @@ def summarise(rows: list[EvalRow]) -> dict[str, float]:
     return mean
 
 
-def level_result(level: float | None, rows: list[EvalRow]) -> dict[str, Any]:
-    """One entry of ``scnrestore eval --json``'s ``results``: per image and mean."""
-    return {"level": level, "images": [r.to_dict() for r in rows], "mean": summarise(rows)}
+def level_result(
+    level: float | None, rows: list[EvalRow], keep_luma: float | None = None
+) -> dict[str, Any]:
+    """One entry of ``scnrestore eval --json``'s ``results``: per image and mean
+    (and, for dejpeg, the share of the JPEG's luma the restorer kept)."""
+    extra = {} if keep_luma is None else {"keep_luma": round(keep_luma, 4)}
+    return {"level": level, **extra, "images": [r.to_dict() for r in rows],
+            "mean": summarise(rows)}  # fmt: skip
 
 
 def eval_document(restorer: Restorer, results: list[dict[str, Any]]) -> dict[str, Any]:

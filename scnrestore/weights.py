@@ -21,6 +21,11 @@ repository's top level is the same file), one table per model::
     provenance = "scnrestore train upscale -s 2 --data DIV2K/train ..."
     quality = { set5_psnr_y = 37.6 }
 
+A dejpeg entry may add ``keep_luma = [[90, 0.0], [95, 0.5], [99, 1.0]]``:
+points (JPEG quality, weight), linear between them and flat beyond, saying
+how much of the JPEG's own luma to keep at each quality (see
+``ModelEntry.luma_weight``); measured on validation photos, not trained.
+
 A user registry (``$SCNRESTORE_REGISTRY`` or ``weights.toml`` in the
 platformdirs config dir) is merged over the shipped one, entry by entry.
 :func:`resolve` maps a name to a local file: embedded, else cached, else
@@ -56,6 +61,7 @@ __all__ = [
     "is_safe_name",
     "url_problem",
     "PACKAGE_DIR",
+    "schedule_weight",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -77,7 +83,7 @@ ARCH_KEYS = (
 ENTRY_KEYS = frozenset(
     (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "urls",
      "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",
-     "status")
+     "status", "keep_luma")
 )  # fmt: skip
 TOP_KEYS = frozenset(("format", "base_url", "models"))
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -140,6 +146,33 @@ class ModelEntry:
             if (level <= at) if self.task == "denoise" else (level >= at):
                 losses.append((abs(at - level), at, float(gain)))
         return min(losses)[1:] if losses else None
+
+    def luma_weight(self, quality: float) -> float:
+        """How much of the JPEG's own luma to keep at ``quality`` (0: none).
+
+        At high quality the JPEG's luma is nearly exact while its chroma is
+        still blurred by 4:2:0 subsampling; a dejpeg model can improve the
+        chroma yet disturb the luma. ``keep_luma`` (dejpeg entries) gives the
+        weight at some qualities; between them it is interpolated linearly,
+        beyond them it stays at the nearest end. No ``keep_luma``: 0.
+        """
+        points = self.raw.get("keep_luma") if self.task == "dejpeg" else None
+        return schedule_weight(points or [], quality)
+
+
+def schedule_weight(points: list[list[float]], quality: float) -> float:
+    """A ``keep_luma`` schedule at ``quality``: linear between its (quality,
+    weight) points, flat beyond the ends; 0 for an empty schedule."""
+    if not points:
+        return 0.0
+    (q0, w0), *rest = points
+    if quality <= q0:
+        return float(w0)
+    for q1, w1 in rest:
+        if quality <= q1:
+            return float(w0 + (w1 - w0) * (quality - q0) / (q1 - q0))
+        q0, w0 = q1, w1
+    return float(w0)
 
 
 def is_safe_name(name: str) -> bool:
@@ -223,6 +256,19 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
     for key in ("licence", "provenance"):
         if key in raw:
             check(isinstance(raw[key], str), f"{key} must be a string")
+    if "keep_luma" in raw:
+        pts = raw["keep_luma"]
+        pairs = isinstance(pts, list) and bool(pts) and all(
+            isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) for p in pts
+        )
+        check(
+            pairs
+            and raw["task"] == "dejpeg"
+            and all(0 <= w <= 1 for _, w in pts)
+            and all(a[0] < b[0] for a, b in zip(pts, pts[1:], strict=False)),
+            "keep_luma must be [[quality, weight], ...] with rising qualities and weights "
+            "in 0..1 (dejpeg models only)",
+        )
     if "quality" in raw:
         q = raw["quality"]
         table = isinstance(q, dict) and all(map(_is_number, q.values()))
@@ -436,7 +482,8 @@ def describe(entry: ModelEntry) -> dict[str, Any]:
         "licence": entry.raw.get("licence"),
         "provenance": entry.raw.get("provenance"),
         "quality": entry.raw.get("quality"),
-        **{k: entry.raw[k] for k in ("quality_note", "steps", "data", "status") if k in entry.raw},
+        **{k: entry.raw[k] for k in ("quality_note", "steps", "data", "status", "keep_luma")
+           if k in entry.raw},
         "embedded": entry.embedded,
         "urls": urls,
         "where": "embedded" if entry.embedded else ("cached" if local else "remote"),

@@ -6,7 +6,8 @@
 SR: one row per image and the mean (PSNR, PSNR-Y, SSIM, bicubic, gain in
 PSNR-Y). Denoise / dejpeg: one row per level with the mean PSNR, SSIM, the
 input's, the gain, and a reference column when --anchors maps levels to PSNR
-(e.g. CBM3D from benchmarks/cbm3d.py).
+(e.g. CBM3D from benchmarks/cbm3d.py). Dejpeg adds PSNR-Y (output and input)
+and, when the eval kept part of the JPEG's luma, the share kept per level.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
     base = "noisy input" if task == "denoise" else "JPEG input"
     head = f"| {what} | PSNR | SSIM | {base} PSNR | {base} SSIM | gain |"
     sep = "|---|---|---|---|---|---|"
+    luma = task == "dejpeg"
+    kept = luma and any(r.get("keep_luma") for r in doc["results"])
+    if luma:
+        head += f" PSNR-Y | {base} PSNR-Y |" + (" JPEG luma kept |" if kept else "")
+        sep += "---|---|" + ("---|" if kept else "")
     if anchors:
         head += " reference PSNR | vs reference |"
         sep += "---|---|"
@@ -49,6 +55,10 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
         p, b = _mean(rows, "psnr"), _mean(rows, "base_psnr")
         line = (f"| {res['level']:g} | {p:.2f} | {_mean(rows, 'ssim'):.4f} | {b:.2f} | "
                 f"{_mean(rows, 'base_ssim'):.4f} | {p - b:+.2f} |")  # fmt: skip
+        if luma:
+            line += f" {_mean(rows, 'psnr_y'):.2f} | {_mean(rows, 'base_psnr_y'):.2f} |"
+        if kept:
+            line += f" {res.get('keep_luma') or 0:.0%} |"
         if anchors:
             ref = anchors.get(f"{res['level']:g}")
             line += f" {ref:.2f} | {p - ref:+.2f} |" if ref is not None else " – | – |"

@@ -16,7 +16,8 @@
    With --stage LABEL (a run started with --init from the shipped file) the
    entry's history is kept: the run is appended to its provenance as
    "LABEL, N steps: COMMAND (code C)", steps add up, and its status stays
-   unless --status replaces it.
+   unless --status replaces it; so does a dejpeg entry's keep_luma schedule,
+   which every evaluation above applies (the figures are what users get).
 """
 
 from __future__ import annotations
@@ -39,16 +40,31 @@ LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.
 
 
 def evaluate(
-    path: Path, task: str, scale: int, val: Path, precision: str, levels: list | None = None
+    path: Path,
+    task: str,
+    scale: int,
+    val: Path,
+    precision: str,
+    levels: list | None = None,
+    keep_luma: list | None = None,
 ) -> tuple[dict, dict]:
-    """(mean scores per level, the `scnrestore eval --json` document)."""
+    """(mean scores per level, the `scnrestore eval --json` document).
+
+    ``keep_luma``: the entry's schedule (dejpeg), applied as the CLI applies
+    the registry's, so the recorded figures are what users get.
+    """
     from scnrestore.api import Restorer
     from scnrestore.evaluate import eval_document, level_result, load_images
     from scnrestore.evaluate import evaluate as run_eval
+    from scnrestore.weights import schedule_weight
 
     images = load_images(val)
     r = Restorer(task, str(path), scale=scale, device="cpu", precision=precision)
-    results = [level_result(lv, run_eval(r, images, lv)) for lv in levels or LEVELS[task]]
+    results = []
+    for lv in levels or LEVELS[task]:
+        keep = schedule_weight(keep_luma, lv) if keep_luma else None
+        r.keep_luma = keep
+        results.append(level_result(lv, run_eval(r, images, lv), keep))
     return {res["level"]: res["mean"] for res in results}, eval_document(r, results)
 
 
@@ -136,19 +152,20 @@ def main() -> None:
     save_file({k: v.to(torch.float16).contiguous() for k, v in sd.items()}, str(dest), meta)
 
     key = "psnr_y" if task == "upscale" else "psnr"
-    q32, _ = evaluate(src, task, scale, args.val, "fp32")
-    q16, doc16 = evaluate(dest, task, scale, args.val, "fp32")
+    keep = (old or {}).get("keep_luma")  # kept, and applied to the figures
+    q32, _ = evaluate(src, task, scale, args.val, "fp32", keep_luma=keep)
+    q16, doc16 = evaluate(dest, task, scale, args.val, "fp32", keep_luma=keep)
     # The shipped figures are at the default precision; where that is fp32
     # (CPUs without native bf16) the fp16-weights run above is that run.
     if default_precision() == "fp32":
         qdef, doc = q16, doc16
     else:
-        qdef, doc = evaluate(dest, task, scale, args.val, "auto")
+        qdef, doc = evaluate(dest, task, scale, args.val, "auto", keep_luma=keep)
     extra = [float(int(v)) for v in args.extra_levels.split(",") if v.strip()]
     if extra:
         if task == "upscale":
             raise SystemExit("--extra-levels is for denoise and dejpeg")
-        qx, docx = evaluate(dest, task, scale, args.val, "auto", extra)
+        qx, docx = evaluate(dest, task, scale, args.val, "auto", extra, keep)
         qdef = dict(sorted({**qdef, **qx}.items()))
         doc["results"] = sorted(doc["results"] + docx["results"], key=lambda r: r["level"])
     if args.eval_json:
@@ -201,6 +218,8 @@ def main() -> None:
         quality_note="scnrestore eval on shared/data/val (5 photos), default precision, "
         + ("PSNR-Y shave = scale vs bicubic" if task == "upscale" else "PSNR RGB vs input"),
     )
+    if keep:
+        fields["keep_luma"] = keep
     if status:
         fields["status"] = status
     write_entry(args.name, fields)

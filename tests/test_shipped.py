@@ -106,3 +106,24 @@ def test_models_info_says_where_a_model_stands():
         assert r.returncode == 0, r.stderr
         assert f"status: {entry.raw['status']}" in r.stdout
         assert f"steps: {entry.raw['steps']}" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_shipped_dejpeg_does_not_harm_a_quality_97_photo(name):
+    """A camera-like JPEG (quality 97): the network alone blurs its nearly
+    exact luma; the registry's keep_luma schedule keeps most of it."""
+    import io
+
+    from scnrestore.metrics import psnr
+
+    with PILImage.open(ROOT / "examples" / f"{name}.png") as im:
+        clean = np.asarray(im.convert("RGB"))[:192, :192]
+    buf = io.BytesIO()
+    PILImage.fromarray(clean).save(buf, "JPEG", quality=97)
+    jpeg = np.asarray(PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    auto = Restorer("dejpeg", level=97, device="cpu", precision="fp32").restore_array(jpeg)
+    off = Restorer("dejpeg", level=97, device="cpu", precision="fp32", keep_luma=0)
+    alone = off.restore_array(jpeg)
+    assert psnr(auto, clean) >= psnr(jpeg, clean)
+    assert psnr_y(auto, clean) >= psnr_y(jpeg, clean) - 0.05
+    assert psnr_y(alone, clean) < psnr_y(jpeg, clean) - 1.0  # what the schedule prevents

@@ -1,0 +1,204 @@
+"""dejpeg's luma keeping: the JPEG's own luma blended back, the restored colour kept."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from test_cli import run
+
+from scnrestore import Restorer, weights
+from scnrestore.api import TRAINED_RANGES
+
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def luma(a: np.ndarray) -> np.ndarray:
+    return a[..., :3].astype(np.float64) @ LUMA
+
+
+def chroma(a: np.ndarray) -> np.ndarray:
+    """Cb, Cr up to scale: what a shift of equal amounts on R, G, B leaves alone."""
+    a = a[..., :3].astype(np.float64)
+    y = a @ LUMA
+    return np.stack([a[..., 2] - y, a[..., 0] - y], axis=-1)
+
+
+@pytest.fixture(scope="module")
+def jpeg(photo) -> np.ndarray:
+    buf = io.BytesIO()
+    PILImage.fromarray(photo).save(buf, "JPEG", quality=90)
+    return np.asarray(PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def restorer(ckpt_dir, keep_luma=None, **kw) -> Restorer:
+    return Restorer("dejpeg", ckpt_dir / "dejpeg.safetensors", level=90, device="cpu",
+                    precision="fp32", keep_luma=keep_luma, **kw)  # fmt: skip
+
+
+def test_full_keep_gives_the_input_luma_and_the_model_colour(ckpt_dir, jpeg):
+    model = restorer(ckpt_dir, 0.0).restore_array(jpeg)
+    kept = restorer(ckpt_dir, 1.0).restore_array(jpeg)
+    assert np.abs(luma(model) - luma(jpeg)).mean() > 1.0  # the model did change the luma
+    # Exact up to rounding, except where a channel hit 0 or 255 (a random
+    # network moves colours far; a trained one at high quality seldom does).
+    free = ((kept > 0) & (kept < 255)).all(axis=2)
+    assert free.mean() > 0.5
+    assert np.abs(luma(kept) - luma(jpeg))[free].max() <= 0.5
+    assert np.abs(chroma(kept) - chroma(model))[free].max() <= 1.0
+    assert np.abs(chroma(kept) - chroma(jpeg)).mean() > 1.0  # the colour is the model's
+
+
+def test_half_keep_lands_halfway(ckpt_dir, jpeg):
+    model = restorer(ckpt_dir, 0.0).restore_array(jpeg)
+    half = restorer(ckpt_dir, 0.5).restore_array(jpeg)
+    want = (luma(model) + luma(jpeg)) / 2
+    free = ((half > 0) & (half < 255)).all(axis=2)
+    assert np.abs(luma(half) - want)[free].max() <= 0.5
+
+
+def test_gray_full_keep_is_the_input(ckpt_dir, jpeg):
+    gray = jpeg[:, :, 1:2].copy()
+    np.testing.assert_array_equal(restorer(ckpt_dir, 1.0).restore_array(gray), gray)
+
+
+def test_alpha_and_16_bit_and_float(ckpt_dir, jpeg):
+    alpha = np.full(jpeg.shape[:2] + (1,), 77, np.uint8)
+    out = restorer(ckpt_dir, 1.0).restore_array(np.concatenate([jpeg, alpha], axis=2))
+    assert np.all(out[:, :, 3] == 77)
+    np.testing.assert_array_equal(out[:, :, :3], restorer(ckpt_dir, 1.0).restore_array(jpeg))
+    wide = jpeg.astype(np.uint16) * 257
+    out16 = restorer(ckpt_dir, 1.0).restore_array(wide)
+    free = ((out16 > 0) & (out16 < 65535)).all(axis=2)
+    assert out16.dtype == np.uint16 and free.mean() > 0.5
+    assert np.abs(luma(out16) - luma(wide))[free].max() <= 0.5
+    flt = jpeg.astype(np.float32) / 255
+    flt[0, 0, 0] = np.nan  # read as 0 by the engine, and by the blend
+    outf = restorer(ckpt_dir, 1.0).restore_array(flt)
+    assert np.isfinite(outf).all() and outf.min() >= 0 and outf.max() <= 1
+    flt[0, 0, 0] = 0
+    free = ((outf > 0) & (outf < 1)).all(axis=2)
+    assert np.abs(luma(outf) - luma(flt))[free].max() <= 1e-5
+
+
+def test_bad_share_is_refused(ckpt_dir):
+    with pytest.raises(ValueError, match="keep_luma must lie in 0..1"):
+        restorer(ckpt_dir, 1.5)
+
+
+def test_above_the_trained_range_the_network_is_told_its_top(ckpt_dir, jpeg):
+    r = restorer(ckpt_dir, 0.0)
+    top = TRAINED_RANGES["dejpeg"][1]
+    np.testing.assert_array_equal(r.restore_array(jpeg, 99), r.restore_array(jpeg, top))
+    assert not np.array_equal(r.restore_array(jpeg, 60), r.restore_array(jpeg, top))
+    with pytest.raises(ValueError, match="outside 5..100"):
+        r.restore_array(jpeg, 101)
+
+
+def entry(points, task="dejpeg") -> weights.ModelEntry:
+    return weights._parse_entry("m", {"task": task, "file": "m.safetensors", "sha256": "0" * 64,
+                                      "size": 1, "keep_luma": points}, None, None)  # fmt: skip
+
+
+def test_schedule_is_linear_between_points_and_flat_beyond():
+    e = entry([[88, 0.0], [92, 0.5], [95, 0.5], [99, 1.0]])
+    assert [e.luma_weight(q) for q in (10, 88, 90, 92, 94, 95, 97, 99, 100)] == pytest.approx(
+        [0, 0, 0.25, 0.5, 0.5, 0.5, 0.75, 1.0, 1.0])
+    assert entry([[50, 0.3]]).luma_weight(10) == 0.3
+
+
+@pytest.mark.parametrize(
+    "points",
+    [[[92, 0.5], [88, 0.0]], [[90, 1.5]], [[90]], [], "high", [[90, True]]],
+    ids=["falling", "over_1", "short", "empty", "string", "bool"],
+)
+def test_bad_schedules_are_refused_with_the_entry_named(points):
+    with pytest.raises(weights.RegistryError, match="models.m: keep_luma must be"):
+        entry(points)
+
+
+def test_schedule_only_for_dejpeg():
+    with pytest.raises(weights.RegistryError, match="dejpeg models only"):
+        entry([[90, 0.5]], task="denoise")
+
+
+def _registry(tmp_path, ckpt_dir, points) -> dict[str, str]:
+    """A user registry naming the tiny dejpeg checkpoint with a keep_luma schedule."""
+    data = (ckpt_dir / "dejpeg.safetensors").read_bytes()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "tiny-dejpeg.safetensors").write_bytes(data)
+    reg = tmp_path / "reg.toml"
+    reg.write_text(
+        '[models.tiny]\ntask = "dejpeg"\nfile = "tiny-dejpeg.safetensors"\n'
+        f'sha256 = "{hashlib.sha256(data).hexdigest()}"\nsize = {len(data)}\n'
+        "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
+        f"num_cond_channels = 1\nkeep_luma = {json.dumps(points)}\n"
+    )
+    return {"SCNRESTORE_REGISTRY": str(reg), "SCNRESTORE_CACHE_DIR": str(cache)}
+
+
+def test_registry_schedule_is_the_default_and_the_flag_overrides_it(tmp_path, ckpt_dir, jpeg):
+    env = _registry(tmp_path, ckpt_dir, [[80, 0.0], [90, 1.0]])
+    PILImage.fromarray(jpeg).save(tmp_path / "q90.jpg", quality=90)
+    PILImage.fromarray(jpeg).save(tmp_path / "q40.jpg", quality=40)
+    r = run("dejpeg", tmp_path / "q90.jpg", tmp_path / "q40.jpg", "--model", "tiny",
+            "-o", tmp_path / "auto", "--json", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    files = {f["input"].rsplit("/", 1)[-1]: f for f in json.loads(r.stdout)["files"]}
+    assert files["q90.jpg"]["keep_luma"] == 1.0 and files["q40.jpg"]["keep_luma"] == 0.0
+    with PILImage.open(tmp_path / "q90.jpg") as im:
+        src = np.asarray(im.convert("RGB"))
+    with PILImage.open(tmp_path / "auto" / "q90.png") as im:
+        kept = np.asarray(im)
+    free = ((kept > 0) & (kept < 255)).all(axis=2)
+    assert free.mean() > 0.5 and np.abs(luma(kept) - luma(src))[free].max() <= 0.5
+    r = run("dejpeg", tmp_path / "q90.jpg", "--model", "tiny", "--keep-luma", "0",
+            "-o", tmp_path / "off", "--json", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["files"][0]["keep_luma"] == 0.0
+    with PILImage.open(tmp_path / "off" / "q90.png") as im:
+        assert np.abs(luma(np.asarray(im)) - luma(src)).mean() > 1.0
+
+
+def test_a_file_outside_the_registry_keeps_no_luma(ckpt_dir):
+    assert restorer(ckpt_dir).luma_weight(99) == 0.0
+    assert Restorer("denoise", ckpt_dir / "denoise.safetensors", keep_luma=1.0).luma_weight(
+        25) == 0.0
+
+
+@pytest.mark.parametrize("bad", ["1.5", "-0.1", "half"])
+def test_bad_flag_is_one_clear_line(tmp_path, ckpt_dir, bad):
+    r = run("dejpeg", tmp_path / "none.jpg", "--keep-luma", bad,
+            "--model", ckpt_dir / "dejpeg.safetensors")  # fmt: skip
+    assert r.returncode == 2
+    assert f"--keep-luma must be a number from 0 to 1 or auto, not {bad}" in r.stderr
+
+
+def test_quality_above_95_is_accepted(tmp_path, ckpt_dir, jpeg):
+    PILImage.fromarray(jpeg).save(tmp_path / "a.png")
+    r = run("dejpeg", tmp_path / "a.png", "--quality", "98",
+            "--model", ckpt_dir / "dejpeg.safetensors", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["files"][0]["level"] == 98
+
+
+def test_eval_applies_and_reports_the_schedule(tmp_path, ckpt_dir, photo):
+    env = _registry(tmp_path, ckpt_dir, [[80, 0.0], [90, 1.0]])
+    (tmp_path / "val").mkdir()
+    PILImage.fromarray(photo).save(tmp_path / "val" / "a.png")
+    r = run("eval", tmp_path / "val", "--task", "dejpeg", "--levels", "40,85,99",
+            "--model", "tiny", "--json", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)["results"]
+    assert [x["keep_luma"] for x in res] == [0.0, 0.5, 1.0]
+    r = run("eval", tmp_path / "val", "--task", "dejpeg", "--levels", "99", "--keep-luma", "0",
+            "--model", "tiny", "--json", env=env)  # fmt: skip
+    off = json.loads(r.stdout)["results"][0]
+    assert off["keep_luma"] == 0.0
+    assert res[2]["mean"]["psnr_y"] > off["mean"]["psnr_y"] + 3  # the JPEG's luma, kept
+    assert res[2]["mean"]["base_psnr_y"] == off["mean"]["base_psnr_y"]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from .model import SCN
 
-__all__ = ["load_model", "Restorer", "LEVEL_RANGES"]
+__all__ = ["load_model", "Restorer", "LEVEL_RANGES", "blend_input"]
 
 # Valid levels per task: sigma for denoise, JPEG quality for dejpeg.
 LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 100.0)}
@@ -77,8 +77,9 @@ class Restorer:
     checkpoint path or an already loaded SCN; by default the registry's model
     for the task (and ``scale``). ``level``: sigma (denoise) or JPEG quality
     (dejpeg) for conditioned models. ``keep_luma`` (dejpeg): how much of the
-    JPEG's own luma to keep, 0..1; None: the registry entry's measured
-    schedule for the quality (see :meth:`luma_weight`).
+    JPEG's own luma to keep, 0..1; ``keep_input`` (denoise): how much of the
+    noisy input to blend back, 0..1. None: the registry entry's measured
+    schedule for the level (see :meth:`luma_weight`, :meth:`input_weight`).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class Restorer:
         tta: bool = False,
         num_scales: int | None = None,
         keep_luma: float | None = None,
+        keep_input: float | None = None,
     ) -> None:
         from torch import nn
 
@@ -107,9 +109,11 @@ class Restorer:
         self.model = model
         _check_fits(model, task, scale if task == "upscale" else 1)
         self.level = level
-        if keep_luma is not None and not 0.0 <= keep_luma <= 1.0:
-            raise ValueError(f"keep_luma must lie in 0..1, not {keep_luma:g}")
+        for name, share in (("keep_luma", keep_luma), ("keep_input", keep_input)):
+            if share is not None and not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must lie in 0..1, not {share:g}")
         self.keep_luma = keep_luma
+        self.keep_input = keep_input
         self.engine = Engine(model, device, precision, tile, tile_overlap, tta)
 
     @property
@@ -127,21 +131,29 @@ class Restorer:
         return entry.measured_loss(level) if entry is not None else None
 
     def luma_weight(self, level: float | None = None) -> float:
-        """The share of the input's luma kept at ``level`` (dejpeg; else 0).
+        """The share of the JPEG's luma kept at quality ``level`` (dejpeg; else 0).
 
         ``keep_luma`` when given, else the registry entry's ``keep_luma``
         schedule (see ``ModelEntry.luma_weight``), else 0 (a model file
         outside the registry has no measured schedule).
         """
-        if self.task != "dejpeg":
+        return self._share("dejpeg", self.keep_luma, "keep_luma", level)
+
+    def input_weight(self, level: float | None = None) -> float:
+        """The share of the noisy input blended back at sigma ``level``
+        (denoise; else 0): ``keep_input``, else the entry's schedule, else 0."""
+        return self._share("denoise", self.keep_input, "keep_input", level)
+
+    def _share(self, task: str, given: float | None, key: str, level: float | None) -> float:
+        if self.task != task:
             return 0.0
-        if self.keep_luma is not None:
-            return float(self.keep_luma)
+        if given is not None:
+            return float(given)
         level = self.level if level is None else level
         entry = getattr(self.model, "registry_entry", None)
         if level is None or entry is None:
             return 0.0
-        return entry.luma_weight(level)
+        return entry.share(key, level)
 
     def _cond(self, level: float | None) -> float | None:
         from .model import condition_value
@@ -172,7 +184,8 @@ class Restorer:
         directly (RGB, RGBA) and gray / alpha are computed in bands, so no
         full-size float (or widened) copy of the output is made. dejpeg then
         moves the output's luma toward the input's by :meth:`luma_weight`
-        (leaving its chroma), also in bands.
+        (leaving its chroma), denoise blends the input back by
+        :meth:`input_weight`, also in bands.
         """
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
@@ -196,9 +209,10 @@ class Restorer:
         else:
             out = np.empty((h, w, c), pixels.dtype)
             self.engine.run(rgb, cond, progress, out=out[:, :, :3])
-        keep = self.luma_weight(level)
-        if keep > 0 and self.scale == 1:
-            _keep_luma(color, out[:, :, : color.shape[2]], keep)
+        if self.scale == 1:
+            luma, plain = self.luma_weight(level), self.input_weight(level)
+            if luma or plain:
+                blend_input(color, out[:, :, : color.shape[2]], luma or plain, luma_only=bool(luma))
         if alpha is not None:
             if self.scale > 1:
                 _resize_plane(alpha[:, :, 0], self.scale, out[:, :, -1])
@@ -245,13 +259,15 @@ def _mean_channels(a: np.ndarray, dst: np.ndarray) -> None:
         dst[r : r + _BAND_ROWS] = mean.astype(dst.dtype)
 
 
-def _keep_luma(src: np.ndarray, out: np.ndarray, weight: float) -> None:
-    """Move ``out``'s luma toward ``src``'s by ``weight`` (0..1), in place, in bands.
+def blend_input(src: np.ndarray, out: np.ndarray, weight: float, luma_only: bool = False) -> None:
+    """Move ``out`` toward ``src`` (same shape, H x W x C colour) by ``weight``
+    (0..1), in place, in row bands, rounded and clipped to ``out``'s range.
 
-    The same amount, weight * (Y_src - Y_out), is added to every colour
-    channel: with BT.601 weights (they sum to 1) that moves Y by exactly that
-    and leaves Cb / Cr, i.e. the restored colour, as they were (up to
-    rounding and clipping). Gray images have no chroma: the blend is plain.
+    Plain: out + weight * (src - out) on every channel. ``luma_only``: the
+    same amount, weight * (Y_src - Y_out), is added to every colour channel:
+    with BT.601 weights (they sum to 1) that moves Y by exactly that and
+    leaves Cb / Cr, i.e. the restored colour, as they were (up to rounding
+    and clipping). Gray images have no chroma: there the two are the same.
     """
     peak = float(np.iinfo(out.dtype).max) if out.dtype.kind == "u" else 1.0
     for r in range(0, out.shape[0], _BAND_ROWS):
@@ -261,8 +277,10 @@ def _keep_luma(src: np.ndarray, out: np.ndarray, weight: float) -> None:
         o = out[r : r + _BAND_ROWS]
         of = o.astype(np.float32)
         diff = s - of
-        shift = diff @ _LUMA if diff.shape[2] == 3 else diff[:, :, 0]
-        of += weight * shift[:, :, None]
+        if luma_only and diff.shape[2] == 3:
+            of += weight * (diff @ _LUMA)[:, :, None]
+        else:
+            of += weight * diff
         if out.dtype.kind == "u":
             np.rint(of, out=of)
         o[...] = np.clip(of, 0.0, peak, out=of)

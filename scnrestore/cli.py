@@ -121,6 +121,15 @@ KeepLumaOpt = Annotated[
         "share for the quality (dejpeg; none at low quality, all at 99-100)."
     ),
 ]
+KeepInputOpt = Annotated[
+    str,
+    typer.Option(
+        help="Share of the noisy input to blend back, 0-1, or auto: the model's measured "
+        "share for the sigma (denoise; most for nearly clean photos, none for noisy ones)."
+    ),
+]
+# The blend-back option of each task (Restorer keyword, registry key, JSON field).
+KEEP_KEY = {"dejpeg": "keep_luma", "denoise": "keep_input"}
 
 
 @dataclass
@@ -357,7 +366,7 @@ def run_batch(
     quiet: bool,
     as_json: bool,
     offline: bool = False,
-    keep_luma: float | None = None,
+    keep: float | None = None,
 ) -> None:
     """Shared body of upscale / denoise / dejpeg."""
     from .imageio import format_for_path
@@ -407,7 +416,7 @@ def run_batch(
             if restorer is None:
                 restorer = _make_restorer(
                     task, model, scale, num_scales, device, precision, tile, tile_overlap, tta,
-                    keep_luma,
+                    keep,
                 )
                 if level is not None and not restorer.conditioned:
                     # A fixed-level model (e.g. the published per-sigma SCN
@@ -480,8 +489,9 @@ def _make_restorer(
     tile: int | None,
     tile_overlap: int,
     tta: bool,
-    keep_luma: float | None = None,
+    keep: float | None = None,
 ):  # noqa: ANN202
+    """A Restorer, or exit 2 with one line; ``keep``: --keep-luma / --keep-input."""
     from .api import Restorer
     from .checkpoint import CheckpointError
     from .weights import RegistryError
@@ -497,7 +507,7 @@ def _make_restorer(
             tile_overlap=tile_overlap,
             tta=tta,
             num_scales=num_scales,
-            keep_luma=keep_luma,
+            **({KEEP_KEY[task]: keep} if task in KEEP_KEY else {}),
         )
     except (RegistryError, CheckpointError, ValueError, OSError) as exc:
         typer.echo(_one_line(f"error: {exc}"), err=True)
@@ -523,8 +533,8 @@ def _parse_level(task: str, level: str | None) -> float | str | None:
     return value
 
 
-def _parse_keep_luma(text: str) -> float | None:
-    """--keep-luma: None for auto (the registry's schedule), else a share 0..1."""
+def _parse_keep(text: str, flag: str) -> float | None:
+    """--keep-luma / --keep-input: None for auto (the registry's schedule), else 0..1."""
     if text.strip().lower() == "auto":
         return None
     try:
@@ -532,8 +542,13 @@ def _parse_keep_luma(text: str) -> float | None:
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:
-        _usage(f"--keep-luma must be a number from 0 to 1 or auto, not {text}")
+        _usage(f"{flag} must be a number from 0 to 1 or auto, not {text}")
     return value
+
+
+def _kept(restorer: Any, task: str, level: float | None) -> float:
+    """The share of the input the restorer blends back at ``level``."""
+    return restorer.luma_weight(level) if task == "dejpeg" else restorer.input_weight(level)
 
 
 def _auto_level(task: str, img: Any) -> float:
@@ -580,8 +595,8 @@ def _process(
             _warn_if_worse(pipe, restorer, task, level, job.src)
         if level is not None:
             job.info["level"] = level
-        if task == "dejpeg":
-            job.info["keep_luma"] = round(restorer.luma_weight(level), 4)
+        if task in KEEP_KEY:
+            job.info[KEEP_KEY[task]] = round(_kept(restorer, task, level), 4)
         out = restorer.restore(img, level, pipe.reporter.tile_progress(job.src.name))
         del img
         return out, out_fmt
@@ -992,6 +1007,7 @@ def denoise(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
+    keep_input: KeepInputOpt = "auto",
 ) -> None:
     """Remove Gaussian noise.
 
@@ -1003,6 +1019,7 @@ def denoise(
         precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
         jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
         quiet=quiet, as_json=as_json, offline=offline, png_compression=png_compression,
+        keep=_parse_keep(keep_input, "--keep-input"),
     )  # fmt: skip
 
 
@@ -1046,7 +1063,7 @@ def dejpeg(
         precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
         jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
         quiet=quiet, as_json=as_json, offline=offline, png_compression=png_compression,
-        keep_luma=_parse_keep_luma(keep_luma),
+        keep=_parse_keep(keep_luma, "--keep-luma"),
     )  # fmt: skip
 
 
@@ -1224,6 +1241,7 @@ def evaluate_cmd(
     tta: TtaOpt = False,
     as_json: JsonOpt = False,
     keep_luma: KeepLumaOpt = "auto",
+    keep_input: KeepInputOpt = "auto",
 ) -> None:
     """Degrade clean images as training does, restore them, and score both.
 
@@ -1243,8 +1261,9 @@ def evaluate_cmd(
         _usage(str(exc))
     restorer = _make_restorer(
         task.value, model, scale, num_scales, device, precision, tile, tile_overlap, tta,
-        _parse_keep_luma(keep_luma),
-    )
+        _parse_keep(keep_input, "--keep-input") if task.value == "denoise"
+        else _parse_keep(keep_luma, "--keep-luma"),
+    )  # fmt: skip
     sr = task.value == "upscale"
     base = "bicubic" if sr else ("noisy" if task.value == "denoise" else "JPEG")
     console = Console(highlight=False)
@@ -1253,13 +1272,15 @@ def evaluate_cmd(
     results = []
     for level in lv:
         rows = evaluate(restorer, images, level)
-        keep = restorer.luma_weight(level) if task.value == "dejpeg" else None
-        results.append(level_result(level, rows, keep))
+        key = KEEP_KEY.get(task.value)
+        keep = _kept(restorer, task.value, level) if key else None
+        results.append(level_result(level, rows, {key: keep} if key else None))
         if as_json:
             continue
         title = f"{task.value}" + (f" x{restorer.scale}" if sr else f" level {level:g}")
         if keep:
-            title += f", keeping {keep:.0%} of the JPEG's luma"
+            what = "the JPEG's luma" if task.value == "dejpeg" else "the noisy input"
+            title += f", keeping {keep:.0%} of {what}"
         table = Table(title=title)
         for col in ("image", "PSNR", "PSNR-Y", "SSIM", f"{base} PSNR", f"{base} PSNR-Y",
                     f"{base} SSIM", "gain PSNR-Y", "s"):  # fmt: skip

@@ -92,11 +92,11 @@ def summarise(rows: list[EvalRow]) -> dict[str, float]:
 
 
 def level_result(
-    level: float | None, rows: list[EvalRow], keep_luma: float | None = None
+    level: float | None, rows: list[EvalRow], kept: dict[str, float] | None = None
 ) -> dict[str, Any]:
     """One entry of ``scnrestore eval --json``'s ``results``: per image and mean
-    (and, for dejpeg, the share of the JPEG's luma the restorer kept)."""
-    extra = {} if keep_luma is None else {"keep_luma": round(keep_luma, 4)}
+    (and ``kept``: the share of the input blended back, e.g. {"keep_luma": 0.6})."""
+    extra = {k: round(v, 4) for k, v in (kept or {}).items()}
     return {"level": level, **extra, "images": [r.to_dict() for r in rows],
             "mean": summarise(rows)}  # fmt: skip
 

@@ -24,7 +24,9 @@ repository's top level is the same file), one table per model::
 A dejpeg entry may add ``keep_luma = [[90, 0.0], [95, 0.5], [99, 1.0]]``:
 points (JPEG quality, weight), linear between them and flat beyond, saying
 how much of the JPEG's own luma to keep at each quality (see
-``ModelEntry.luma_weight``); measured on validation photos, not trained.
+``ModelEntry.luma_weight``); a denoise entry ``keep_input``, points (sigma,
+weight): how much of the noisy input to blend back (a nearly clean photo is
+best left nearly alone). Measured on validation photos, not trained.
 
 A user registry (``$SCNRESTORE_REGISTRY`` or ``weights.toml`` in the
 platformdirs config dir) is merged over the shipped one, entry by entry.
@@ -80,10 +82,12 @@ ARCH_KEYS = (
     "image_mean",
     "num_cond_channels",
 )
+# Blend-back schedules, and the task each belongs to.
+SCHEDULES = {"keep_luma": "dejpeg", "keep_input": "denoise"}
 ENTRY_KEYS = frozenset(
     (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "urls",
      "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",
-     "status", "keep_luma")
+     "status", "keep_luma", "keep_input")
 )  # fmt: skip
 TOP_KEYS = frozenset(("format", "base_url", "models"))
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -147,6 +151,13 @@ class ModelEntry:
                 losses.append((abs(at - level), at, float(gain)))
         return min(losses)[1:] if losses else None
 
+    def share(self, key: str, level: float) -> float:
+        """The ``keep_luma`` / ``keep_input`` schedule at ``level`` (0 if none)."""
+        if key not in SCHEDULES:
+            raise ValueError(f"unknown schedule {key!r}")
+        points = self.raw.get(key) if self.task == SCHEDULES[key] else None
+        return schedule_weight(points or [], level)
+
     def luma_weight(self, quality: float) -> float:
         """How much of the JPEG's own luma to keep at ``quality`` (0: none).
 
@@ -156,8 +167,7 @@ class ModelEntry:
         weight at some qualities; between them it is interpolated linearly,
         beyond them it stays at the nearest end. No ``keep_luma``: 0.
         """
-        points = self.raw.get("keep_luma") if self.task == "dejpeg" else None
-        return schedule_weight(points or [], quality)
+        return self.share("keep_luma", quality)
 
 
 def schedule_weight(points: list[list[float]], quality: float) -> float:
@@ -256,18 +266,21 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
     for key in ("licence", "provenance"):
         if key in raw:
             check(isinstance(raw[key], str), f"{key} must be a string")
-    if "keep_luma" in raw:
-        pts = raw["keep_luma"]
+    for key, owner in SCHEDULES.items():
+        if key not in raw:
+            continue
+        pts = raw[key]
         pairs = isinstance(pts, list) and bool(pts) and all(
             isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) for p in pts
         )
+        level = "quality" if owner == "dejpeg" else "sigma"
         check(
             pairs
-            and raw["task"] == "dejpeg"
+            and raw["task"] == owner
             and all(0 <= w <= 1 for _, w in pts)
             and all(a[0] < b[0] for a, b in zip(pts, pts[1:], strict=False)),
-            "keep_luma must be [[quality, weight], ...] with rising qualities and weights "
-            "in 0..1 (dejpeg models only)",
+            f"{key} must be [[{level}, weight], ...] with rising {level} values and weights "
+            f"in 0..1 ({owner} models only)",
         )
     if "quality" in raw:
         q = raw["quality"]
@@ -482,7 +495,7 @@ def describe(entry: ModelEntry) -> dict[str, Any]:
         "licence": entry.raw.get("licence"),
         "provenance": entry.raw.get("provenance"),
         "quality": entry.raw.get("quality"),
-        **{k: entry.raw[k] for k in ("quality_note", "steps", "data", "status", "keep_luma")
+        **{k: entry.raw[k] for k in ("quality_note", "steps", "data", "status", *SCHEDULES)
            if k in entry.raw},
         "embedded": entry.embedded,
         "urls": urls,

@@ -7,7 +7,8 @@ SR: one row per image and the mean (PSNR, PSNR-Y, SSIM, bicubic, gain in
 PSNR-Y). Denoise / dejpeg: one row per level with the mean PSNR, SSIM, the
 input's, the gain, and a reference column when --anchors maps levels to PSNR
 (e.g. CBM3D from benchmarks/cbm3d.py). Dejpeg adds PSNR-Y (output and input)
-and, when the eval kept part of the JPEG's luma, the share kept per level.
+and, when the eval blended part of the input back (dejpeg's JPEG luma,
+denoise's noisy input), the share kept per level.
 """
 
 from __future__ import annotations
@@ -42,10 +43,14 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
     head = f"| {what} | PSNR | SSIM | {base} PSNR | {base} SSIM | gain |"
     sep = "|---|---|---|---|---|---|"
     luma = task == "dejpeg"
-    kept = luma and any(r.get("keep_luma") for r in doc["results"])
+    key = "keep_luma" if luma else "keep_input"
+    kept = any(r.get(key) for r in doc["results"])
     if luma:
-        head += f" PSNR-Y | {base} PSNR-Y |" + (" JPEG luma kept |" if kept else "")
-        sep += "---|---|" + ("---|" if kept else "")
+        head += f" PSNR-Y | {base} PSNR-Y |"
+        sep += "---|---|"
+    if kept:
+        head += " JPEG luma kept |" if luma else " input kept |"
+        sep += "---|"
     if anchors:
         head += " reference PSNR | vs reference |"
         sep += "---|---|"
@@ -58,7 +63,7 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
         if luma:
             line += f" {_mean(rows, 'psnr_y'):.2f} | {_mean(rows, 'base_psnr_y'):.2f} |"
         if kept:
-            line += f" {res.get('keep_luma') or 0:.0%} |"
+            line += f" {res.get(key) or 0:.0%} |"
         if anchors:
             ref = anchors.get(f"{res['level']:g}")
             line += f" {ref:.2f} | {p - ref:+.2f} |" if ref is not None else " – | – |"

@@ -16,8 +16,9 @@
    With --stage LABEL (a run started with --init from the shipped file) the
    entry's history is kept: the run is appended to its provenance as
    "LABEL, N steps: COMMAND (code C)", steps add up, and its status stays
-   unless --status replaces it; so does a dejpeg entry's keep_luma schedule,
-   which every evaluation above applies (the figures are what users get).
+   unless --status replaces it; so does a dejpeg entry's keep_luma / a denoise
+   entry's keep_input schedule, which every evaluation above applies (the
+   figures are what users get).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from safetensors.torch import load_file, save_file
 from scnrestore.imageio import atomic_output
 
 ROOT = Path(__file__).resolve().parents[1]
+SCHEDULE_KEY = {"dejpeg": "keep_luma", "denoise": "keep_input"}
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
 
 
@@ -46,12 +48,12 @@ def evaluate(
     val: Path,
     precision: str,
     levels: list | None = None,
-    keep_luma: list | None = None,
+    schedule: list | None = None,
 ) -> tuple[dict, dict]:
     """(mean scores per level, the `scnrestore eval --json` document).
 
-    ``keep_luma``: the entry's schedule (dejpeg), applied as the CLI applies
-    the registry's, so the recorded figures are what users get.
+    ``schedule``: the entry's keep_luma (dejpeg) / keep_input (denoise),
+    applied as the CLI applies the registry's, so the figures are what users get.
     """
     from scnrestore.api import Restorer
     from scnrestore.evaluate import eval_document, level_result, load_images
@@ -61,10 +63,13 @@ def evaluate(
     images = load_images(val)
     r = Restorer(task, str(path), scale=scale, device="cpu", precision=precision)
     results = []
+    key = SCHEDULE_KEY.get(task)
     for lv in levels or LEVELS[task]:
-        keep = schedule_weight(keep_luma, lv) if keep_luma else None
-        r.keep_luma = keep
-        results.append(level_result(lv, run_eval(r, images, lv), keep))
+        keep = schedule_weight(schedule, lv) if schedule else None
+        if key:
+            setattr(r, key, keep)
+        kept = {key: keep} if key and keep is not None else None
+        results.append(level_result(lv, run_eval(r, images, lv), kept))
     return {res["level"]: res["mean"] for res in results}, eval_document(r, results)
 
 
@@ -152,15 +157,16 @@ def main() -> None:
     save_file({k: v.to(torch.float16).contiguous() for k, v in sd.items()}, str(dest), meta)
 
     key = "psnr_y" if task == "upscale" else "psnr"
-    keep = (old or {}).get("keep_luma")  # kept, and applied to the figures
-    q32, _ = evaluate(src, task, scale, args.val, "fp32", keep_luma=keep)
-    q16, doc16 = evaluate(dest, task, scale, args.val, "fp32", keep_luma=keep)
+    # The entry's blend-back schedule is kept, and applied to the figures.
+    keep = (old or {}).get(SCHEDULE_KEY.get(task, ""))
+    q32, _ = evaluate(src, task, scale, args.val, "fp32", schedule=keep)
+    q16, doc16 = evaluate(dest, task, scale, args.val, "fp32", schedule=keep)
     # The shipped figures are at the default precision; where that is fp32
     # (CPUs without native bf16) the fp16-weights run above is that run.
     if default_precision() == "fp32":
         qdef, doc = q16, doc16
     else:
-        qdef, doc = evaluate(dest, task, scale, args.val, "auto", keep_luma=keep)
+        qdef, doc = evaluate(dest, task, scale, args.val, "auto", schedule=keep)
     extra = [float(int(v)) for v in args.extra_levels.split(",") if v.strip()]
     if extra:
         if task == "upscale":
@@ -219,7 +225,7 @@ def main() -> None:
         + ("PSNR-Y shave = scale vs bicubic" if task == "upscale" else "PSNR RGB vs input"),
     )
     if keep:
-        fields["keep_luma"] = keep
+        fields[SCHEDULE_KEY[task]] = keep
     if status:
         fields["status"] = status
     write_entry(args.name, fields)

@@ -1,4 +1,5 @@
-"""dejpeg's luma keeping: the JPEG's own luma blended back, the restored colour kept."""
+"""Blending the input back: dejpeg keeps part of the JPEG's own luma (the
+restored colour stays), denoise part of the noisy input."""
 
 from __future__ import annotations
 
@@ -99,9 +100,9 @@ def test_above_the_trained_range_the_network_is_told_its_top(ckpt_dir, jpeg):
         r.restore_array(jpeg, 101)
 
 
-def entry(points, task="dejpeg") -> weights.ModelEntry:
+def entry(points, task="dejpeg", key="keep_luma") -> weights.ModelEntry:
     return weights._parse_entry("m", {"task": task, "file": "m.safetensors", "sha256": "0" * 64,
-                                      "size": 1, "keep_luma": points}, None, None)  # fmt: skip
+                                      "size": 1, key: points}, None, None)  # fmt: skip
 
 
 def test_schedule_is_linear_between_points_and_flat_beyond():
@@ -121,23 +122,28 @@ def test_bad_schedules_are_refused_with_the_entry_named(points):
         entry(points)
 
 
-def test_schedule_only_for_dejpeg():
+def test_each_schedule_belongs_to_its_task():
     with pytest.raises(weights.RegistryError, match="dejpeg models only"):
         entry([[90, 0.5]], task="denoise")
+    with pytest.raises(weights.RegistryError, match=r"keep_input must .*\(denoise models only"):
+        entry([[2, 0.5]], task="dejpeg", key="keep_input")
+    e = entry([[1, 0.8], [3, 0.0]], task="denoise", key="keep_input")
+    assert e.share("keep_input", 2) == pytest.approx(0.4) and e.luma_weight(2) == 0.0
 
 
-def _registry(tmp_path, ckpt_dir, points) -> dict[str, str]:
-    """A user registry naming the tiny dejpeg checkpoint with a keep_luma schedule."""
-    data = (ckpt_dir / "dejpeg.safetensors").read_bytes()
+def _registry(tmp_path, ckpt_dir, points, task="dejpeg") -> dict[str, str]:
+    """A user registry naming a tiny checkpoint with a keep_luma / keep_input schedule."""
+    data = (ckpt_dir / f"{task}.safetensors").read_bytes()
     cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "tiny-dejpeg.safetensors").write_bytes(data)
+    cache.mkdir(exist_ok=True)
+    (cache / f"tiny-{task}.safetensors").write_bytes(data)
+    key = "keep_luma" if task == "dejpeg" else "keep_input"
     reg = tmp_path / "reg.toml"
     reg.write_text(
-        '[models.tiny]\ntask = "dejpeg"\nfile = "tiny-dejpeg.safetensors"\n'
+        f'[models.tiny]\ntask = "{task}"\nfile = "tiny-{task}.safetensors"\n'
         f'sha256 = "{hashlib.sha256(data).hexdigest()}"\nsize = {len(data)}\n'
         "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
-        f"num_cond_channels = 1\nkeep_luma = {json.dumps(points)}\n"
+        f"num_cond_channels = 1\n{key} = {json.dumps(points)}\n"
     )
     return {"SCNRESTORE_REGISTRY": str(reg), "SCNRESTORE_CACHE_DIR": str(cache)}
 
@@ -171,12 +177,12 @@ def test_a_file_outside_the_registry_keeps_no_luma(ckpt_dir):
         25) == 0.0
 
 
-@pytest.mark.parametrize("bad", ["1.5", "-0.1", "half"])
-def test_bad_flag_is_one_clear_line(tmp_path, ckpt_dir, bad):
-    r = run("dejpeg", tmp_path / "none.jpg", "--keep-luma", bad,
-            "--model", ckpt_dir / "dejpeg.safetensors")  # fmt: skip
+@pytest.mark.parametrize("bad", ["1.5", "-0.1", "half", "nan"])
+@pytest.mark.parametrize(("task", "flag"), [("dejpeg", "--keep-luma"), ("denoise", "--keep-input")])
+def test_bad_flag_is_one_clear_line(tmp_path, ckpt_dir, bad, task, flag):
+    r = run(task, tmp_path / "none.jpg", flag, bad, "--model", ckpt_dir / f"{task}.safetensors")
     assert r.returncode == 2
-    assert f"--keep-luma must be a number from 0 to 1 or auto, not {bad}" in r.stderr
+    assert f"{flag} must be a number from 0 to 1 or auto, not {bad}" in r.stderr
 
 
 def test_quality_above_95_is_accepted(tmp_path, ckpt_dir, jpeg):
@@ -202,3 +208,47 @@ def test_eval_applies_and_reports_the_schedule(tmp_path, ckpt_dir, photo):
     assert off["keep_luma"] == 0.0
     assert res[2]["mean"]["psnr_y"] > off["mean"]["psnr_y"] + 3  # the JPEG's luma, kept
     assert res[2]["mean"]["base_psnr_y"] == off["mean"]["base_psnr_y"]
+
+
+# -- denoise: the noisy input blended back ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def noisy(photo) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(photo + rng.normal(0, 2, photo.shape), 0, 255).round().astype(np.uint8)
+
+
+def denoiser(ckpt_dir, keep_input=None) -> Restorer:
+    return Restorer("denoise", ckpt_dir / "denoise.safetensors", level=2, device="cpu",
+                    precision="fp32", keep_input=keep_input)  # fmt: skip
+
+
+def test_denoise_blends_the_input_back(ckpt_dir, noisy):
+    alone = denoiser(ckpt_dir, 0.0).restore_array(noisy)
+    assert np.abs(alone.astype(float) - noisy).mean() > 1.0
+    np.testing.assert_array_equal(denoiser(ckpt_dir, 1.0).restore_array(noisy), noisy)
+    half = denoiser(ckpt_dir, 0.5).restore_array(noisy).astype(float)
+    assert np.abs(half - (alone.astype(float) + noisy) / 2).max() <= 0.5
+    assert denoiser(ckpt_dir, 0.5).luma_weight(90) == 0.0  # the other task's share
+    with pytest.raises(ValueError, match="keep_input must lie in 0..1"):
+        denoiser(ckpt_dir, 2.0)
+
+
+def test_denoise_registry_schedule_and_flag(tmp_path, ckpt_dir, noisy):
+    env = _registry(tmp_path, ckpt_dir, [[2, 1.0], [10, 0.0]], task="denoise")
+    PILImage.fromarray(noisy).save(tmp_path / "n.png")
+    r = run("denoise", tmp_path / "n.png", "--sigma", "2", "--model", "tiny",
+            "-o", tmp_path / "auto", "--json", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["files"][0]["keep_input"] == 1.0
+    with PILImage.open(tmp_path / "auto" / "n.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), noisy)
+    r = run("denoise", tmp_path / "n.png", "--sigma", "6", "--keep-input", "0", "--model", "tiny",
+            "-o", tmp_path / "off", "--json", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["files"][0]["keep_input"] == 0.0
+    r = run("eval", tmp_path, "--task", "denoise", "--levels", "2,6,25", "--model", "tiny",
+            "--json", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert [x["keep_input"] for x in json.loads(r.stdout)["results"]] == [1.0, 0.5, 0.0]

@@ -1,0 +1,73 @@
+"""How much of the input should dejpeg / denoise blend back into the network's output?
+
+    python benchmarks/keep_input.py 80,90,95 [--task dejpeg] [--alphas 0,0.5,1] [--crop N]
+    python benchmarks/keep_input.py 1,2,3 --task denoise
+
+For each level (JPEG quality, or sigma), every photo of ``--val``
+(centre-cropped to ``--crop`` pixels when given, for large training images) is
+degraded as ``scnrestore eval`` does (same seeds) and restored by the shipped
+model in fp32 with nothing blended back. Then, for each alpha, the blend the
+tool applies (``scnrestore.api.blend_input``) is formed: dejpeg moves the
+output's luma toward the JPEG's by alpha (BT.601; Cb/Cr stay the network's),
+denoise moves the whole output toward the noisy input by alpha. alpha 0 is
+the network alone, alpha 1 the input's luma (dejpeg) or the input (denoise).
+Prints mean PSNR (RGB) and PSNR-Y against the clean photo, for the input and
+for each alpha. Above 95 a dejpeg network is told 95, as ``--quality auto``
+does for files saved above the model's range.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from scnrestore.api import TRAINED_RANGES, Restorer, blend_input
+from scnrestore.degrade import make_input
+from scnrestore.evaluate import load_images
+from scnrestore.metrics import psnr, psnr_y
+
+
+def centre_crop(a: np.ndarray, n: int) -> np.ndarray:
+    h, w = a.shape[:2]
+    t, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
+    return a[t : t + n, left : left + n]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("levels", help="comma-separated, e.g. 80,90,95 (dejpeg) or 1,2,3 (denoise)")
+    p.add_argument("--task", choices=("dejpeg", "denoise"), default="dejpeg")
+    p.add_argument("--alphas", default="0,1", help="comma-separated shares of the input kept")
+    p.add_argument("--val", default="../shared/data/val")
+    p.add_argument("--crop", type=int, default=0, help="centre crop size (0: whole photo)")
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    alphas = [float(x) for x in a.alphas.split(",")]
+    images = [(n, centre_crop(c, a.crop) if a.crop else c) for n, c in load_images(a.val)]
+    print(f"{len(images)} photos from {a.val}" + (f", centre {a.crop} px" if a.crop else ""))
+    top = TRAINED_RANGES[a.task][1]
+    for lv in (float(x) for x in a.levels.split(",")):
+        net = min(lv, top) if a.task == "dejpeg" else lv
+        r = Restorer(a.task, level=net, precision="fp32", keep_luma=0.0, keep_input=0.0)
+        rows = []
+        for idx, (_, clean) in enumerate(images):
+            inp, _ = make_input(a.task, clean, 1, lv, np.random.default_rng(idx))
+            out = r.restore_array(inp)
+            row = [psnr(clean, inp), psnr_y(clean, inp)]
+            for al in alphas:
+                b = out.copy()
+                blend_input(inp, b, al, luma_only=a.task == "dejpeg")
+                row += [psnr(clean, b), psnr_y(clean, b)]
+            rows.append(row)
+        m = np.mean(rows, axis=0)
+        cells = [f"input {m[0]:.3f}/{m[1]:.3f}"]
+        cells += [f"a={al:g} {m[2 + 2 * i]:.3f}/{m[3 + 2 * i]:.3f}" for i, al in enumerate(alphas)]
+        name = "q" if a.task == "dejpeg" else "sigma"
+        print(f"{name} {lv:g} (PSNR/PSNR-Y): " + "  ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -42,6 +42,7 @@ def main() -> None:
     p.add_argument("--alphas", default="0,1", help="comma-separated shares of the input kept")
     p.add_argument("--val", default="../shared/data/val")
     p.add_argument("--crop", type=int, default=0, help="centre crop size (0: whole photo)")
+    p.add_argument("--model", help="registry name or file (default: the task's shipped model)")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -51,7 +52,7 @@ def main() -> None:
     top = TRAINED_RANGES[a.task][1]
     for lv in (float(x) for x in a.levels.split(",")):
         net = min(lv, top) if a.task == "dejpeg" else lv
-        r = Restorer(a.task, level=net, precision="fp32", keep_luma=0.0, keep_input=0.0)
+        r = Restorer(a.task, a.model, level=net, precision="fp32", keep_luma=0.0, keep_input=0.0)
         rows = []
         for idx, (_, clean) in enumerate(images):
             inp, _ = make_input(a.task, clean, 1, lv, np.random.default_rng(idx))

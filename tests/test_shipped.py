@@ -127,3 +127,17 @@ def test_shipped_dejpeg_does_not_harm_a_quality_97_photo(name):
     assert psnr(auto, clean) >= psnr(jpeg, clean)
     assert psnr_y(auto, clean) >= psnr_y(jpeg, clean) - 0.05
     assert psnr_y(alone, clean) < psnr_y(jpeg, clean) - 1.0  # what the schedule prevents
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_shipped_denoise_blends_a_nearly_clean_photo_back(name):
+    """σ 1: the network alone removes detail; the keep_input schedule takes
+    half of the input back, which is much closer to the clean photo."""
+    from scnrestore.metrics import psnr
+
+    with PILImage.open(ROOT / "examples" / f"{name}.png") as im:
+        clean = np.asarray(im.convert("RGB"))[:192, :192]
+    noisy = degrade.add_gaussian_noise(clean, 1, np.random.default_rng(0))
+    auto = Restorer("denoise", level=1, device="cpu", precision="fp32").restore_array(noisy)
+    off = Restorer("denoise", level=1, device="cpu", precision="fp32", keep_input=0)
+    assert psnr(auto, clean) > psnr(off.restore_array(noisy), clean) + 1.0

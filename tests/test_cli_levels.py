@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image as PILImage
 from test_cli import run
 
@@ -34,12 +35,13 @@ def test_denoise_auto_estimates_sigma(tmp_path, ckpt_dir, photo):
     assert "estimated sigma" in r.stderr
 
 
-def test_explicit_level_applies_to_all(tmp_path, ckpt_dir, photo):
+@pytest.mark.parametrize("quality", [30, 98])  # 96-100: files a camera writes
+def test_explicit_level_applies_to_all(tmp_path, ckpt_dir, photo, quality):
     PILImage.fromarray(photo).save(tmp_path / "a.png")
-    r = run("dejpeg", tmp_path / "a.png", "--quality", "30",
+    r = run("dejpeg", tmp_path / "a.png", "--quality", str(quality),
             "--model", ckpt_dir / "dejpeg.safetensors", "--json")  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["files"][0]["level"] == 30
+    assert json.loads(r.stdout)["files"][0]["level"] == quality
 
 
 def _lossy_registry(tmp_path, task, quality):

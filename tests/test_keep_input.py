@@ -185,14 +185,6 @@ def test_bad_flag_is_one_clear_line(tmp_path, ckpt_dir, bad, task, flag):
     assert f"{flag} must be a number from 0 to 1 or auto, not {bad}" in r.stderr
 
 
-def test_quality_above_95_is_accepted(tmp_path, ckpt_dir, jpeg):
-    PILImage.fromarray(jpeg).save(tmp_path / "a.png")
-    r = run("dejpeg", tmp_path / "a.png", "--quality", "98",
-            "--model", ckpt_dir / "dejpeg.safetensors", "--json")  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["files"][0]["level"] == 98
-
-
 def test_eval_applies_and_reports_the_schedule(tmp_path, ckpt_dir, photo):
     env = _registry(tmp_path, ckpt_dir, [[80, 0.0], [90, 1.0]])
     (tmp_path / "val").mkdir()

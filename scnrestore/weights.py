@@ -87,7 +87,7 @@ SCHEDULES = {"keep_luma": "dejpeg", "keep_input": "denoise"}
 ENTRY_KEYS = frozenset(
     (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "urls",
      "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",
-     "status", "keep_luma", "keep_input")
+     "status", *SCHEDULES)
 )  # fmt: skip
 TOP_KEYS = frozenset(("format", "base_url", "models"))
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -170,18 +170,18 @@ class ModelEntry:
         return self.share("keep_luma", quality)
 
 
-def schedule_weight(points: list[list[float]], quality: float) -> float:
-    """A ``keep_luma`` schedule at ``quality``: linear between its (quality,
-    weight) points, flat beyond the ends; 0 for an empty schedule."""
+def schedule_weight(points: list[list[float]], level: float) -> float:
+    """A ``keep_luma`` / ``keep_input`` schedule at ``level``: linear between
+    its (level, weight) points, flat beyond the ends; 0 for an empty one."""
     if not points:
         return 0.0
-    (q0, w0), *rest = points
-    if quality <= q0:
+    (x0, w0), *rest = points
+    if level <= x0:
         return float(w0)
-    for q1, w1 in rest:
-        if quality <= q1:
-            return float(w0 + (w1 - w0) * (quality - q0) / (q1 - q0))
-        q0, w0 = q1, w1
+    for x1, w1 in rest:
+        if level <= x1:
+            return float(w0 + (w1 - w0) * (level - x0) / (x1 - x0))
+        x0, w0 = x1, w1
     return float(w0)
 
 

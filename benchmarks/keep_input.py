@@ -23,7 +23,7 @@ import argparse
 import numpy as np
 import torch
 
-from scnrestore.api import TRAINED_RANGES, Restorer, blend_input
+from scnrestore.api import Restorer, blend_input
 from scnrestore.degrade import make_input
 from scnrestore.evaluate import load_images
 from scnrestore.metrics import psnr, psnr_y
@@ -49,10 +49,9 @@ def main() -> None:
     alphas = [float(x) for x in a.alphas.split(",")]
     images = [(n, centre_crop(c, a.crop) if a.crop else c) for n, c in load_images(a.val)]
     print(f"{len(images)} photos from {a.val}" + (f", centre {a.crop} px" if a.crop else ""))
-    top = TRAINED_RANGES[a.task][1]
     for lv in (float(x) for x in a.levels.split(",")):
-        net = min(lv, top) if a.task == "dejpeg" else lv
-        r = Restorer(a.task, a.model, level=net, precision="fp32", keep_luma=0.0, keep_input=0.0)
+        # Restorer tells a dejpeg network min(lv, 95), as for --quality auto.
+        r = Restorer(a.task, a.model, level=lv, precision="fp32", keep_luma=0.0, keep_input=0.0)
         rows = []
         for idx, (_, clean) in enumerate(images):
             inp, _ = make_input(a.task, clean, 1, lv, np.random.default_rng(idx))

@@ -144,6 +144,11 @@ class Restorer:
         (denoise; else 0): ``keep_input``, else the entry's schedule, else 0."""
         return self._share("denoise", self.keep_input, "keep_input", level)
 
+    def kept_share(self, level: float | None = None) -> float:
+        """The share of the input this restorer blends back at ``level``:
+        :meth:`luma_weight` (dejpeg), :meth:`input_weight` (denoise), else 0."""
+        return self.luma_weight(level) or self.input_weight(level)
+
     def _share(self, task: str, given: float | None, key: str, level: float | None) -> float:
         if self.task != task:
             return 0.0
@@ -209,10 +214,9 @@ class Restorer:
         else:
             out = np.empty((h, w, c), pixels.dtype)
             self.engine.run(rgb, cond, progress, out=out[:, :, :3])
-        if self.scale == 1:
-            luma, plain = self.luma_weight(level), self.input_weight(level)
-            if luma or plain:
-                blend_input(color, out[:, :, : color.shape[2]], luma or plain, luma_only=bool(luma))
+        share = self.kept_share(level)
+        if share:  # dejpeg / denoise: scale 1, same shape as the input
+            blend_input(color, out[:, :, : color.shape[2]], share, luma_only=self.task == "dejpeg")
         if alpha is not None:
             if self.scale > 1:
                 _resize_plane(alpha[:, :, 0], self.scale, out[:, :, -1])

@@ -128,8 +128,6 @@ KeepInputOpt = Annotated[
         "share for the sigma (denoise; most for nearly clean photos, none for noisy ones)."
     ),
 ]
-# The blend-back option of each task (Restorer keyword, registry key, JSON field).
-KEEP_KEY = {"dejpeg": "keep_luma", "denoise": "keep_input"}
 
 
 @dataclass
@@ -494,7 +492,7 @@ def _make_restorer(
     """A Restorer, or exit 2 with one line; ``keep``: --keep-luma / --keep-input."""
     from .api import Restorer
     from .checkpoint import CheckpointError
-    from .weights import RegistryError
+    from .weights import TASK_SCHEDULES, RegistryError
 
     try:
         return Restorer(
@@ -507,7 +505,7 @@ def _make_restorer(
             tile_overlap=tile_overlap,
             tta=tta,
             num_scales=num_scales,
-            **({KEEP_KEY[task]: keep} if task in KEEP_KEY else {}),
+            **({TASK_SCHEDULES[task]: keep} if task in TASK_SCHEDULES else {}),
         )
     except (RegistryError, CheckpointError, ValueError, OSError) as exc:
         typer.echo(_one_line(f"error: {exc}"), err=True)
@@ -546,11 +544,6 @@ def _parse_keep(text: str, flag: str) -> float | None:
     return value
 
 
-def _kept(restorer: Any, task: str, level: float | None) -> float:
-    """The share of the input the restorer blends back at ``level``."""
-    return restorer.luma_weight(level) if task == "dejpeg" else restorer.input_weight(level)
-
-
 def _auto_level(task: str, img: Any) -> float:
     """Estimate sigma (denoise) or the saved JPEG quality (dejpeg) of one image."""
     from .api import LEVEL_RANGES
@@ -579,6 +572,7 @@ def _process(
     None with ``job`` marked failed.
     """
     from .imageio import format_for_path
+    from .weights import TASK_SCHEDULES
 
     assert job.dst is not None
     try:
@@ -595,8 +589,8 @@ def _process(
             _warn_if_worse(pipe, restorer, task, level, job.src)
         if level is not None:
             job.info["level"] = level
-        if task in KEEP_KEY:
-            job.info[KEEP_KEY[task]] = round(_kept(restorer, task, level), 4)
+        if task in TASK_SCHEDULES:  # the share of the input blended back
+            job.info[TASK_SCHEDULES[task]] = round(restorer.kept_share(level), 4)
         out = restorer.restore(img, level, pipe.reporter.tile_progress(job.src.name))
         del img
         return out, out_fmt
@@ -1251,6 +1245,7 @@ def evaluate_cmd(
     from rich.table import Table
 
     from .evaluate import eval_document, evaluate, level_result, load_images
+    from .weights import TASK_SCHEDULES
 
     lv = _levels(levels, task.value)
     if not directory.is_dir():
@@ -1272,8 +1267,8 @@ def evaluate_cmd(
     results = []
     for level in lv:
         rows = evaluate(restorer, images, level)
-        key = KEEP_KEY.get(task.value)
-        keep = _kept(restorer, task.value, level) if key else None
+        key = TASK_SCHEDULES.get(task.value)
+        keep = restorer.kept_share(level) if key else None
         results.append(level_result(level, rows, {key: keep} if key else None))
         if as_json:
             continue

@@ -64,6 +64,8 @@ __all__ = [
     "url_problem",
     "PACKAGE_DIR",
     "schedule_weight",
+    "SCHEDULES",
+    "TASK_SCHEDULES",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -84,6 +86,7 @@ ARCH_KEYS = (
 )
 # Blend-back schedules, and the task each belongs to.
 SCHEDULES = {"keep_luma": "dejpeg", "keep_input": "denoise"}
+TASK_SCHEDULES = {task: key for key, task in SCHEDULES.items()}
 ENTRY_KEYS = frozenset(
     (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "urls",
      "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",

@@ -17,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from scnrestore.weights import TASK_SCHEDULES
+
 
 def _mean(rows: list[dict], key: str) -> float:
     return sum(r[key] for r in rows) / len(rows)
@@ -43,7 +45,7 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
     head = f"| {what} | PSNR | SSIM | {base} PSNR | {base} SSIM | gain |"
     sep = "|---|---|---|---|---|---|"
     luma = task == "dejpeg"
-    key = "keep_luma" if luma else "keep_input"
+    key = TASK_SCHEDULES[task]
     kept = any(r.get(key) for r in doc["results"])
     if luma:
         head += f" PSNR-Y | {base} PSNR-Y |"

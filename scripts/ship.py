@@ -35,9 +35,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scnrestore.imageio import atomic_output
+from scnrestore.weights import TASK_SCHEDULES
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEDULE_KEY = {"dejpeg": "keep_luma", "denoise": "keep_input"}
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
 
 
@@ -63,7 +63,7 @@ def evaluate(
     images = load_images(val)
     r = Restorer(task, str(path), scale=scale, device="cpu", precision=precision)
     results = []
-    key = SCHEDULE_KEY.get(task)
+    key = TASK_SCHEDULES.get(task)
     for lv in levels or LEVELS[task]:
         keep = schedule_weight(schedule, lv) if schedule else None
         if key:
@@ -158,7 +158,7 @@ def main() -> None:
 
     key = "psnr_y" if task == "upscale" else "psnr"
     # The entry's blend-back schedule is kept, and applied to the figures.
-    keep = (old or {}).get(SCHEDULE_KEY.get(task, ""))
+    keep = (old or {}).get(TASK_SCHEDULES.get(task, ""))
     q32, _ = evaluate(src, task, scale, args.val, "fp32", schedule=keep)
     q16, doc16 = evaluate(dest, task, scale, args.val, "fp32", schedule=keep)
     # The shipped figures are at the default precision; where that is fp32
@@ -225,7 +225,7 @@ def main() -> None:
         + ("PSNR-Y shave = scale vs bicubic" if task == "upscale" else "PSNR RGB vs input"),
     )
     if keep:
-        fields[SCHEDULE_KEY[task]] = keep
+        fields[TASK_SCHEDULES[task]] = keep
     if status:
         fields["status"] = status
     write_entry(args.name, fields)

@@ -80,6 +80,8 @@ class Restorer:
     JPEG's own luma to keep, 0..1; ``keep_input`` (denoise): how much of the
     noisy input to blend back, 0..1. None: the registry entry's measured
     schedule for the level (see :meth:`luma_weight`, :meth:`input_weight`).
+    ``told_level``: tell the network the registry entry's calibrated level for
+    the true one (see :meth:`told`); False tells it the level as given.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Restorer:
         num_scales: int | None = None,
         keep_luma: float | None = None,
         keep_input: float | None = None,
+        told_level: bool = True,
     ) -> None:
         from torch import nn
 
@@ -114,6 +117,7 @@ class Restorer:
                 raise ValueError(f"{name} must lie in 0..1, not {share:g}")
         self.keep_luma = keep_luma
         self.keep_input = keep_input
+        self.told_level = told_level
         self.engine = Engine(model, device, precision, tile, tile_overlap, tta)
 
     @property
@@ -160,9 +164,11 @@ class Restorer:
             return 0.0
         return entry.share(key, level)
 
-    def _cond(self, level: float | None) -> float | None:
-        from .model import condition_value
-
+    def told(self, level: float | None = None) -> float | None:
+        """The level the network is told for the true ``level`` (None for a
+        model that takes none): the registry entry's ``told_level`` schedule
+        (unless ``told_level=False``), clamped to the levels it was trained on
+        (a dejpeg network is told 95 for a quality-99 file)."""
         if not self.conditioned:
             return None
         level = self.level if level is None else level
@@ -172,8 +178,16 @@ class Restorer:
         if not lo <= level <= hi:
             raise ValueError(f"{self.task} level {level:g} is outside {lo:g}..{hi:g}")
         entry = getattr(self.model, "registry_entry", None)
+        if entry is not None and self.told_level:
+            level = entry.told_level(level)
         lo, hi = (entry and entry.level_range) or TRAINED_RANGES[self.task]
-        return condition_value(self.task, min(max(level, lo), hi))
+        return min(max(level, lo), hi)
+
+    def _cond(self, level: float | None) -> float | None:
+        from .model import condition_value
+
+        told = self.told(level)
+        return None if told is None else condition_value(self.task, told)
 
     def restore_array(
         self,

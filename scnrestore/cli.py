@@ -121,6 +121,14 @@ KeepLumaOpt = Annotated[
         "share for the quality (dejpeg; none at low quality, all at 99-100)."
     ),
 ]
+CalibrationOpt = Annotated[
+    bool,
+    typer.Option(
+        "--level-calibration/--no-level-calibration",
+        help="Tell the network the model's calibrated level for the given sigma / quality "
+        "(measured per model; see README). Off: the level as given.",
+    ),
+]
 KeepInputOpt = Annotated[
     str,
     typer.Option(
@@ -365,6 +373,7 @@ def run_batch(
     as_json: bool,
     offline: bool = False,
     keep: float | None = None,
+    calibration: bool = True,
 ) -> None:
     """Shared body of upscale / denoise / dejpeg."""
     from .imageio import format_for_path
@@ -414,7 +423,7 @@ def run_batch(
             if restorer is None:
                 restorer = _make_restorer(
                     task, model, scale, num_scales, device, precision, tile, tile_overlap, tta,
-                    keep,
+                    keep, calibration,
                 )
                 if level is not None and not restorer.conditioned:
                     # A fixed-level model (e.g. the published per-sigma SCN
@@ -488,8 +497,10 @@ def _make_restorer(
     tile_overlap: int,
     tta: bool,
     keep: float | None = None,
+    calibration: bool = True,
 ):  # noqa: ANN202
-    """A Restorer, or exit 2 with one line; ``keep``: --keep-luma / --keep-input."""
+    """A Restorer, or exit 2 with one line; ``keep``: --keep-luma / --keep-input,
+    ``calibration``: --level-calibration."""
     from .api import Restorer
     from .checkpoint import CheckpointError
     from .weights import TASK_SCHEDULES, RegistryError
@@ -505,6 +516,7 @@ def _make_restorer(
             tile_overlap=tile_overlap,
             tta=tta,
             num_scales=num_scales,
+            told_level=calibration,
             **({TASK_SCHEDULES[task]: keep} if task in TASK_SCHEDULES else {}),
         )
     except (RegistryError, CheckpointError, ValueError, OSError) as exc:
@@ -589,6 +601,8 @@ def _process(
             _warn_if_worse(pipe, restorer, task, level, job.src)
         if level is not None:
             job.info["level"] = level
+            if restorer.conditioned:  # what the network is told for it
+                job.info["told_level"] = round(restorer.told(level), 2)
         if task in TASK_SCHEDULES:  # the share of the input blended back
             job.info[TASK_SCHEDULES[task]] = round(restorer.kept_share(level), 4)
         out = restorer.restore(img, level, pipe.reporter.tile_progress(job.src.name))
@@ -1002,6 +1016,7 @@ def denoise(
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
     keep_input: KeepInputOpt = "auto",
+    level_calibration: CalibrationOpt = True,
 ) -> None:
     """Remove Gaussian noise.
 
@@ -1013,7 +1028,7 @@ def denoise(
         precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
         jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
         quiet=quiet, as_json=as_json, offline=offline, png_compression=png_compression,
-        keep=_parse_keep(keep_input, "--keep-input"),
+        keep=_parse_keep(keep_input, "--keep-input"), calibration=level_calibration,
     )  # fmt: skip
 
 
@@ -1046,6 +1061,7 @@ def dejpeg(
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
     keep_luma: KeepLumaOpt = "auto",
+    level_calibration: CalibrationOpt = True,
 ) -> None:
     """Remove JPEG compression artefacts.
 
@@ -1057,7 +1073,7 @@ def dejpeg(
         precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta, fmt=fmt,
         jpeg_quality=jpeg_quality, overwrite=overwrite, skip_existing=skip_existing,
         quiet=quiet, as_json=as_json, offline=offline, png_compression=png_compression,
-        keep=_parse_keep(keep_luma, "--keep-luma"),
+        keep=_parse_keep(keep_luma, "--keep-luma"), calibration=level_calibration,
     )  # fmt: skip
 
 
@@ -1236,6 +1252,7 @@ def evaluate_cmd(
     as_json: JsonOpt = False,
     keep_luma: KeepLumaOpt = "auto",
     keep_input: KeepInputOpt = "auto",
+    level_calibration: CalibrationOpt = True,
 ) -> None:
     """Degrade clean images as training does, restore them, and score both.
 
@@ -1258,6 +1275,7 @@ def evaluate_cmd(
         task.value, model, scale, num_scales, device, precision, tile, tile_overlap, tta,
         _parse_keep(keep_input, "--keep-input") if task.value == "denoise"
         else _parse_keep(keep_luma, "--keep-luma"),
+        level_calibration,
     )  # fmt: skip
     sr = task.value == "upscale"
     base = "bicubic" if sr else ("noisy" if task.value == "denoise" else "JPEG")
@@ -1269,10 +1287,15 @@ def evaluate_cmd(
         rows = evaluate(restorer, images, level)
         key = TASK_SCHEDULES.get(task.value)
         keep = restorer.kept_share(level) if key else None
-        results.append(level_result(level, rows, {key: keep} if key else None))
+        extra = {key: keep} if key else {}
+        if restorer.conditioned:
+            extra["told_level"] = restorer.told(level)
+        results.append(level_result(level, rows, extra))
         if as_json:
             continue
         title = f"{task.value}" + (f" x{restorer.scale}" if sr else f" level {level:g}")
+        if restorer.conditioned and restorer.told(level) != level:
+            title += f" (network told {restorer.told(level):.3g})"
         if keep:
             what = "the JPEG's luma" if task.value == "dejpeg" else "the noisy input"
             title += f", keeping {keep:.0%} of {what}"

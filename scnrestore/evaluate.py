@@ -92,11 +92,12 @@ def summarise(rows: list[EvalRow]) -> dict[str, float]:
 
 
 def level_result(
-    level: float | None, rows: list[EvalRow], kept: dict[str, float] | None = None
+    level: float | None, rows: list[EvalRow], extra: dict[str, float] | None = None
 ) -> dict[str, Any]:
-    """One entry of ``scnrestore eval --json``'s ``results``: per image and mean
-    (and ``kept``: the share of the input blended back, e.g. {"keep_luma": 0.6})."""
-    extra = {k: round(v, 4) for k, v in (kept or {}).items()}
+    """One entry of ``scnrestore eval --json``'s ``results``: per image and mean,
+    and ``extra`` figures for the level: the share of the input blended back
+    (e.g. {"keep_luma": 0.6}) and the level the network was told."""
+    extra = {k: round(v, 4) for k, v in (extra or {}).items()}
     return {"level": level, **extra, "images": [r.to_dict() for r in rows],
             "mean": summarise(rows)}  # fmt: skip
 

@@ -28,6 +28,13 @@ how much of the JPEG's own luma to keep at each quality (see
 weight): how much of the noisy input to blend back (a nearly clean photo is
 best left nearly alone). Measured on validation photos, not trained.
 
+A denoise or dejpeg entry may add ``told_level = [[5, 5], [10, 12], [40, 44]]``:
+points (true level, level the network is told), linear between them and
+keeping the nearest end's ratio beyond them. A network trained with L1 over a
+range of levels need not do best when told the true one (see
+``ModelEntry.told_level``); measured for these weights by
+``benchmarks/told_level.py``, so a new set of weights starts without one.
+
 A user registry (``$SCNRESTORE_REGISTRY`` or ``weights.toml`` in the
 platformdirs config dir) is merged over the shipped one, entry by entry.
 :func:`resolve` maps a name to a local file: embedded, else cached, else
@@ -66,6 +73,8 @@ __all__ = [
     "schedule_weight",
     "SCHEDULES",
     "TASK_SCHEDULES",
+    "told_level",
+    "TOLD_LEVEL",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -87,10 +96,12 @@ ARCH_KEYS = (
 # Blend-back schedules, and the task each belongs to.
 SCHEDULES = {"keep_luma": "dejpeg", "keep_input": "denoise"}
 TASK_SCHEDULES = {task: key for key, task in SCHEDULES.items()}
+# The level a conditioned network is told, per true level (denoise, dejpeg).
+TOLD_LEVEL = "told_level"
 ENTRY_KEYS = frozenset(
     (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "urls",
      "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",
-     "status", *SCHEDULES)
+     "status", *SCHEDULES, TOLD_LEVEL)
 )  # fmt: skip
 TOP_KEYS = frozenset(("format", "base_url", "models"))
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -171,6 +182,34 @@ class ModelEntry:
         beyond them it stays at the nearest end. No ``keep_luma``: 0.
         """
         return self.share("keep_luma", quality)
+
+    def told_level(self, level: float) -> float:
+        """The level to tell the network for a true ``level`` (the level itself
+        when the entry has no ``told_level`` schedule).
+
+        Trained with L1 over a range of levels, a conditioned network can do
+        better told a slightly different level than the true one (measured:
+        the shipped dejpeg model gains 0.05-0.08 dB at quality 10 told 12-13).
+        The schedule's (level, told) points are linear between them; beyond
+        the ends the nearest point's ratio told / level holds.
+        """
+        points = self.raw.get(TOLD_LEVEL) if self.task in ("denoise", "dejpeg") else None
+        return told_level(points or [], level)
+
+
+def told_level(points: list[list[float]], level: float) -> float:
+    """A ``told_level`` schedule at ``level``: linear between its (level, told)
+    points, the nearest end's ratio beyond them; ``level`` for an empty one."""
+    if not points:
+        return float(level)
+    (x0, t0), *rest = points
+    if level <= x0:
+        return float(level * t0 / x0)
+    for x1, t1 in rest:
+        if level <= x1:
+            return float(t0 + (t1 - t0) * (level - x0) / (x1 - x0))
+        x0, t0 = x1, t1
+    return float(level * t0 / x0)
 
 
 def schedule_weight(points: list[list[float]], level: float) -> float:
@@ -284,6 +323,19 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
             and all(a[0] < b[0] for a, b in zip(pts, pts[1:], strict=False)),
             f"{key} must be [[{level}, weight], ...] with rising {level} values and weights "
             f"in 0..1 ({owner} models only)",
+        )
+    if TOLD_LEVEL in raw:
+        pts = raw[TOLD_LEVEL]
+        pairs = isinstance(pts, list) and bool(pts) and all(
+            isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) for p in pts
+        )
+        check(
+            pairs
+            and raw["task"] in ("denoise", "dejpeg")
+            and all(a > 0 and t > 0 for a, t in pts)
+            and all(a[0] < b[0] for a, b in zip(pts, pts[1:], strict=False)),
+            f"{TOLD_LEVEL} must be [[level, told level], ...] with rising, positive levels "
+            "(denoise and dejpeg models only)",
         )
     if "quality" in raw:
         q = raw["quality"]
@@ -498,7 +550,8 @@ def describe(entry: ModelEntry) -> dict[str, Any]:
         "licence": entry.raw.get("licence"),
         "provenance": entry.raw.get("provenance"),
         "quality": entry.raw.get("quality"),
-        **{k: entry.raw[k] for k in ("quality_note", "steps", "data", "status", *SCHEDULES)
+        **{k: entry.raw[k]
+           for k in ("quality_note", "steps", "data", "status", *SCHEDULES, TOLD_LEVEL)
            if k in entry.raw},
         "embedded": entry.embedded,
         "urls": urls,

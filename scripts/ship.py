@@ -18,7 +18,8 @@
    "LABEL, N steps: COMMAND (code C)", steps add up, and its status stays
    unless --status replaces it; so does a dejpeg entry's keep_luma / a denoise
    entry's keep_input schedule, which every evaluation above applies (the
-   figures are what users get).
+   figures are what users get). A told_level calibration is not kept: it was
+   measured for the old weights (re-measure with benchmarks/told_level.py).
 """
 
 from __future__ import annotations
@@ -226,6 +227,8 @@ def main() -> None:
     )
     if keep:
         fields[TASK_SCHEDULES[task]] = keep
+    if old and "told_level" in old:
+        print("note: the old entry's told_level is dropped; measure one for these weights")
     if status:
         fields["status"] = status
     write_entry(args.name, fields)

@@ -131,19 +131,22 @@ def test_each_schedule_belongs_to_its_task():
     assert e.share("keep_input", 2) == pytest.approx(0.4) and e.luma_weight(2) == 0.0
 
 
-def _registry(tmp_path, ckpt_dir, points, task="dejpeg") -> dict[str, str]:
-    """A user registry naming a tiny checkpoint with a keep_luma / keep_input schedule."""
+def _registry(tmp_path, ckpt_dir, points, task="dejpeg", **extra) -> dict[str, str]:
+    """A user registry naming a tiny checkpoint with a keep_luma / keep_input
+    schedule (none if ``points`` is None) and ``extra`` keys."""
     data = (ckpt_dir / f"{task}.safetensors").read_bytes()
     cache = tmp_path / "cache"
     cache.mkdir(exist_ok=True)
     (cache / f"tiny-{task}.safetensors").write_bytes(data)
     key = "keep_luma" if task == "dejpeg" else "keep_input"
+    keys = {key: points} if points is not None else {}
+    keys.update(extra)
     reg = tmp_path / "reg.toml"
     reg.write_text(
         f'[models.tiny]\ntask = "{task}"\nfile = "tiny-{task}.safetensors"\n'
         f'sha256 = "{hashlib.sha256(data).hexdigest()}"\nsize = {len(data)}\n'
         "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
-        f"num_cond_channels = 1\n{key} = {json.dumps(points)}\n"
+        "num_cond_channels = 1\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
     )
     return {"SCNRESTORE_REGISTRY": str(reg), "SCNRESTORE_CACHE_DIR": str(cache)}
 

@@ -8,7 +8,8 @@ PSNR-Y). Denoise / dejpeg: one row per level with the mean PSNR, SSIM, the
 input's, the gain, and a reference column when --anchors maps levels to PSNR
 (e.g. CBM3D from benchmarks/cbm3d.py). Dejpeg adds PSNR-Y (output and input)
 and, when the eval blended part of the input back (dejpeg's JPEG luma,
-denoise's noisy input), the share kept per level.
+denoise's noisy input), the share kept per level; when the network was told
+another level than the true one (the registry's told_level), the level told.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
     if kept:
         head += " JPEG luma kept |" if luma else " input kept |"
         sep += "---|"
+    told = any(r.get("told_level", r["level"]) != r["level"] for r in doc["results"])
+    if told:
+        head += " network told |"
+        sep += "---|"
     if anchors:
         head += " reference PSNR | vs reference |"
         sep += "---|---|"
@@ -66,6 +71,8 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
             line += f" {_mean(rows, 'psnr_y'):.2f} | {_mean(rows, 'base_psnr_y'):.2f} |"
         if kept:
             line += f" {res.get(key) or 0:.0%} |"
+        if told:
+            line += f" {res.get('told_level', res['level']):.3g} |"
         if anchors:
             ref = anchors.get(f"{res['level']:g}")
             line += f" {ref:.2f} | {p - ref:+.2f} |" if ref is not None else " – | – |"

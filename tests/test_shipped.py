@@ -108,25 +108,43 @@ def test_models_info_says_where_a_model_stands():
         assert f"steps: {entry.raw['steps']}" in r.stdout
 
 
-@pytest.mark.parametrize("name", ["coffee", "chelsea"])
-def test_shipped_dejpeg_does_not_harm_a_quality_97_photo(name):
-    """A camera-like JPEG (quality 97): the network alone blurs its nearly
-    exact luma; the registry's keep_luma schedule keeps most of it."""
+def _clean_and_jpeg(name: str, quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 192-px crop of an example photo, and it saved as a JPEG and decoded."""
     import io
-
-    from scnrestore.metrics import psnr
 
     with PILImage.open(ROOT / "examples" / f"{name}.png") as im:
         clean = np.asarray(im.convert("RGB"))[:192, :192]
     buf = io.BytesIO()
-    PILImage.fromarray(clean).save(buf, "JPEG", quality=97)
-    jpeg = np.asarray(PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    PILImage.fromarray(clean).save(buf, "JPEG", quality=quality)
+    return clean, np.asarray(PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_shipped_dejpeg_does_not_harm_a_quality_97_photo(name):
+    """A camera-like JPEG (quality 97): the network alone blurs its nearly
+    exact luma; the registry's keep_luma schedule keeps most of it."""
+    from scnrestore.metrics import psnr
+
+    clean, jpeg = _clean_and_jpeg(name, 97)
     auto = Restorer("dejpeg", level=97, device="cpu", precision="fp32").restore_array(jpeg)
     off = Restorer("dejpeg", level=97, device="cpu", precision="fp32", keep_luma=0)
     alone = off.restore_array(jpeg)
     assert psnr(auto, clean) >= psnr(jpeg, clean)
     assert psnr_y(auto, clean) >= psnr_y(jpeg, clean) - 0.05
     assert psnr_y(alone, clean) < psnr_y(jpeg, clean) - 1.0  # what the schedule prevents
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_shipped_dejpeg_is_better_told_its_calibrated_level_at_quality_10(name):
+    """Quality 10: the shipped network restores better told 12 (its entry's
+    told_level, measured on the training images) than told 10."""
+    from scnrestore.metrics import psnr
+
+    clean, jpeg = _clean_and_jpeg(name, 10)
+    cal = Restorer("dejpeg", level=10, device="cpu", precision="fp32")
+    raw = Restorer("dejpeg", level=10, device="cpu", precision="fp32", told_level=False)
+    assert cal.told(10) > raw.told(10) == 10
+    assert psnr(cal.restore_array(jpeg), clean) > psnr(raw.restore_array(jpeg), clean)
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])

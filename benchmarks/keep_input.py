@@ -18,37 +18,20 @@ does for files saved above the model's range.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-import torch
+from _sweep import sweep_images, sweep_parser
 
 from scnrestore.api import Restorer, blend_input
 from scnrestore.degrade import make_input
-from scnrestore.evaluate import load_images
 from scnrestore.metrics import psnr, psnr_y
 
 
-def centre_crop(a: np.ndarray, n: int) -> np.ndarray:
-    h, w = a.shape[:2]
-    t, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
-    return a[t : t + n, left : left + n]
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("levels", help="comma-separated, e.g. 80,90,95 (dejpeg) or 1,2,3 (denoise)")
-    p.add_argument("--task", choices=("dejpeg", "denoise"), default="dejpeg")
+    p = sweep_parser(__doc__)
     p.add_argument("--alphas", default="0,1", help="comma-separated shares of the input kept")
-    p.add_argument("--val", default="../shared/data/val")
-    p.add_argument("--crop", type=int, default=0, help="centre crop size (0: whole photo)")
-    p.add_argument("--model", help="registry name or file (default: the task's shipped model)")
-    p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
     alphas = [float(x) for x in a.alphas.split(",")]
-    images = [(n, centre_crop(c, a.crop) if a.crop else c) for n, c in load_images(a.val)]
-    print(f"{len(images)} photos from {a.val}" + (f", centre {a.crop} px" if a.crop else ""))
+    images = sweep_images(a)
     for lv in (float(x) for x in a.levels.split(",")):
         # Restorer tells a dejpeg network min(lv, 95), as for --quality auto.
         r = Restorer(a.task, a.model, level=lv, precision="fp32", keep_luma=0.0, keep_input=0.0)

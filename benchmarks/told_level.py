@@ -17,39 +17,23 @@ images and checked on the validation photos.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
-import torch
+from _sweep import sweep_images, sweep_parser
 
 from scnrestore.api import LEVEL_RANGES, Restorer
 from scnrestore.degrade import make_input
-from scnrestore.evaluate import load_images
 from scnrestore.metrics import psnr
 
 
-def centre_crop(a: np.ndarray, n: int) -> np.ndarray:
-    h, w = a.shape[:2]
-    t, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
-    return a[t : t + n, left : left + n]
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("levels", help="comma-separated, e.g. 10,20,40 (dejpeg) or 15,25 (denoise)")
-    p.add_argument("--task", choices=("dejpeg", "denoise"), default="dejpeg")
+    p = sweep_parser(__doc__)
     p.add_argument("--factors", default="0.9,1,1.15,1.3", help="told level / true level")
-    p.add_argument("--val", default="../shared/data/val")
-    p.add_argument("--crop", type=int, default=0, help="centre crop size (0: whole photo)")
-    p.add_argument("--model", help="registry name or file (default: the task's shipped model)")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write the per-level means here")
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
     factors = [float(x) for x in a.factors.split(",")]
-    images = [(n, centre_crop(c, a.crop) if a.crop else c) for n, c in load_images(a.val)]
-    print(f"{len(images)} photos from {a.val}" + (f", centre {a.crop} px" if a.crop else ""))
+    images = sweep_images(a)
     lo, hi = LEVEL_RANGES[a.task]
     # told_level=False: the network is told exactly what restore_array is given.
     r = Restorer(a.task, a.model, precision="fp32", keep_luma=0.0, keep_input=0.0, told_level=False)

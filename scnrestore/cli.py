@@ -1287,15 +1287,16 @@ def evaluate_cmd(
         rows = evaluate(restorer, images, level)
         key = TASK_SCHEDULES.get(task.value)
         keep = restorer.kept_share(level) if key else None
+        told = restorer.told(level)  # None for a model that takes no level
         extra = {key: keep} if key else {}
-        if restorer.conditioned:
-            extra["told_level"] = restorer.told(level)
+        if told is not None:
+            extra["told_level"] = told
         results.append(level_result(level, rows, extra))
         if as_json:
             continue
         title = f"{task.value}" + (f" x{restorer.scale}" if sr else f" level {level:g}")
-        if restorer.conditioned and restorer.told(level) != level:
-            title += f" (network told {restorer.told(level):.3g})"
+        if told is not None and told != level:
+            title += f" (network told {told:.3g})"
         if keep:
             what = "the JPEG's luma" if task.value == "dejpeg" else "the noisy input"
             title += f", keeping {keep:.0%} of {what}"

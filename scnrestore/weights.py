@@ -202,19 +202,18 @@ def told_level(points: list[list[float]], level: float) -> float:
     points, the nearest end's ratio beyond them; ``level`` for an empty one."""
     if not points:
         return float(level)
-    (x0, t0), *rest = points
+    (x0, t0), (xn, tn) = points[0], points[-1]
     if level <= x0:
         return float(level * t0 / x0)
-    for x1, t1 in rest:
-        if level <= x1:
-            return float(t0 + (t1 - t0) * (level - x0) / (x1 - x0))
-        x0, t0 = x1, t1
-    return float(level * t0 / x0)
+    if level >= xn:
+        return float(level * tn / xn)
+    return schedule_weight(points, level)
 
 
 def schedule_weight(points: list[list[float]], level: float) -> float:
     """A ``keep_luma`` / ``keep_input`` schedule at ``level``: linear between
-    its (level, weight) points, flat beyond the ends; 0 for an empty one."""
+    its (level, weight) points, flat beyond the ends; 0 for an empty one.
+    (``told_level`` uses it between its points.)"""
     if not points:
         return 0.0
     (x0, w0), *rest = points
@@ -255,6 +254,17 @@ def _is_number(v: Any) -> bool:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _rising_pairs(pts: Any) -> bool:
+    """A schedule's shape: a non-empty list of [number, number] points whose
+    first numbers rise (keep_luma, keep_input, told_level)."""
+    return (
+        isinstance(pts, list)
+        and bool(pts)
+        and all(isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) for p in pts)
+        and all(a[0] < b[0] for a, b in zip(pts, pts[1:], strict=False))
+    )
 
 
 def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> ModelEntry:
@@ -312,28 +322,20 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
         if key not in raw:
             continue
         pts = raw[key]
-        pairs = isinstance(pts, list) and bool(pts) and all(
-            isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) for p in pts
-        )
         level = "quality" if owner == "dejpeg" else "sigma"
         check(
-            pairs
+            _rising_pairs(pts)
             and raw["task"] == owner
-            and all(0 <= w <= 1 for _, w in pts)
-            and all(a[0] < b[0] for a, b in zip(pts, pts[1:], strict=False)),
+            and all(0 <= w <= 1 for _, w in pts),
             f"{key} must be [[{level}, weight], ...] with rising {level} values and weights "
             f"in 0..1 ({owner} models only)",
         )
     if TOLD_LEVEL in raw:
         pts = raw[TOLD_LEVEL]
-        pairs = isinstance(pts, list) and bool(pts) and all(
-            isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) for p in pts
-        )
         check(
-            pairs
+            _rising_pairs(pts)
             and raw["task"] in ("denoise", "dejpeg")
-            and all(a > 0 and t > 0 for a, t in pts)
-            and all(a[0] < b[0] for a, b in zip(pts, pts[1:], strict=False)),
+            and all(a > 0 and t > 0 for a, t in pts),
             f"{TOLD_LEVEL} must be [[level, told level], ...] with rising, positive levels "
             "(denoise and dejpeg models only)",
         )

@@ -36,7 +36,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scnrestore.imageio import atomic_output
-from scnrestore.weights import TASK_SCHEDULES
+from scnrestore.weights import TASK_SCHEDULES, TOLD_LEVEL
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
@@ -227,7 +227,7 @@ def main() -> None:
     )
     if keep:
         fields[TASK_SCHEDULES[task]] = keep
-    if old and "told_level" in old:
+    if old and TOLD_LEVEL in old:
         print("note: the old entry's told_level is dropped; measure one for these weights")
     if status:
         fields["status"] = status

@@ -101,8 +101,10 @@ def test_above_the_trained_range_the_network_is_told_its_top(ckpt_dir, jpeg):
 
 
 def entry(points, task="dejpeg", key="keep_luma") -> weights.ModelEntry:
-    return weights._parse_entry("m", {"task": task, "file": "m.safetensors", "sha256": "0" * 64,
-                                      "size": 1, key: points}, None, None)  # fmt: skip
+    """A registry entry "m" with ``key = points`` (also used for told_level)."""
+    raw = {"task": task, "file": "m.safetensors", "sha256": "0" * 64, "size": 1,
+           key: points, **({"scale": 2} if task == "upscale" else {})}  # fmt: skip
+    return weights._parse_entry("m", raw, None, None)
 
 
 def test_schedule_is_linear_between_points_and_flat_beyond():

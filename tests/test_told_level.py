@@ -12,14 +12,13 @@ import pytest
 from PIL import Image as PILImage
 from test_cli import run
 from test_keep_input import _registry
+from test_keep_input import entry as keep_input_entry
 
 from scnrestore import Restorer, weights
 
 
 def entry(points, task="dejpeg") -> weights.ModelEntry:
-    raw = {"task": task, "file": "m.safetensors", "sha256": "0" * 64, "size": 1,
-           "told_level": points, **({"scale": 2} if task == "upscale" else {})}  # fmt: skip
-    return weights._parse_entry("m", raw, None, None)
+    return keep_input_entry(points, task, key="told_level")
 
 
 def test_schedule_is_linear_between_points_and_keeps_the_end_ratios_beyond():

@@ -1126,6 +1126,15 @@ def train(
             "(default: whole σ range; q <= 40).",
         ),
     ] = None,
+    detail_floor: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Weight patches by detail: one whose mean |Laplacian| (grey, 0-255) "
+            "is below this is kept with probability detail/this (0: uniform; "
+            "10 makes wallpapers look like photos).",
+        ),
+    ] = 0.0,
     time_budget: Annotated[
         float,
         typer.Option(
@@ -1167,6 +1176,7 @@ def train(
                 log_every=log_every, device=device, precision=precision.value, seed=seed,
                 init=str(init) if init else None, threads=threads, command=command,
                 time_budget=time_budget, level_focus=level_focus,
+                detail_floor=detail_floor,
             )  # fmt: skip
     except ValueError as exc:
         _usage(str(exc))

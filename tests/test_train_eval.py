@@ -231,3 +231,49 @@ def test_cli_level_focus_is_recorded_and_checked(data_dir, tmp_path):
     assert r.returncode == 2
     assert "level_focus must be in (1, 75], not 90" in r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_patch_detail_is_zero_on_flat_and_high_on_texture():
+    from scnrestore.train import patch_detail
+
+    flat = np.full((32, 32, 3), 77, np.uint8)
+    ramp = np.repeat(np.repeat(np.arange(32, dtype=np.uint8)[None, :, None], 32, 0), 3, 2)
+    checker = ((np.indices((32, 32)).sum(0) % 2) * 100).astype(np.uint8)[..., None].repeat(3, 2)
+    assert patch_detail(flat) == 0
+    assert patch_detail(ramp) == 0  # a linear gradient has no Laplacian
+    assert patch_detail(checker) == pytest.approx(400)  # 4 * 100 - 0, or 0 - 4 * 100
+
+
+@pytest.mark.parametrize("task", ["denoise", "dejpeg", "upscale"])
+def test_detail_floor_draws_textured_patches_and_replays(data_dir, tmp_path, task):
+    """Half flat, half noise: uniform patches land on the flat half about as
+    often as not; a detail floor all but stops it, and a run replays."""
+    from scnrestore.train import PatchSampler, patch_detail
+
+    img = np.full((128, 256, 3), 90, np.uint8)
+    img[:, 128:] = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+
+    def details(floor, seed=0):
+        cfg = _cfg(data_dir, tmp_path, task=task, patch=32, detail_floor=floor)
+        sampler = PatchSampler(cfg, [img], np.random.default_rng(seed))
+        return np.array([patch_detail(sampler.patch_pair()[1]) for _ in range(300)])
+
+    uniform, weighted = details(0.0), details(10.0)
+    assert 0.15 < (uniform == 0).mean() < 0.6  # some patches fall wholly on the flat half
+    assert (weighted == 0).mean() == 0
+    assert np.array_equal(weighted, details(10.0))  # same seed, same patches
+    assert not np.array_equal(weighted, details(10.0, seed=1))
+
+
+def test_detail_floor_is_checked_and_recorded(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="detail_floor must be >= 0"):
+        _cfg(data_dir, tmp_path, detail_floor=-1)
+    out = tmp_path / "detail"
+    r = subprocess.run([sys.executable, "-m", "scnrestore", "train", "upscale", "-s", "2",
+                        "--data", str(data_dir), "--out", str(out), "--steps", "2",
+                        "--batch", "2", "--patch", "16", "--blocks", "1", "--units", "8",
+                        "--width", "2", "--num-scales", "2", "--device", "cpu",
+                        "--precision", "fp32", "--detail-floor", "6", "-q"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "run.json").read_text())["config"]["detail_floor"] == 6

@@ -263,6 +263,9 @@ def test_detail_floor_draws_textured_patches_and_replays(data_dir, tmp_path, tas
     assert (weighted == 0).mean() == 0
     assert np.array_equal(weighted, details(10.0))  # same seed, same patches
     assert not np.array_equal(weighted, details(10.0, seed=1))
+    flat_only = _cfg(data_dir, tmp_path, task=task, patch=32, detail_floor=10.0)
+    flat = PatchSampler(flat_only, [img[:, :128].copy()], np.random.default_rng(0))
+    assert patch_detail(flat.patch_pair()[1]) == 0  # gives up redrawing, does not hang
 
 
 def test_detail_floor_is_checked_and_recorded(data_dir, tmp_path):

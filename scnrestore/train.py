@@ -13,7 +13,6 @@ leaves a loadable checkpoint behind.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -74,7 +73,8 @@ class TrainConfig:
     # detail / detail_floor, otherwise redrawn. Photos users restore are far
     # more textured than most of a wallpaper (median 13.3 on the val photos,
     # 2.9 on the training wallpapers; scripts/patch_detail.py), so uniform
-    # patches spend most steps on flat gradients. 0 = uniform patches; recorded runs replay exactly.
+    # patches spend most steps on flat gradients. 0 = uniform patches;
+    # recorded runs replay exactly.
     detail_floor: float = 0.0
     val_every: int = 500
     ckpt_every: int = 100
@@ -186,7 +186,8 @@ class PatchSampler:
         p, s = cfg.patch, cfg.scale
         # JPEG patches start on the 16-px MCU grid, as in a whole photo.
         step = 16 if cfg.task == "dejpeg" else 1
-        for tries in itertools.count(1):
+        # At most 64 draws, so a wholly flat data set still trains (on its last draw).
+        for _ in range(64):
             i = self.index[int(rng.integers(len(self.index)))]
             lr_img, hr_img = self.lr[i], self.hr[i]
             h, w = lr_img.shape[:2]
@@ -194,12 +195,9 @@ class PatchSampler:
             left = int(rng.integers(0, (w - p) // step + 1)) * step
             x = lr_img[top : top + p, left : left + p]
             y = hr_img[top * s : (top + p) * s, left * s : (left + p) * s]
-            if cfg.detail_floor <= 0:
+            if cfg.detail_floor <= 0 or rng.random() * cfg.detail_floor < patch_detail(y):
                 return x, y
-            # bounded, so a wholly flat data set still trains (on flat patches)
-            if rng.random() * cfg.detail_floor < patch_detail(y) or tries >= 64:
-                return x, y
-        raise AssertionError("unreachable")
+        return x, y
 
 
 def patch_detail(patch: np.ndarray) -> float:

@@ -259,8 +259,14 @@ class Prefetcher:
 
 def _milestones(cfg: TrainConfig, after: int = 0) -> list[int]:
     """Steps at which the learning rate decays, for ``cfg.steps`` in total
-    (none at or before step ``after``)."""
-    return sorted({max(after + 1, int(f * cfg.steps)) for f in cfg.lr_milestones})
+    (none at or before step ``after``).
+
+    A step may appear more than once: when a time budget's first estimate
+    comes late (a slow or busy machine) several milestones can fall at or
+    before ``after``; they all move to ``after + 1`` and each still decays
+    (MultiStepLR applies gamma once per repeat), so the run ends at the
+    learning rate its schedule promises."""
+    return sorted(max(after + 1, int(f * cfg.steps)) for f in cfg.lr_milestones)
 
 
 def weights_metadata(

@@ -94,6 +94,29 @@ def test_time_budget_fixes_the_step_total_and_records_it(data_dir, tmp_path):
     assert lrs[0] == pytest.approx(2e-3) and lrs[-1] < 2e-3 * 0.3**2
 
 
+def test_milestones_passed_before_a_late_estimate_all_still_decay(data_dir, tmp_path):
+    """On a busy machine a time budget's first estimate can come after 0.5 and
+    0.75 of the total it finds; those decays must move forward, not merge."""
+    from collections import Counter
+
+    import torch
+
+    from scnrestore.train import _milestones
+
+    cfg = _cfg(data_dir, tmp_path, steps=12, lr_milestones=(0.5, 0.75, 0.9), lr_gamma=0.3)
+    assert _milestones(cfg) == [6, 9, 10]
+    assert _milestones(cfg, after=11) == [12, 12, 12]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [10**6], 0.3)
+    for _ in range(11):
+        opt.step()
+        sched.step()
+    sched.milestones = Counter(_milestones(cfg, after=11))
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.3**3)
+
+
 def test_resume_without_checkpoint_fails(data_dir, tmp_path):
     with pytest.raises(FileNotFoundError):
         train(_cfg(data_dir, tmp_path / "none"), resume=True)

@@ -18,8 +18,10 @@
    "LABEL, N steps: COMMAND (code C)", steps add up, and its status stays
    unless --status replaces it; so does a dejpeg entry's keep_luma / a denoise
    entry's keep_input schedule, which every evaluation above applies (the
-   figures are what users get). A told_level calibration is not kept: it was
-   measured for the old weights (re-measure with benchmarks/told_level.py).
+   figures are what users get), with its clause in quality_note (where and
+   for which weights it was chosen). A told_level calibration is not kept: it
+   was measured for the old weights (re-measure with benchmarks/told_level.py),
+   and neither is its clause.
 """
 
 from __future__ import annotations
@@ -115,6 +117,16 @@ def write_entry(name: str, fields: dict) -> None:
                 text = text.rstrip("\n") + "\n\n" + block
             with atomic_output(reg) as tmp:
                 tmp.write_text(text.rstrip("\n") + "\n")
+
+
+def schedule_clause(note: str, key: str) -> str:
+    """The "KEY applied (...)" clause of an old quality_note, or "".
+
+    e.g. 'keep_luma applied (q 90-99; chosen for ...)' out of a dejpeg note
+    that also has a told_level clause, which is left behind.
+    """
+    m = re.search(rf"{re.escape(key)} applied \([^()]*\)", note)
+    return m.group(0) if m else ""
 
 
 def previous_entry(name: str) -> dict:
@@ -227,6 +239,8 @@ def main() -> None:
     )
     if keep:
         fields[TASK_SCHEDULES[task]] = keep
+        clause = schedule_clause(old.get("quality_note", ""), TASK_SCHEDULES[task])
+        fields["quality_note"] += ", " + (clause or f"{TASK_SCHEDULES[task]} applied")
     if old and TOLD_LEVEL in old:
         print("note: the old entry's told_level is dropped; measure one for these weights")
     if status:

@@ -412,6 +412,30 @@ def test_shipped_registry_parses_and_its_entries_are_complete():
         assert e.embedded or e.urls or e.base_url, e.name
 
 
+def test_shipped_schedules_are_named_in_the_quality_note_and_ship_carries_them():
+    """A schedule the figures were measured with is said in quality_note; ship.py
+    (which re-writes the entry for each new stage) keeps the keep_* clause and
+    leaves the told_level one, since it drops told_level itself."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ship", ROOT / "scripts" / "ship.py")
+    assert spec and spec.loader
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    seen = 0
+    for e in weights.load_registry(weights.SHIPPED_REGISTRY).values():
+        note = e.raw.get("quality_note", "")
+        for key in ("keep_input", "keep_luma", "told_level"):
+            if key in e.raw:
+                seen += 1
+                clause = ship.schedule_clause(note, key)
+                assert clause.startswith(f"{key} applied (") and clause.endswith(")"), e.name
+                others = {"keep_input", "keep_luma", "told_level"} - {key}
+                assert not any(o in clause for o in others), clause
+    assert seen >= 3  # denoise keep_input; dejpeg keep_luma and told_level
+    assert ship.schedule_clause("PSNR RGB vs input", "keep_luma") == ""
+
+
 def test_resolve_downloads_with_base_url_and_env_override(server, tmp_path, monkeypatch):
     data, _ = payload()
     server.add("/a/m.bin", data)

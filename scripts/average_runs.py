@@ -1,0 +1,72 @@
+"""Average the weights of runs fine-tuned from the same start ("model soup").
+
+    python scripts/average_runs.py runs/a runs/b --out runs/ab
+
+Runs started with --init from the same weights and trained with different
+seeds (or level focus) usually stay in one basin of the loss, where the mean
+of their weights scores at least as well as either; whether it does here is
+for `scnrestore eval` to say, not this script. RUN/model.safetensors (fp32)
+and RUN/run.json are read from each run; OUT gets both, in the same form, so
+`scnrestore eval --model OUT/model.safetensors` and scripts/ship.py take it
+like any run. Its steps are the runs' steps added up (the training spent on
+it) and its command names every run's command and this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("runs", type=Path, nargs="+")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    if len(args.runs) < 2:
+        raise SystemExit("give two runs or more")
+
+    docs = [json.loads((r / "run.json").read_text()) for r in args.runs]
+    for r, d in zip(args.runs[1:], docs[1:]):
+        if d["model"] != docs[0]["model"]:
+            raise SystemExit(f"{r}: a different network from {args.runs[0]}")
+        if d["config"].get("init") != docs[0]["config"].get("init"):
+            raise SystemExit(f"{r}: started from other weights than {args.runs[0]}")
+
+    total: dict[str, torch.Tensor] = {}
+    steps = 0
+    for r in args.runs:
+        sd = load_file(str(r / "model.safetensors"))
+        if total and set(sd) != set(total):
+            raise SystemExit(f"{r}: other tensors than {args.runs[0]}")
+        for k, v in sd.items():
+            total[k] = total.get(k, 0) + v.double()
+        with safe_open(str(r / "model.safetensors"), "pt") as f:
+            meta = dict(f.metadata() or {})
+        steps += int(meta.get("steps", 0))
+    n = len(args.runs)
+    avg = {k: (v / n).to(torch.float32).contiguous() for k, v in total.items()}
+
+    this = "python scripts/average_runs.py " + shlex.join(sys.argv[1:])
+    command = "mean of " + "; ".join(
+        f"[{shlex.join(d['config'].get('command') or [])}]" for d in docs
+    )
+    command += f"; then {this}"
+    meta.update(steps=str(steps), command=command)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_file(avg, str(args.out / "model.safetensors"), meta)
+    doc = json.loads(json.dumps(docs[0]))
+    doc["config"].update(out=str(args.out), command=[command], averaged=[str(r) for r in args.runs])
+    (args.out / "run.json").write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"{args.out / 'model.safetensors'}: mean of {n} runs, {steps} steps in all")
+
+
+if __name__ == "__main__":
+    main()

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
+from .paths import cache_dir
 from .weights import RegistryError, is_safe_name, url_problem
 
 try:
@@ -77,16 +78,6 @@ class _Retry(Exception):
 
 class _NextMirror(Exception):
     """A failure this mirror will not get over."""
-
-
-def cache_dir() -> Path:
-    """``$SCNRESTORE_CACHE_DIR``, else the platformdirs user cache dir."""
-    env = os.environ.get("SCNRESTORE_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("scnrestore"))
 
 
 def is_offline(offline: bool | None = None) -> bool:

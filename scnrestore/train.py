@@ -5,7 +5,8 @@ A run lives in one directory::
     RUN/last.pt        model + optimiser + scheduler + step + RNG state (resume)
     RUN/model.safetensors  the latest weights alone (what gets shipped)
     RUN/log.jsonl      one JSON object per log interval and per validation
-    RUN/run.json       the training configuration and the command line
+    RUN/run.json       the training configuration, the command line, and the
+                       device/precision/torch version that ``auto`` resolved to
 
 Every write is to a temporary file then renamed, so a killed run always
 leaves a loadable checkpoint behind.
@@ -380,7 +381,11 @@ def train(
 
     def write_run_json() -> None:
         with atomic_output(out / "run.json") as tmp:
-            tmp.write_text(json.dumps({"config": asdict(cfg), "model": mcfg.to_dict()}, indent=1))
+            # ``auto`` depends on the machine (a CPU's precision is measured):
+            # what it resolved to is part of the record.
+            resolved = {"device": str(device), "precision": precision, "torch": torch.__version__}
+            doc = {"config": asdict(cfg), "model": mcfg.to_dict(), "resolved": resolved}
+            tmp.write_text(json.dumps(doc, indent=1))
 
     write_run_json()
     sampler = PatchSampler(cfg, [im for _, im in load_images(cfg.data)], rng)

@@ -49,6 +49,18 @@ def test_train_loss_decreases_and_resume_continues(data_dir, tmp_path):
     assert {"last.pt", "model.safetensors", "log.jsonl", "run.json"} <= {
         p.name for p in run.iterdir()
     }
+    # What "auto" became on this machine is recorded beside the settings.
+    import torch
+
+    from scnrestore.runtime import resolve_device, resolve_precision
+
+    resolved = json.loads((run / "run.json").read_text())["resolved"]
+    device = resolve_device(cfg.device)
+    assert resolved == {
+        "device": str(device),
+        "precision": resolve_precision(cfg.precision, device),
+        "torch": torch.__version__,
+    }
     # Resume with more steps: the step count continues from 40.
     more = []
     last = train(_cfg(data_dir, run, steps=50), resume=True, progress=more.append)

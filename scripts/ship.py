@@ -175,7 +175,7 @@ def main() -> None:
     q32, _ = evaluate(src, task, scale, args.val, "fp32", schedule=keep)
     q16, doc16 = evaluate(dest, task, scale, args.val, "fp32", schedule=keep)
     # The shipped figures are at the default precision; where that is fp32
-    # (CPUs without native bf16) the fp16-weights run above is that run.
+    # (CPUs where bf16 is not faster) the fp16-weights run above is that run.
     if default_precision() == "fp32":
         qdef, doc = q16, doc16
     else:

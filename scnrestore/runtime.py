@@ -29,6 +29,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # CPU only where it is clearly faster than fp32.
 BF16_MIN_SPEEDUP = 1.1
 PROBE_FILE = "cpu_precision.json"
+_MEASURED: dict[str, dict[str, float]] = {}  # this process's probe results, by CPU key
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -152,7 +153,7 @@ def measure_cpu_bf16(repeat: int = 3, size: int = 96) -> dict[str, float]:
 def cpu_bf16_pays(cache: Path | None = None) -> bool:
     """True when bf16 autocast is worth its cost on this CPU.
 
-    No native bf16: never. AMX: always (about 3x fp32 for this network).
+    No native bf16: never. AMX: always (3-5x fp32 for this network).
     AVX512-BF16 without AMX differs by vendor: 2.2x fp32 on an AMD EPYC, 0.8x
     on an Intel Xeon without AMX (README, Performance), so it is measured once
     (:func:`measure_cpu_bf16`) and the result kept in ``cpu_precision.json``
@@ -175,15 +176,19 @@ def cpu_bf16_pays(cache: Path | None = None) -> bool:
         data = {}
     entry = data.get(key)
     if not (isinstance(entry, dict) and isinstance(entry.get("speedup"), (int, float))):
-        entry = measure_cpu_bf16()
+        # Once per process at most, even where the cache cannot be written.
+        entry = _MEASURED.get(key)
+        if entry is None:
+            entry = _MEASURED[key] = measure_cpu_bf16()
         data[key] = entry
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
             os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only cache: measure again next time
+        except OSError:  # a read-only cache: the next process measures again
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     return float(entry["speedup"]) >= BF16_MIN_SPEEDUP
 
 

@@ -60,6 +60,17 @@ def test_a_cache_that_cannot_be_written_still_answers(tmp_path):
     blocker.write_text("a file where the cache dir should be")
     assert isinstance(runtime.cpu_bf16_pays(blocker / "cache"), bool)
     assert blocker.read_text().startswith("a file")
+    assert list(tmp_path.iterdir()) == [blocker]  # no temporary file left behind
+
+
+@needs_probe
+def test_without_a_cache_the_probe_runs_once_per_process(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    # What this process measured decides, where no file can keep it.
+    for speedup, expected in ((3.0, True), (0.5, False)):
+        monkeypatch.setitem(runtime._MEASURED, runtime._cpu_key(), {"speedup": speedup})
+        assert runtime.cpu_bf16_pays(blocker / "cache") is expected
 
 
 def test_auto_on_the_cpu_follows_the_probe(tmp_path, monkeypatch):

@@ -404,8 +404,8 @@ def run_batch(
     encoding = _Encoding(jpeg_quality, png_compression)
     interrupted = False
     t_start = time.time()
+    restorer = None
     try:
-        restorer = None
         for i, job in enumerate(jobs):
             if job.status == "failed":
                 pipe.report(job)
@@ -453,7 +453,12 @@ def run_batch(
         pipe.abort()
     finally:
         reporter.close()
-    _summary(jobs, reporter, as_json, time.time() - t_start, interrupted)
+    ran_on = (
+        {"device": str(restorer.engine.device), "precision": restorer.engine.precision}
+        if restorer is not None
+        else None
+    )
+    _summary(jobs, reporter, as_json, time.time() - t_start, interrupted, ran_on)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if any(j.status == "failed" for j in jobs):
@@ -924,8 +929,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _summary(
-    jobs: list[Job], rep: Reporter, as_json: bool, seconds: float, interrupted: bool
+    jobs: list[Job],
+    rep: Reporter,
+    as_json: bool,
+    seconds: float,
+    interrupted: bool,
+    ran_on: dict[str, str] | None = None,
 ) -> None:
+    """The last line (or JSON document); ``ran_on``: device and precision used."""
     counts = {s: sum(j.status == s for j in jobs) for s in ("ok", "failed", "skipped", "pending")}
     if as_json:
         payload = {
@@ -946,6 +957,7 @@ def _summary(
             "not_run": counts["pending"],
             "interrupted": interrupted,
             "seconds": round(seconds, 3),
+            **(ran_on or {}),
         }
         sys.stdout.write(json.dumps(payload, indent=1) + "\n")
         sys.stdout.flush()
@@ -953,7 +965,8 @@ def _summary(
     if interrupted:
         rep.error(f"interrupted: {msg}, {counts['pending']} not run")
     elif counts["failed"] or not rep.quiet:
-        (rep.error if counts["failed"] else rep.note)(f"{msg} in {seconds:.1f} s")
+        where = f" on {ran_on['device']}, {ran_on['precision']}" if ran_on else ""
+        (rep.error if counts["failed"] else rep.note)(f"{msg} in {seconds:.1f} s{where}")
 
 
 # -- commands -----------------------------------------------------------------

@@ -119,6 +119,28 @@ def test_bad_file_does_not_stop_the_batch(work, ckpt_dir):
     assert not list(work.glob("bad_x2*")) and not list(work.glob(".*part"))
 
 
+def test_the_summary_names_the_device_and_precision_it_ran_with(
+    work, ckpt_dir, tmp_path, monkeypatch
+):
+    """auto's choice depends on the machine (a CPU's bf16 is measured), so the
+    run says what it became: in the JSON document and on the last line."""
+    import torch
+
+    from scnrestore.runtime import resolve_precision
+
+    env = {"SCNRESTORE_CACHE_DIR": str(tmp_path / "cache")}
+    args = ("upscale", work / "b.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+            "--device", "cpu", "-o", tmp_path / "out.png")  # fmt: skip
+    r = run(*args, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", env["SCNRESTORE_CACHE_DIR"])
+    want = resolve_precision("auto", torch.device("cpu"))  # the run's probe result
+    assert (doc["device"], doc["precision"]) == ("cpu", want)
+    r = run(*args, "--precision", "fp32", "--overwrite", env=env)
+    assert r.stderr.splitlines()[-1].endswith(" on cpu, fp32"), r.stderr
+
+
 @pytest.mark.parametrize("writers", ["1", "4"])
 def test_background_writes_keep_sequential_semantics(work, ckpt_dir, writers):
     """Outputs are written while the next file is restored (one write at a time,

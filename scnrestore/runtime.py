@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -67,7 +67,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+@functools.cache
 def _cpu_flags() -> str:
+    """/proc/cpuinfo, read once per process ("" where there is none)."""
     try:
         return Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -181,14 +183,14 @@ def cpu_bf16_pays(cache: Path | None = None) -> bool:
         if entry is None:
             entry = _MEASURED[key] = measure_cpu_bf16()
         data[key] = entry
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        from .imageio import atomic_output  # leaves nothing behind on failure
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-            os.replace(tmp, path)
+            with atomic_output(path) as tmp:
+                tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         except OSError:  # a read-only cache: the next process measures again
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            pass
     return float(entry["speedup"]) >= BF16_MIN_SPEEDUP
 
 

@@ -46,7 +46,7 @@ def test_probe_is_measured_once_and_kept_per_cpu_and_torch(tmp_path):
 
 @needs_probe
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"KEY": {"speedup": "fast"}}'])
-def test_a_damaged_probe_file_is_measured_again(tmp_path, content):
+def test_a_damaged_probe_file_is_replaced(tmp_path, content):
     path = tmp_path / runtime.PROBE_FILE
     path.write_text(content.replace("KEY", runtime._cpu_key()))
     assert isinstance(runtime.cpu_bf16_pays(tmp_path), bool)

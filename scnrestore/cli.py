@@ -1105,6 +1105,14 @@ class Task(StrEnum):
     dejpeg = "dejpeg"
 
 
+def _factors(text: str) -> tuple[float, ...]:
+    """'1,0.5' -> (1.0, 0.5); ValueError names the bad item."""
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"--image-scales: not a list of numbers: {text!r}") from None
+
+
 @app.command()
 def train(
     task: Annotated[Task, typer.Argument(help="upscale, denoise or dejpeg.")],
@@ -1154,6 +1162,14 @@ def train(
             "10 makes wallpapers look like photos).",
         ),
     ] = 0.0,
+    image_scales: Annotated[
+        str,
+        typer.Option(
+            help="Also train on each image shrunk by these factors, e.g. 1,0.5,0.33 "
+            "(patches drawn evenly over image x factor; shrunk wallpapers carry "
+            "photo-like texture density).",
+        ),
+    ] = "1",
     time_budget: Annotated[
         float,
         typer.Option(
@@ -1196,6 +1212,7 @@ def train(
                 init=str(init) if init else None, threads=threads, command=command,
                 time_budget=time_budget, level_focus=level_focus,
                 detail_floor=detail_floor,
+                image_scales=_factors(image_scales),
             )  # fmt: skip
     except ValueError as exc:
         _usage(str(exc))

@@ -40,6 +40,15 @@ def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(pil.resize((w // scale, h // scale), Image.Resampling.BICUBIC))
 
 
+def shrink(img: np.ndarray, factor: float) -> np.ndarray:
+    """``img`` resized by ``factor`` <= 1 (Pillow BICUBIC, antialiased, uint8)."""
+    if factor == 1:
+        return img
+    h, w = img.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BICUBIC))
+
+
 def add_gaussian_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Add N(0, sigma/255) noise to a uint8 image; clip and round to uint8."""
     noisy = img.astype(np.float32) + rng.normal(0.0, sigma, img.shape).astype(np.float32)

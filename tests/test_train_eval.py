@@ -315,3 +315,41 @@ def test_detail_floor_is_checked_and_recorded(data_dir, tmp_path):
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "run.json").read_text())["config"]["detail_floor"] == 6
+
+
+def test_image_scales_draw_evenly_from_shrunk_copies(data_dir, tmp_path):
+    """--image-scales 1,0.5: every image also appears shrunk by half
+    (Pillow BICUBIC), and about half the patches come from the shrunk copies."""
+    from scnrestore.train import PatchSampler
+
+    img = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    plain = PatchSampler(_cfg(data_dir, tmp_path, task="denoise", patch=16), [img],
+                         np.random.default_rng(0))  # fmt: skip
+    assert len(plain.hr) == 1 and np.array_equal(plain.hr[0], img)
+    cfg = _cfg(data_dir, tmp_path, task="denoise", patch=16, image_scales=(1.0, 0.5))
+    sampler = PatchSampler(cfg, [img], np.random.default_rng(0))
+    assert [im.shape for im in sampler.hr] == [(96, 128, 3), (48, 64, 3)]
+    assert np.array_equal(sampler.hr[1], degrade.shrink(img, 0.5))
+    drawn = [sampler.patch_pair()[1] for _ in range(400)]
+    from_shrunk = np.mean([np.shares_memory(y, sampler.hr[1]) for y in drawn])
+    assert all(np.shares_memory(y, sampler.hr[0]) or np.shares_memory(y, sampler.hr[1])
+               for y in drawn)  # fmt: skip
+    assert 0.4 < from_shrunk < 0.6
+
+
+def test_image_scales_are_checked_and_recorded(data_dir, tmp_path):
+    for bad in [(0.0,), (1.5,), ()]:
+        with pytest.raises(ValueError, match="image_scales must be factors in"):
+            _cfg(data_dir, tmp_path, image_scales=bad)
+    base = [sys.executable, "-m", "scnrestore", "train", "denoise", "--data", str(data_dir),
+            "--steps", "2", "--batch", "2", "--patch", "16", "--blocks", "1", "--units", "8",
+            "--width", "2", "--num-scales", "2", "--device", "cpu", "--precision", "fp32", "-q"]
+    out = tmp_path / "scales"
+    r = subprocess.run([*base, "--out", str(out), "--image-scales", "1,0.5"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "run.json").read_text())["config"]["image_scales"] == [1.0, 0.5]
+    r = subprocess.run([*base, "--out", str(tmp_path / "bad"), "--image-scales", "1,half"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2 and "--image-scales" in r.stderr
+    assert not (tmp_path / "bad").exists()

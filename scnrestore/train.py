@@ -81,8 +81,8 @@ class TrainConfig:
     # these factors (Pillow BICUBIC with antialiasing, 8-bit), and patches are
     # drawn evenly over (image, factor) pairs. Wallpapers are 1.6k px wide
     # renders; the photos users restore carry denser texture per pixel, which a
-    # wallpaper shrunk 2-3x resembles (DnCNN's recipe trains on 1, 0.9, 0.8,
-    # 0.7 for the same reason). (1.0,) = the images as they are.
+    # wallpaper shrunk 2-3x resembles (DnCNN's data generation also shrinks
+    # its training images, by 0.9, 0.8 and 0.7). (1.0,) = the images as they are.
     image_scales: tuple[float, ...] = (1.0,)
     val_every: int = 500
     ckpt_every: int = 100

@@ -1105,12 +1105,12 @@ class Task(StrEnum):
     dejpeg = "dejpeg"
 
 
-def _factors(text: str) -> tuple[float, ...]:
-    """'1,0.5' -> (1.0, 0.5); ValueError names the bad item."""
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    """'1,0.5' -> (1.0, 0.5); a usage error (exit 2) naming ``what`` otherwise."""
     try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
+        return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"--image-scales: not a list of numbers: {text!r}") from None
+        _usage(f"{what} must be numbers separated by commas, not {text!r}")
 
 
 @app.command()
@@ -1212,7 +1212,7 @@ def train(
                 init=str(init) if init else None, threads=threads, command=command,
                 time_budget=time_budget, level_focus=level_focus,
                 detail_floor=detail_floor,
-                image_scales=_factors(image_scales),
+                image_scales=_floats(image_scales, "--image-scales"),
             )  # fmt: skip
     except ValueError as exc:
         _usage(str(exc))
@@ -1269,10 +1269,7 @@ def _levels(text: str | None, task: str) -> list[float | None]:
     if task == "upscale":
         return [None]
     default = {"denoise": "15,25,50", "dejpeg": "10,20,30,40"}[task]
-    try:
-        values = [float(v) for v in (text or default).split(",") if v.strip()]
-    except ValueError:
-        _usage(f"levels must be numbers separated by commas, not {text!r}")
+    values = list(_floats(text or default, "levels"))
     lo, hi = LEVEL_RANGES[task]
     if not values or any(not lo <= v <= hi for v in values):
         _usage(f"levels for {task} must lie in {lo:g}..{hi:g}")

@@ -439,7 +439,9 @@ def train(
 
     from .runtime import autocast
 
-    budget = _Budget(cfg, step) if cfg.time_budget > 0 and not resume else None
+    # A resumed run whose total was not yet fixed carries the unspent part of
+    # its budget (see the ``finally`` below) and measures its pace afresh.
+    budget = _Budget(cfg, step) if cfg.time_budget > 0 else None
     feed = Prefetcher(sampler)
     log_f = open(out / "log.jsonl", "a")
     record: dict[str, Any] = {"step": step}
@@ -512,8 +514,11 @@ def train(
     finally:
         feed.close()
         if budget is not None and cfg.time_budget:
-            cfg.time_budget = 0.0  # the total it reached is the total it ran
-            cfg.steps = step
+            # Stopped before the total was fixed: record the unspent budget and
+            # the cap it was given, so --resume re-measures the pace (the
+            # machine may differ) and still fits the rest into the budget.
+            cfg.time_budget = max(1.0, budget.deadline - time.time())
+            cfg.steps = budget.cap
             write_run_json()
         save()
         log_f.close()
@@ -534,6 +539,8 @@ class _Budget:
     the configuration (``time_budget`` cleared), so the recorded run replays
     exactly with ``--steps``. The run then completes its schedule even if the
     pace changes later (stop it with Ctrl-C / SIGTERM for a checkpoint).
+    A run stopped before the freeze records its unspent seconds instead, and
+    ``--resume`` goes on measuring from there.
     """
 
     WARMUP_STEPS = 10  # cuDNN autotuning and allocator growth are not the pace

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from scnrestore import degrade
 from scnrestore.estimate import estimate_jpeg_quality, estimate_sigma
-from scnrestore.train import TrainConfig, train
+from scnrestore.train import TrainConfig, load_run_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)
@@ -104,6 +104,41 @@ def test_time_budget_fixes_the_step_total_and_records_it(data_dir, tmp_path):
     assert elapsed < 6.0 * 2 + 10
     lrs = [json.loads(ln)["lr"] for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert lrs[0] == pytest.approx(2e-3) and lrs[-1] < 2e-3 * 0.3**2
+
+
+def test_budgeted_run_stopped_before_its_total_is_fixed_resumes_within_budget(
+    data_dir, tmp_path
+):
+    """Ctrl-C while a time budget is still measuring the pace must leave a run
+    that --resume can finish: the unspent seconds are recorded, not a total
+    equal to the step it stopped at (which made the resume a no-op)."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    budget = 8.0
+    cfg = _cfg(data_dir, run, val=None, steps=10**7, time_budget=budget,
+               ckpt_every=10**6, log_every=2)  # fmt: skip
+    t0 = time.time()
+
+    def interrupt_once_estimated(record):
+        if record["steps"] < 10**7 and not getattr(interrupt_once_estimated, "sent", False):
+            interrupt_once_estimated.sent = True
+            os.kill(os.getpid(), signal.SIGINT)  # the trainer's own handler catches it
+
+    first = train(cfg, progress=interrupt_once_estimated)
+    spent = time.time() - t0
+    assert first["stopped"] and interrupt_once_estimated.sent
+    recorded = json.loads((run / "run.json").read_text())["config"]
+    assert recorded["steps"] == 10**7  # the cap, re-fitted on resume
+    assert 0 < recorded["time_budget"] <= budget - spent + 1.0
+    resumed = train(load_run_config(run), resume=True)
+    assert not resumed.get("stopped") and resumed["step"] > first["step"]
+    recorded = json.loads((run / "run.json").read_text())["config"]
+    assert recorded["time_budget"] == 0.0 and resumed["step"] == recorded["steps"] < 10**7
+    lrs = [json.loads(ln)["lr"] for ln in (run / "log.jsonl").read_text().splitlines()]
+    assert lrs[-1] < 2e-3 * 0.3**2  # the decay schedule ran to its end
 
 
 def test_milestones_passed_before_a_late_estimate_all_still_decay(data_dir, tmp_path):

@@ -6,8 +6,10 @@
 For each level (JPEG quality, or sigma), every photo of ``--val``
 (centre-cropped to ``--crop`` pixels when given, for large training images) is
 degraded as ``scnrestore eval`` does (same seeds) and restored by the shipped
-model in fp32 with nothing blended back. Then, for each alpha, the blend the
-tool applies (``scnrestore.api.blend_input``) is formed: dejpeg moves the
+model in fp32 with nothing blended back, kept unrounded (the image is fed as
+float). Then, for each alpha, the blend the tool applies
+(``scnrestore.api.blend_input``, on the unrounded output, rounded to 8 bits
+after, as the engine does) is formed: dejpeg moves the
 output's luma toward the JPEG's by alpha (BT.601; Cb/Cr stay the network's),
 denoise moves the whole output toward the noisy input by alpha. alpha 0 is
 the network alone, alpha 1 the input's luma (dejpeg) or the input (denoise).
@@ -38,11 +40,12 @@ def main() -> None:
         rows = []
         for idx, (_, clean) in enumerate(images):
             inp, _ = make_input(a.task, clean, 1, lv, np.random.default_rng(idx))
-            out = r.restore_array(inp)
+            out = r.restore_array(inp.astype(np.float32) / 255)  # unrounded, in [0, 1]
             row = [psnr(clean, inp), psnr_y(clean, inp)]
             for al in alphas:
                 b = out.copy()
-                blend_input(inp, b, al, luma_only=a.task == "dejpeg")
+                blend_input(inp.astype(np.float32) / 255, b, al, luma_only=a.task == "dejpeg")
+                b = np.rint(b * 255).astype(np.uint8)
                 row += [psnr(clean, b), psnr_y(clean, b)]
             rows.append(row)
         m = np.mean(rows, axis=0)

@@ -201,10 +201,11 @@ class Restorer:
         averaged back); alpha is resized plainly (upscale) or kept unchanged.
         Memory: the result is allocated once, the network writes into it
         directly (RGB, RGBA) and gray / alpha are computed in bands, so no
-        full-size float (or widened) copy of the output is made. dejpeg then
+        full-size float (or widened) copy of the output is made. dejpeg
         moves the output's luma toward the input's by :meth:`luma_weight`
         (leaving its chroma), denoise blends the input back by
-        :meth:`input_weight`, also in bands.
+        :meth:`input_weight`: in the engine, on the float output before it
+        is rounded to the image's dtype.
         """
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
@@ -219,18 +220,20 @@ class Restorer:
         rgb = np.repeat(color, 3, axis=2) if gray else np.ascontiguousarray(color)
         cond = self._cond(level)
         h, w = pixels.shape[0] * self.scale, pixels.shape[1] * self.scale
+        # dejpeg / denoise (scale 1): the engine blends the input back before
+        # it rounds the output (blend_input's sum, on the unrounded output).
+        # Gray has no chroma (its three equal channels are averaged back): the
+        # plain blend is the luma one there.
+        keep = dict(keep=self.kept_share(level), keep_luma_only=self.task == "dejpeg" and not gray)
         if gray:
-            colour = self.engine.run(rgb, cond, progress)
+            colour = self.engine.run(rgb, cond, progress, **keep)
             del rgb
             out = np.empty((h, w, c), pixels.dtype)
             _mean_channels(colour, out[:, :, :1])
             del colour
         else:
             out = np.empty((h, w, c), pixels.dtype)
-            self.engine.run(rgb, cond, progress, out=out[:, :, :3])
-        share = self.kept_share(level)
-        if share:  # dejpeg / denoise: scale 1, same shape as the input
-            blend_input(color, out[:, :, : color.shape[2]], share, luma_only=self.task == "dejpeg")
+            self.engine.run(rgb, cond, progress, out=out[:, :, :3], **keep)
         if alpha is not None:
             if self.scale > 1:
                 _resize_plane(alpha[:, :, 0], self.scale, out[:, :, -1])
@@ -286,6 +289,9 @@ def blend_input(src: np.ndarray, out: np.ndarray, weight: float, luma_only: bool
     with BT.601 weights (they sum to 1) that moves Y by exactly that and
     leaves Cb / Cr, i.e. the restored colour, as they were (up to rounding
     and clipping). Gray images have no chroma: there the two are the same.
+    :class:`Restorer` forms the same sum inside the engine, before the output
+    is rounded (on an already rounded 8-bit output a share of a one-level
+    difference rounds away: -0.24 dB at σ 1 with half the input kept).
     """
     peak = float(np.iinfo(out.dtype).max) if out.dtype.kind == "u" else 1.0
     for r in range(0, out.shape[0], _BAND_ROWS):

@@ -196,12 +196,20 @@ class Engine:
         cond: float | None = None,
         progress: ProgressFn | None = None,
         out: np.ndarray | None = None,
+        keep: float = 0.0,
+        keep_luma_only: bool = False,
     ) -> np.ndarray:
         """Restore an H x W x 3 array (uint8, uint16 or float in [0, 1]).
 
         Returns an array of the same dtype, H*scale x W*scale x 3: ``out`` if
         given (any array of that shape, a view into a wider one included).
         ``cond`` fills the level plane of a conditioned model.
+        ``keep`` (scale 1 only): move the output toward the input by that
+        share before it is rounded to the image's dtype (all channels, or by
+        the BT.601 luma difference only with ``keep_luma_only``; see
+        ``api.blend_input``). Rounding first would lose the blend wherever
+        input and output differ by a level or two, which is most pixels of
+        a nearly clean photo.
         On a CUDA/MPS out-of-memory error the tile is halved and the image
         is run again.
         """
@@ -222,10 +230,12 @@ class Engine:
             raise ValueError(
                 f"out has shape {out.shape}, expected {(h * self.scale, w * self.scale, c)}"
             )
+        if keep and self.scale != 1:
+            raise ValueError("keep (blending the input back) needs scale 1")
         tile = self.auto_tile(w) if self.tile is None else self.tile
         while True:
             try:
-                return self._run(image, tile, cond, progress, out)
+                return self._run(image, tile, cond, progress, out, keep, keep_luma_only)
             except Exception as exc:  # RuntimeError / torch.OutOfMemoryError
                 if not (_is_oom(exc) and self.device.type != "cpu"):
                     raise
@@ -251,6 +261,8 @@ class Engine:
         cond: float | None,
         progress: ProgressFn | None,
         out: np.ndarray,
+        keep: float = 0.0,
+        keep_luma_only: bool = False,
     ) -> np.ndarray:
         import torch
 
@@ -298,6 +310,9 @@ class Engine:
             # Rows above the next tile row are final: write them out, move the
             # rest (the overlap with the next tile row) to the top of the band.
             final = (ys[iy + 1] if iy + 1 < len(ys) else h) * s - band_start
+            if keep:
+                _blend_rows(band[:, :, :final], image[band_start : band_start + final],
+                            keep, keep_luma_only, to_host, to_float)  # fmt: skip
             out[band_start : band_start + final] = from_float(band[:, :, :final])
             band_start += final
             if iy + 1 == len(ys):
@@ -307,6 +322,31 @@ class Engine:
                 band[:, :, :rest] = band[:, :, final : final + rest].clone()
             band[:, :, max(rest, 0) :] = 0
         return out
+
+
+_LUMA = (0.299, 0.587, 0.114)  # BT.601, as api.blend_input
+
+
+def _blend_rows(
+    rows: torch.Tensor,
+    src: np.ndarray,
+    keep: float,
+    luma_only: bool,
+    to_host: Callable[[np.ndarray], np.ndarray],
+    to_float: Callable[[torch.Tensor], torch.Tensor],
+) -> None:
+    """Move float output ``rows`` (1 x C x H x W, clipped to [0, 1] first)
+    toward the input rows ``src`` (H x W x C, the image's dtype) by ``keep``,
+    in place."""
+    import torch
+
+    x = to_float(torch.from_numpy(to_host(src)).to(rows.device).permute(2, 0, 1)[None])
+    rows.clamp_(0.0, 1.0)  # as the output would be: keep 1 gives back the input
+    diff = x.sub_(rows)
+    if luma_only and rows.shape[1] == 3:
+        w = torch.tensor(_LUMA, device=rows.device).view(1, 3, 1, 1)
+        diff = (diff * w).sum(1, keepdim=True)
+    rows.add_(diff, alpha=keep)
 
 
 def _converters(

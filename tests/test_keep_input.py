@@ -62,7 +62,9 @@ def test_half_keep_lands_halfway(ckpt_dir, jpeg):
     half = restorer(ckpt_dir, 0.5).restore_array(jpeg)
     want = (luma(model) + luma(jpeg)) / 2
     free = ((half > 0) & (half < 255)).all(axis=2)
-    assert np.abs(luma(half) - want)[free].max() <= ROUNDED
+    # The blend is formed on the unrounded output; ``model`` holds it rounded
+    # (each channel within 0.5, so the luma too), which halving makes 0.25.
+    assert np.abs(luma(half) - want)[free].max() <= ROUNDED + 0.25
 
 
 def test_gray_full_keep_is_the_input(ckpt_dir, jpeg):
@@ -233,6 +235,20 @@ def test_denoise_blends_the_input_back(ckpt_dir, noisy):
     assert denoiser(ckpt_dir, 0.5).luma_weight(90) == 0.0  # the other task's share
     with pytest.raises(ValueError, match="keep_input must lie in 0..1"):
         denoiser(ckpt_dir, 2.0)
+
+
+def test_the_blend_is_formed_before_the_output_is_rounded(ckpt_dir, noisy):
+    """Blending an already rounded 8-bit output loses the share of every one-
+    level difference (0.3 of 1 rounds to 0): the engine blends first."""
+    from scnrestore.api import blend_input
+
+    unrounded = denoiser(ckpt_dir, 0.0).restore_array(noisy.astype(np.float32) / 255) * 255
+    want = np.rint(unrounded * 0.7 + noisy * 0.3)
+    got = denoiser(ckpt_dir, 0.3).restore_array(noisy)
+    assert np.abs(got - want).max() <= 1 and (got == want).mean() > 0.99  # .5 ties, ulps
+    rounded_first = denoiser(ckpt_dir, 0.0).restore_array(noisy)
+    blend_input(noisy, rounded_first, 0.3)
+    assert (rounded_first != got).mean() > 0.05
 
 
 def test_denoise_registry_schedule_and_flag(tmp_path, ckpt_dir, noisy):

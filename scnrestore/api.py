@@ -15,7 +15,7 @@ import numpy as np
 
 from . import weights
 from .checkpoint import CheckpointError, build_model, load_state_dict, read_metadata
-from .engine import DEFAULT_OVERLAP, Engine
+from .engine import BT601_LUMA, DEFAULT_OVERLAP, Engine
 from .imageio import Image
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 100.0)}
 # beyond them (a JPEG saved at quality 98) is passed as the nearest end.
 TRAINED_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
 # BT.601 luma weights, as JPEG (JFIF) computes Y from RGB.
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = np.array(BT601_LUMA, np.float32)
 
 
 def load_model(

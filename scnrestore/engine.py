@@ -324,7 +324,7 @@ class Engine:
         return out
 
 
-_LUMA = (0.299, 0.587, 0.114)  # BT.601, as api.blend_input
+BT601_LUMA = (0.299, 0.587, 0.114)  # Y weights of R, G, B (also api.blend_input's)
 
 
 def _blend_rows(
@@ -344,7 +344,7 @@ def _blend_rows(
     rows.clamp_(0.0, 1.0)  # as the output would be: keep 1 gives back the input
     diff = x.sub_(rows)
     if luma_only and rows.shape[1] == 3:
-        w = torch.tensor(_LUMA, device=rows.device).view(1, 3, 1, 1)
+        w = torch.tensor(BT601_LUMA, device=rows.device).view(1, 3, 1, 1)
         diff = (diff * w).sum(1, keepdim=True)
     rows.add_(diff, alpha=keep)
 

@@ -40,11 +40,12 @@ def main() -> None:
         rows = []
         for idx, (_, clean) in enumerate(images):
             inp, _ = make_input(a.task, clean, 1, lv, np.random.default_rng(idx))
-            out = r.restore_array(inp.astype(np.float32) / 255)  # unrounded, in [0, 1]
+            inp_f = inp.astype(np.float32) / 255
+            out = r.restore_array(inp_f)  # unrounded, in [0, 1]
             row = [psnr(clean, inp), psnr_y(clean, inp)]
             for al in alphas:
                 b = out.copy()
-                blend_input(inp.astype(np.float32) / 255, b, al, luma_only=a.task == "dejpeg")
+                blend_input(inp_f, b, al, luma_only=a.task == "dejpeg")
                 b = np.rint(b * 255).astype(np.uint8)
                 row += [psnr(clean, b), psnr_y(clean, b)]
             rows.append(row)

@@ -242,11 +242,12 @@ def test_the_blend_is_formed_before_the_output_is_rounded(ckpt_dir, noisy):
     level difference (0.3 of 1 rounds to 0): the engine blends first."""
     from scnrestore.api import blend_input
 
-    unrounded = denoiser(ckpt_dir, 0.0).restore_array(noisy.astype(np.float32) / 255) * 255
+    alone = denoiser(ckpt_dir, 0.0)
+    unrounded = alone.restore_array(noisy.astype(np.float32) / 255) * 255
     want = np.rint(unrounded * 0.7 + noisy * 0.3)
     got = denoiser(ckpt_dir, 0.3).restore_array(noisy)
     assert np.abs(got - want).max() <= 1 and (got == want).mean() > 0.99  # .5 ties, ulps
-    rounded_first = denoiser(ckpt_dir, 0.0).restore_array(noisy)
+    rounded_first = alone.restore_array(noisy)
     blend_input(noisy, rounded_first, 0.3)
     assert (rounded_first != got).mean() > 0.05
 

@@ -428,8 +428,17 @@ def run_batch(
             image = pipe.read(job)  # decoding (also while the model loads)
             if restorer is None:
                 restorer = _make_restorer(
-                    task, model, scale, num_scales, device, precision, tile, tile_overlap, tta,
-                    keep, calibration,
+                    task,
+                    model,
+                    scale,
+                    num_scales,
+                    device,
+                    precision,
+                    tile,
+                    tile_overlap,
+                    tta,
+                    keep,
+                    calibration,
                 )
                 if level is not None and not restorer.conditioned:
                     # A fixed-level model (e.g. the published per-sigma SCN
@@ -1129,9 +1138,7 @@ def train(
         int, typer.Option(min=0, help="Input patch side; 0 = 48 (SR) or 96 (others).")
     ] = 0,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    warmup: Annotated[
-        int, typer.Option(min=0, help="Steps of linear learning-rate warm-up.")
-    ] = 0,
+    warmup: Annotated[int, typer.Option(min=0, help="Steps of linear learning-rate warm-up.")] = 0,
     blocks: Annotated[int, typer.Option(min=1)] = 16,
     units: Annotated[int, typer.Option(min=1)] = 32,
     width: Annotated[float, typer.Option(help="Width multiplier of the blocks.")] = 4.0,

@@ -61,7 +61,11 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
     if anchors:
         head += " reference PSNR | vs reference |"
         sep += "---|---|"
-    out += [f"{task} ({doc['precision']}), mean of {len(doc['results'][0]['images'])} images:\n", head, sep]  # noqa: E501
+    out += [
+        f"{task} ({doc['precision']}), mean of {len(doc['results'][0]['images'])} images:\n",
+        head,
+        sep,
+    ]  # noqa: E501
     for res in doc["results"]:
         rows = res["images"]
         p, b = _mean(rows, "psnr"), _mean(rows, "base_psnr")

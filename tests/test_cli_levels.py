@@ -84,5 +84,8 @@ def test_warns_per_file_for_estimated_levels(tmp_path, photo):
             "-o", tmp_path / "out", env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
-    assert len(warnings) == 1 and "q90.jpg: lossy made validation photos worse at quality 80" in (
-        warnings[0]) and "at quality 90 it may remove detail rather than artefacts" in warnings[0]
+    assert (
+        len(warnings) == 1
+        and "q90.jpg: lossy made validation photos worse at quality 80" in (warnings[0])
+        and "at quality 90 it may remove detail rather than artefacts" in warnings[0]
+    )

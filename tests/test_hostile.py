@@ -205,19 +205,39 @@ CASES = [
     Case("bilevel", H.bilevel, check=size_mode((48, 32), "L")),
     Case("float32_tiff", H.float_tiff, check=check_float),
     Case("float_tiff_nan_inf", H.float_tiff_nan, check=check_float),
-    Case("multipage_tiff", H.multipage_tiff, check=check_one_page,
-         note=r"3 frames, only the first is restored"),  # fmt: skip
-    Case("animated_gif", H.animated_gif, check=check_gif_first_frame,
-         note=r"3 frames, only the first is restored"),  # fmt: skip
+    Case(
+        "multipage_tiff",
+        H.multipage_tiff,
+        check=check_one_page,
+        note=r"3 frames, only the first is restored",
+    ),  # fmt: skip
+    Case(
+        "animated_gif",
+        H.animated_gif,
+        check=check_gif_first_frame,
+        note=r"3 frames, only the first is restored",
+    ),  # fmt: skip
     Case("gif_first_frame", H.gif_first_frame),
-    Case("animated_webp", H.animated_webp, check=check_webp_first_frame,
-         note=r"3 frames, only the first is restored"),  # fmt: skip
+    Case(
+        "animated_webp",
+        H.animated_webp,
+        check=check_webp_first_frame,
+        note=r"3 frames, only the first is restored",
+    ),  # fmt: skip
     Case("webp_first_frame", H.webp_first_frame),
     Case("srgb_icc_png", H.srgb_icc_png, check=check_srgb_kept),
-    Case("garbage_icc_png", H.garbage_icc_png, check=no_icc((48, 32)),
-         note=r"its ICC profile is corrupt and was dropped"),  # fmt: skip
-    Case("garbage_icc_jpeg", H.garbage_icc_jpeg, check=no_icc((48, 32)),
-         note=r"its ICC profile is corrupt and was dropped"),  # fmt: skip
+    Case(
+        "garbage_icc_png",
+        H.garbage_icc_png,
+        check=no_icc((48, 32)),
+        note=r"its ICC profile is corrupt and was dropped",
+    ),  # fmt: skip
+    Case(
+        "garbage_icc_jpeg",
+        H.garbage_icc_jpeg,
+        check=no_icc((48, 32)),
+        note=r"its ICC profile is corrupt and was dropped",
+    ),  # fmt: skip
     Case("broken_zlib_icc_png", H.broken_zlib_icc_png, check=no_icc((48, 32))),
     Case("jpeg_named_png", H.jpeg_named_png, check=size_mode((48, 32), "RGB")),
     Case("unicode_space_name", H.unicode_space_name, check=size_mode((48, 32), "RGB")),
@@ -552,16 +572,31 @@ USAGE = [
     ("png_compression_10", ["upscale", "-s", "2", "--png-compression", "10"], "--png-compression"),
     ("bad_format", ["upscale", "-s", "2", "-f", "gif"], "unknown format 'gif'"),
     ("unknown_model", ["upscale", "-s", "2", "--model", "no-such-model"], "unknown model"),
-    ("missing_ckpt", ["upscale", "-s", "2", "--model", "nope/x.safetensors"],
-     "no such checkpoint file"),  # fmt: skip
-    ("x3_for_upscale_x2", ["upscale", "-s", "2", "--model", "{ck}/x3.safetensors"],
-     "is a x3 network, but upscale x2 needs x2"),  # fmt: skip
-    ("x2_for_upscale_x4", ["upscale", "-s", "4", "--model", "{ck}/x2.safetensors"],
-     "is a x2 network, but upscale x4 needs x4"),  # fmt: skip
-    ("denoise_for_upscale", ["upscale", "-s", "2", "--model", "{ck}/denoise.safetensors"],
-     "is a x1 network with a level input (a denoise or dejpeg model), but upscale x2"),  # fmt: skip
-    ("x2_for_denoise", ["denoise", "--sigma", "20", "--model", "{ck}/x2.safetensors"],
-     "is a x2 network, but denoise needs x1"),  # fmt: skip
+    (
+        "missing_ckpt",
+        ["upscale", "-s", "2", "--model", "nope/x.safetensors"],
+        "no such checkpoint file",
+    ),  # fmt: skip
+    (
+        "x3_for_upscale_x2",
+        ["upscale", "-s", "2", "--model", "{ck}/x3.safetensors"],
+        "is a x3 network, but upscale x2 needs x2",
+    ),  # fmt: skip
+    (
+        "x2_for_upscale_x4",
+        ["upscale", "-s", "4", "--model", "{ck}/x2.safetensors"],
+        "is a x2 network, but upscale x4 needs x4",
+    ),  # fmt: skip
+    (
+        "denoise_for_upscale",
+        ["upscale", "-s", "2", "--model", "{ck}/denoise.safetensors"],
+        "is a x1 network with a level input (a denoise or dejpeg model), but upscale x2",
+    ),  # fmt: skip
+    (
+        "x2_for_denoise",
+        ["denoise", "--sigma", "20", "--model", "{ck}/x2.safetensors"],
+        "is a x2 network, but denoise needs x1",
+    ),  # fmt: skip
 ]
 
 

@@ -115,7 +115,8 @@ def entry(points, task="dejpeg", key="keep_luma") -> weights.ModelEntry:
 def test_schedule_is_linear_between_points_and_flat_beyond():
     e = entry([[88, 0.0], [92, 0.5], [95, 0.5], [99, 1.0]])
     assert [e.luma_weight(q) for q in (10, 88, 90, 92, 94, 95, 97, 99, 100)] == pytest.approx(
-        [0, 0, 0.25, 0.5, 0.5, 0.5, 0.75, 1.0, 1.0])
+        [0, 0, 0.25, 0.5, 0.5, 0.5, 0.75, 1.0, 1.0]
+    )
     assert entry([[50, 0.3]]).luma_weight(10) == 0.3
 
 
@@ -183,8 +184,9 @@ def test_registry_schedule_is_the_default_and_the_flag_overrides_it(tmp_path, ck
 
 def test_a_file_outside_the_registry_keeps_no_luma(ckpt_dir):
     assert restorer(ckpt_dir).luma_weight(99) == 0.0
-    assert Restorer("denoise", ckpt_dir / "denoise.safetensors", keep_luma=1.0).luma_weight(
-        25) == 0.0
+    assert (
+        Restorer("denoise", ckpt_dir / "denoise.safetensors", keep_luma=1.0).luma_weight(25) == 0.0
+    )
 
 
 @pytest.mark.parametrize("bad", ["1.5", "-0.1", "half", "nan"])

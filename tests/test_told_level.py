@@ -24,7 +24,8 @@ def entry(points, task="dejpeg") -> weights.ModelEntry:
 def test_schedule_is_linear_between_points_and_keeps_the_end_ratios_beyond():
     e = entry([[10, 12], [40, 44], [80, 80]])
     assert [e.told_level(q) for q in (5, 10, 25, 40, 60, 80, 95)] == pytest.approx(
-        [6, 12, 28, 44, 62, 80, 95])
+        [6, 12, 28, 44, 62, 80, 95]
+    )
     assert weights.told_level([], 33) == 33
     assert entry([[25, 20]], task="denoise").told_level(50) == pytest.approx(40)
 
@@ -76,9 +77,10 @@ def test_cli_reports_the_told_level_and_the_flag_turns_it_off(tmp_path, ckpt_dir
         f = json.loads(r.stdout)["files"][0]
         outs[flag] = (f["level"], f["told_level"])
     assert outs == {"--level-calibration": (10, 20), "--no-level-calibration": (10, 10)}
-    with PILImage.open(tmp_path / "--level-calibration" / "in.png") as a, PILImage.open(
-        tmp_path / "--no-level-calibration" / "in.png"
-    ) as b:
+    with (
+        PILImage.open(tmp_path / "--level-calibration" / "in.png") as a,
+        PILImage.open(tmp_path / "--no-level-calibration" / "in.png") as b,
+    ):
         assert not np.array_equal(np.asarray(a), np.asarray(b))
 
 

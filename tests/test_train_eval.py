@@ -106,9 +106,7 @@ def test_time_budget_fixes_the_step_total_and_records_it(data_dir, tmp_path):
     assert lrs[0] == pytest.approx(2e-3) and lrs[-1] < 2e-3 * 0.3**2
 
 
-def test_budgeted_run_stopped_before_its_total_is_fixed_resumes_within_budget(
-    data_dir, tmp_path
-):
+def test_budgeted_run_stopped_before_its_total_is_fixed_resumes_within_budget(data_dir, tmp_path):
     """Ctrl-C while a time budget is still measuring the pace must leave a run
     that --resume can finish: the unspent seconds are recorded, not a total
     equal to the step it stopped at (which made the resume a no-op)."""
@@ -376,9 +374,34 @@ def test_image_scales_are_checked_and_recorded(data_dir, tmp_path):
     for bad in [(0.0,), (1.5,), ()]:
         with pytest.raises(ValueError, match="image_scales must be factors in"):
             _cfg(data_dir, tmp_path, image_scales=bad)
-    base = [sys.executable, "-m", "scnrestore", "train", "denoise", "--data", str(data_dir),
-            "--steps", "2", "--batch", "2", "--patch", "16", "--blocks", "1", "--units", "8",
-            "--width", "2", "--num-scales", "2", "--device", "cpu", "--precision", "fp32", "-q"]
+    base = [
+        sys.executable,
+        "-m",
+        "scnrestore",
+        "train",
+        "denoise",
+        "--data",
+        str(data_dir),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--patch",
+        "16",
+        "--blocks",
+        "1",
+        "--units",
+        "8",
+        "--width",
+        "2",
+        "--num-scales",
+        "2",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "-q",
+    ]
     out = tmp_path / "scales"
     r = subprocess.run([*base, "--out", str(out), "--image-scales", "1,0.5"],
                        capture_output=True, text=True, timeout=300)  # fmt: skip

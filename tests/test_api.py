@@ -83,3 +83,20 @@ def test_import_asks_torch_for_huge_pages_unless_told_otherwise():
     has_thp = thp.exists() and "[never]" not in thp.read_text()
     assert value(None) == ("1" if has_thp else "None")
     assert value("0") == "0"  # the user's choice stands
+
+
+def test_readme_api_comments_match_the_shipped_registry():
+    """README's Python API block states what d.measured_loss / j.luma_weight /
+    j.told return for the shipped models; a retrained model or a new schedule
+    must update them (they went stale once: told(10) said 12.0 after 11.5 shipped)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    names = {"Restorer": Restorer}
+    for var, expr in re.findall(r"^(\w+) = (Restorer\(\"(?:denoise|dejpeg)\"[^)]*\))", block, re.M):
+        names[var] = eval(expr, names)  # e.g. d = Restorer("denoise", level=25)
+    calls = re.findall(r"^(\w+\.\w+\([\d.]+\))\s+# ([^:]+):", block, re.M)
+    assert len(calls) == 3, calls
+    for call, stated in calls:
+        assert repr(eval(call, names)) == stated, (call, stated)

@@ -1156,7 +1156,7 @@ def train(
     level_focus: Annotated[
         float | None,
         typer.Option(
-            help="denoise/dejpeg: draw half of each batch's levels from [lowest, this] "
+            help="denoise/dejpeg: draw half of each batch's levels from \\[lowest, this] "
             "(default: whole σ range; q <= 40).",
         ),
     ] = None,
@@ -1225,7 +1225,7 @@ def train(
         _usage(str(exc))
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     bar = None
     if console.is_terminal and not quiet:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -1265,7 +1265,7 @@ def train(
             bar.stop()
     if not quiet:
         console.print(f"{'stopped' if last.get('stopped') else 'done'} at step {last['step']}; "
-                      f"weights: {out / 'model.safetensors'}")  # fmt: skip
+                      f"weights: {out / 'model.safetensors'}", markup=False)  # fmt: skip
     if last.get("stopped"):
         raise typer.Exit(EXIT_INTERRUPTED)
 
@@ -1309,6 +1309,7 @@ def evaluate_cmd(
     Example: [bold]scnrestore eval --task upscale -s 4 val/[/bold]
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .evaluate import eval_document, evaluate, level_result, load_images
@@ -1355,7 +1356,7 @@ def evaluate_cmd(
                     f"{base} SSIM", "gain PSNR-Y", "s"):  # fmt: skip
             table.add_column(col, justify="left" if col == "image" else "right")
         for r in rows:
-            table.add_row(r.image, f"{r.psnr:.2f}", f"{r.psnr_y:.2f}", f"{r.ssim:.4f}",
+            table.add_row(escape(r.image), f"{r.psnr:.2f}", f"{r.psnr_y:.2f}", f"{r.ssim:.4f}",
                           f"{r.base_psnr:.2f}", f"{r.base_psnr_y:.2f}", f"{r.base_ssim:.4f}",
                           f"{r.psnr_y - r.base_psnr_y:+.2f}", f"{r.seconds:.1f}")  # fmt: skip
         m = results[-1]["mean"]

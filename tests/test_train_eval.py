@@ -411,3 +411,27 @@ def test_image_scales_are_checked_and_recorded(data_dir, tmp_path):
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 2 and "--image-scales" in r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_names_with_brackets_are_printed_as_they_are(ckpt_dir, tmp_path):
+    """Rich reads "[b]" as markup: a file or run named with brackets must still
+    print as named in eval's table and in train's last line."""
+    data = tmp_path / "data [b]"
+    data.mkdir()
+    with PILImage.open(ROOT / "examples" / "coffee.png") as im:
+        im.convert("RGB").crop((0, 0, 48, 48)).save(data / "c[b]d.png")
+    r = subprocess.run(
+        [sys.executable, "-m", "scnrestore", "eval", str(data), "-s", "2", "--model",
+         str(ckpt_dir / "x2.safetensors"), "--device", "cpu", "--precision", "fp32"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "c[b]d.png" in r.stdout, r.stdout
+    out = tmp_path / "run[red]"
+    args = ["train", "upscale", "-s", "2", "--data", data, "--out", out, "--steps", "1",
+            "--batch", "1", "--patch", "16", "--blocks", "1", "--units", "4", "--width", "2",
+            "--num-scales", "2", "--device", "cpu", "--precision", "fp32"]  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "scnrestore", *map(str, args)],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"weights: {out / 'model.safetensors'}" in r.stderr, r.stderr

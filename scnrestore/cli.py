@@ -289,7 +289,7 @@ class Reporter:
             )
 
             self.progress = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),  # file names may hold "[...]"
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),

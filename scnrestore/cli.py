@@ -1,9 +1,9 @@
 """The ``scnrestore`` command line (typer + rich).
 
-Exit codes: 0 every file done (or skipped on purpose); 1 at least one file
-failed (each reported in one line, the batch went on); 2 usage error (bad
-option, unknown model, nothing to do); 130 interrupted (Ctrl-C), after a
-summary of what was done.
+Exit codes: 0 every file done (or skipped on purpose; an empty folder is a
+note); 1 at least one file failed (each reported in one line, the batch went
+on); 2 usage error (bad option, unknown or unobtainable model, unusable
+checkpoint); 130 interrupted (Ctrl-C), after a summary of what was done.
 
 torch is imported only when a command runs a model, so ``--help`` is instant.
 """
@@ -204,14 +204,32 @@ def _walk(root: Path, recursive: bool) -> list[Path]:
     return sorted(found)
 
 
-def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[Job]]:
-    """Inputs as (file, base directory for mirroring) pairs, plus not-found jobs."""
+def _glob_base(pattern: str) -> Path:
+    """The folders of ``pattern`` before its first wildcard: what ``-o DIR``
+    mirrors a glob's matches under (``shots/**/*.png`` -> ``shots``)."""
+    parts = Path(pattern).parts[:-1]
+    static = list(itertools.takewhile(lambda part: not _has_magic(part), parts))
+    return Path(*static) if static else Path()
+
+
+def expand_inputs(
+    inputs: list[str], recursive: bool
+) -> tuple[list[tuple[Path, Path]], list[Job], list[str]]:
+    """Inputs as (file, base directory for mirroring) pairs, plus not-found
+    jobs and notes (a directory with no image files in it)."""
     pairs: list[tuple[Path, Path]] = []
     missing: list[Job] = []
+    notes: list[str] = []
     for raw in inputs:
         p = Path(raw).expanduser()
         if p.is_dir():
-            pairs += [(f, p) for f in _walk(p, recursive)]
+            found = _walk(p, recursive)
+            if not found:
+                deeper = not recursive and any(c.is_dir() for c in _listdir(p))
+                notes.append(
+                    f"note: {p}: no image files" + (" (-r looks in its folders)" if deeper else "")
+                )
+            pairs += [(f, p) for f in found]
         elif p.exists():
             pairs.append((p, p.parent))
         elif _has_magic(raw):
@@ -219,13 +237,71 @@ def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, 
             files = [Path(m) for m in matches if Path(m).is_file()]
             if not files:
                 missing.append(Job(p, status="failed", error="no file matches this pattern"))
-            pairs += [(f, f.parent) for f in files]
+            base = _glob_base(os.path.expanduser(raw))
+            pairs += [(f, base) for f in files]
         else:
             missing.append(Job(p, status="failed", error="no such file or directory"))
     unique: dict[Path, tuple[Path, Path]] = {}
     for f, base in pairs:
         unique.setdefault(f.resolve(), (f, base))
-    return list(unique.values()), missing
+    return list(unique.values()), missing, notes
+
+
+def _listdir(d: Path) -> list[Path]:
+    try:
+        return list(d.iterdir())
+    except OSError:
+        return []
+
+
+def _inode(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def guard_outputs(jobs: list[Job]) -> None:
+    """Settle, before anything runs, the outputs that would clash:
+
+    - an input that is another input's planned output (``a_x2.png`` beside
+      ``a.png`` on a second run over a folder) is skipped, not restored again;
+    - an output that is another input of the batch (``a.jpg`` -> ``a.png``
+      beside ``a.png`` with ``-o`` into the same folder) fails: inputs are
+      never written;
+    - two inputs with one output (``a.png`` and ``a.jpg`` -> ``a_x2.png``;
+      ``-o DIR`` over two folders holding ``x.png``): the later one fails,
+      so no result silently replaces another.
+    A job whose output is its own input is left to the batch loop.
+    """
+    pending = [j for j in jobs if j.status == "pending" and j.dst is not None]
+    planned: dict[Path, Job] = {}
+    for j in pending:
+        planned.setdefault(j.dst.resolve(), j)
+    for j in pending:
+        owner = planned.get(j.src.resolve())
+        if owner is not None and owner is not j and not _same_file(j.src, j.dst):
+            j.status, j.error = "skipped", f"it is the output of {owner.src} in this run"
+    inputs = {}
+    for j in pending:
+        key = _inode(j.src)
+        if j.status == "pending" and key is not None:
+            inputs.setdefault(key, j)
+    claimed: dict[Path, Job] = {}
+    for j in pending:
+        if j.status != "pending":
+            continue
+        other = inputs.get(_inode(j.dst)) if j.dst.exists() else None
+        if other is not None and other is not j:
+            j.status, j.error = "failed", f"output {j.dst} would overwrite the input {other.src}"
+            continue
+        first = claimed.setdefault(j.dst.resolve(), j)
+        if first is not j:
+            j.status = "failed"
+            j.error = (
+                f"output {j.dst} is also the output of {first.src} (use -o or -f to separate them)"
+            )
 
 
 def plan_outputs(
@@ -273,7 +349,7 @@ class Reporter:
     def __init__(self, quiet: bool, as_json: bool, total: int) -> None:
         from rich.console import Console
 
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
         self.quiet = quiet
         self.as_json = as_json
         self.live = self.err.is_terminal and not quiet
@@ -348,6 +424,24 @@ def _one_line(msg: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in msg)
 
 
+def _check_output_name(output: Path, fmt: str | None, n_inputs: int) -> None:
+    """Usage errors for an ``-o`` that is not a folder: a file name for many
+    inputs, a picture format scnrestore does not write, or one that
+    contradicts ``-f``."""
+    from .imageio import FORMATS
+
+    ext = output.suffix.lower()
+    if ext in INPUT_EXTS and ext not in FORMATS:
+        writable = ".png, .tif, .webp, .bmp or .jpg"
+        _usage(f"--output {output}: {ext[1:].upper()} is not written (use {writable})")
+    if ext not in FORMATS:
+        return  # a folder to be made (names like out.v2 are folders too)
+    if n_inputs > 1:
+        _usage(f"--output {output} looks like a file, but there are {n_inputs} inputs")
+    if fmt and FORMATS["." + fmt.lower().lstrip(".")] != FORMATS[ext]:
+        _usage(f"--output {output} and --format {fmt} disagree; give one of them")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
@@ -391,15 +485,17 @@ def run_batch(
             format_for_path("x", fmt)
         except ValueError as exc:
             _usage(str(exc))
-    pairs, jobs_missing = expand_inputs(inputs, recursive)
-    if output is not None and len(pairs) > 1 and output.suffix.lower() in IMAGE_EXTS:
-        if not output.is_dir():
-            _usage(f"--output {output} looks like a file, but there are {len(pairs)} inputs")
+    pairs, jobs_missing, notes = expand_inputs(inputs, recursive)
+    if output is not None and not output.is_dir():
+        _check_output_name(output, fmt, len(pairs))
     suffix = SUFFIX[task].format(scale=scale)
     jobs = jobs_missing + plan_outputs(pairs, output, suffix, fmt)
+    guard_outputs(jobs)
     if any(j.status == "pending" for j in jobs):
         _fetch_model(task, model, scale, offline=offline, quiet=quiet)
     reporter = Reporter(quiet, as_json, len(jobs))
+    for line in notes:
+        reporter.note(line)
     pipe = _Pipeline(reporter)  # write_slots(): parallel writes where cores allow
     encoding = _Encoding(jpeg_quality, png_compression)
     interrupted = False
@@ -407,7 +503,7 @@ def run_batch(
     restorer = None
     try:
         for i, job in enumerate(jobs):
-            if job.status == "failed":
+            if job.status != "pending":  # settled while planning
                 pipe.report(job)
                 continue
             assert job.dst is not None
@@ -966,7 +1062,7 @@ def _summary(
             "not_run": counts["pending"],
             "interrupted": interrupted,
             "seconds": round(seconds, 3),
-            **(ran_on or {}),
+            **(ran_on or {"device": None, "precision": None}),
         }
         sys.stdout.write(json.dumps(payload, indent=1) + "\n")
         sys.stdout.flush()
@@ -1225,7 +1321,7 @@ def train(
         _usage(str(exc))
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     bar = None
     if console.is_terminal and not quiet:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -1330,9 +1426,9 @@ def evaluate_cmd(
     )  # fmt: skip
     sr = task.value == "upscale"
     base = "bicubic" if sr else ("noisy" if task.value == "denoise" else "JPEG")
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=160)
+        console = Console(highlight=False, emoji=False, width=160)
     results = []
     for level in lv:
         rows = evaluate(restorer, images, level)
@@ -1476,7 +1572,7 @@ def models_list(as_json: JsonOpt = False) -> None:
             d["name"], d["task"], _level_text(d), _human_size(d["size"]), d["where"],
             _quality_cell(d),
         )  # fmt: skip
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     if rows:
         console.print(table)
     else:

@@ -144,32 +144,115 @@ def test_the_summary_names_the_device_and_precision_it_ran_with(
 @pytest.mark.parametrize("writers", ["1", "4"])
 def test_background_writes_keep_sequential_semantics(work, ckpt_dir, writers):
     """Outputs are written while the next file is restored (one write at a time,
-    or four), yet a later input that is an earlier output sees it finished, two
-    inputs with one output name still collide, and every line comes in input order."""
+    or four), and every line still comes in input order; what would clash is
+    settled before anything runs: an input that is an earlier input's output is
+    skipped (not restored from a half-made file, nor again on a re-run), and of
+    two inputs with one output name the later one fails, --overwrite or not."""
     env = {"SCNRESTORE_WRITERS": writers}
-    PILImage.new("RGB", (10, 10)).save(work / "a_x2.png")  # replaced by a.png's output
+    PILImage.new("RGB", (10, 10)).save(work / "a_x2.png")  # a.png's output: not an input
     PILImage.fromarray(np.zeros((20, 30, 3), np.uint8)).save(work / "b.jpg")  # -> b_x2.png too
     r = run("upscale", work / "a.png", work / "a_x2.png", work / "b.png", work / "b.jpg",
-            "-s", "2", "--model", ckpt_dir / "x2.safetensors", "--overwrite", "--json",
-            env=env)  # fmt: skip
-    assert r.returncode == 0, r.stderr
+            work / "sub" / "c.png", "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+            "--overwrite", "--json", env=env)  # fmt: skip
+    assert r.returncode == 1, r.stderr
     files = json.loads(r.stdout)["files"]
-    assert [(Path(f["input"]).name, f["width"]) for f in files] == [
-        ("a.png", 256), ("a_x2.png", 512), ("b.png", 160), ("b.jpg", 60),
+    assert [(Path(f["input"]).name, f["status"], f.get("width")) for f in files] == [
+        ("a.png", "ok", 256), ("a_x2.png", "skipped", None), ("b.png", "ok", 160),
+        ("b.jpg", "failed", None), ("c.png", "ok", 160),
     ]  # fmt: skip
-    with PILImage.open(work / "a_x2_x2.png") as im:  # made from the new a_x2.png
-        assert im.size == (512, 384)
+    assert files[1]["error"] == f"it is the output of {work / 'a.png'} in this run"
+    assert files[3]["error"].endswith(f"is also the output of {work / 'b.png'} "
+                                      "(use -o or -f to separate them)")  # fmt: skip
+    assert not (work / "a_x2_x2.png").exists()
+    for name, size in (("a_x2.png", (256, 192)), ("b_x2.png", (160, 128))):
+        with PILImage.open(work / name) as im:
+            assert im.size == size
     lines = r.stderr.splitlines()
-    assert [ln.split(" -> ")[0] for ln in lines[:4]] == [
-        str(work / n) for n in ("a.png", "a_x2.png", "b.png", "b.jpg")
+    assert lines[:5] == [
+        f"{work / 'a.png'} -> {work / 'a_x2.png'} ({files[0]['seconds']:.1f} s)",
+        f"{work / 'a_x2.png'}: skipped ({files[1]['error']})",
+        f"{work / 'b.png'} -> {work / 'b_x2.png'} ({files[2]['seconds']:.1f} s)",
+        f"error: {work / 'b.jpg'}: {files[3]['error']}",
+        f"{work / 'sub' / 'c.png'} -> {work / 'sub' / 'c_x2.png'} ({files[4]['seconds']:.1f} s)",
     ]
-    (work / "b_x2.png").unlink()
-    r = run("upscale", work / "b.png", work / "b.jpg", "-s", "2",
-            "--model", ckpt_dir / "x2.safetensors", "--json", env=env)  # fmt: skip
+
+
+def test_an_output_never_replaces_another_input(work, ckpt_dir):
+    """-o into the inputs' own folder: d.jpg's output would be d.png, which is
+    another input. It fails and d.png is untouched (it used to be overwritten)."""
+    PILImage.fromarray(np.zeros((24, 32, 3), np.uint8)).save(work / "d.png")
+    before = (work / "d.png").read_bytes()
+    r = run("upscale", work / "d.jpg", work / "d.png", "-o", work, "-s", "2", "--overwrite",
+            "--model", ckpt_dir / "x2.safetensors", "--json")  # fmt: skip
+    assert r.returncode == 1, r.stderr
     files = json.loads(r.stdout)["files"]
-    assert [f["status"] for f in files] == ["ok", "failed"] and "exists" in files[1]["error"]
-    with PILImage.open(work / "b_x2.png") as im:
-        assert im.size == (160, 128)
+    assert [f["status"] for f in files] == ["failed", "failed"]
+    assert (
+        files[0]["error"] == f"output {work / 'd.png'} would overwrite the input {work / 'd.png'}"
+    )
+    assert files[1]["error"] == "output would overwrite the input"
+    assert (work / "d.png").read_bytes() == before
+
+
+def test_rerun_over_a_folder_does_not_restore_its_own_outputs(work, ckpt_dir):
+    model = ("--model", ckpt_dir / "x2.safetensors")
+    r = run("upscale", work, "-s", "2", *model, "-q")
+    assert r.returncode == 0, r.stderr
+    made = sorted(p.name for p in work.glob("*_x2.png"))
+    assert made == ["a_x2.png", "b_x2.png", "d_x2.png"]
+    r = run("upscale", work, "-s", "2", *model, "--skip-existing", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["ok"], doc["skipped"]) == (0, 6)
+    assert sorted(p.name for p in work.glob("*_x2*.png")) == made
+
+
+def test_glob_with_output_dir_mirrors_below_the_wildcard(work, ckpt_dir, tmp_path_factory):
+    """'DIR/**/*.png' -o OUT keeps the folders below DIR, so two x.png in
+    different folders do not land on one output (they used to collide)."""
+    for sub in ("p", "q"):
+        (work / "shots" / sub).mkdir(parents=True)
+        PILImage.new("RGB", (12, 10)).save(work / "shots" / sub / "x.png")
+    out = tmp_path_factory.mktemp("out")
+    r = run("upscale", "shots/**/*.png", "-o", out, "-s", "2",
+            "--model", ckpt_dir / "x2.safetensors", cwd=work)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
+        "p/x.png", "q/x.png",
+    ]  # fmt: skip
+
+
+def test_output_names_that_cannot_be_honoured_are_usage_errors(work, ckpt_dir):
+    model = ("--model", ckpt_dir / "x2.safetensors")
+    r = run("upscale", work / "a.png", "-s", "2", "-o", work / "res.gif", *model)
+    flat = " ".join(r.stderr.replace("│", " ").split())  # the usage box wraps lines
+    assert r.returncode == 2 and "res.gif: GIF is not written" in flat
+    assert not (work / "res.gif").exists()  # it used to become a folder
+    r = run("upscale", work / "a.png", "-s", "2", "-o", work / "conf.png", "-f", "jpg", *model)
+    flat = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == 2 and "conf.png and --format jpg disagree" in flat
+    assert not (work / "conf.png").exists()  # it used to hold JPEG data
+
+
+def test_a_folder_without_images_is_noted(tmp_path, ckpt_dir):
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    r = run("upscale", tmp_path / "empty", "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+            "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"note: {tmp_path / 'empty'}: no image files (-r looks in its folders)" in r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["files"] == [] and (doc["device"], doc["precision"]) == (None, None)
+
+
+def test_file_names_are_printed_as_they_are(work, ckpt_dir):
+    """Rich would turn ':smile:' into an emoji and '[b]' into bold."""
+    name = "x:smile:[b]y.png"
+    PILImage.new("RGB", (12, 10)).save(work / name)
+    r = run("upscale", work / name, work / "missing:+1:.png", "-s", "2",
+            "--model", ckpt_dir / "x2.safetensors")  # fmt: skip
+    assert r.returncode == 1
+    assert f"{work / name} -> {work / 'x:smile:[b]y_x2.png'}" in r.stderr, r.stderr
+    assert f"error: {work / 'missing:+1:.png'}: no such file or directory" in r.stderr
 
 
 @pytest.mark.parametrize(

@@ -247,8 +247,15 @@ class Restorer:
         level: float | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> Image:
-        """Restore a decoded :class:`~scnrestore.imageio.Image`, keeping its metadata."""
-        return image.with_pixels(self.restore_array(image.pixels, level, progress))
+        """Restore a decoded :class:`~scnrestore.imageio.Image`, keeping its metadata.
+
+        Upscaling multiplies the resolution (DPI) by the scale: the output
+        prints at the size the input did.
+        """
+        out = image.with_pixels(self.restore_array(image.pixels, level, progress))
+        if image.dpi and self.scale > 1:
+            out.dpi = (image.dpi[0] * self.scale, image.dpi[1] * self.scale)
+        return out
 
 
 def _check_fits(model: SCN, task: str, want: int) -> None:

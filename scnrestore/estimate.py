@@ -21,7 +21,12 @@ __all__ = ["estimate_sigma", "estimate_jpeg_quality", "reference_tables"]
 
 
 def estimate_sigma(pixels: np.ndarray) -> float:
-    """Gaussian noise std on the 0-255 scale of an H x W x C image (any dtype)."""
+    """Gaussian noise std on the 0-255 scale of an H x W x C image (any dtype).
+
+    Float pixels are read as the restoration reads them: NaN counts as 0 and
+    values are clipped to [0, 1] (inf to 1, -inf to 0). Raises ValueError for
+    an image under 2 x 2 pixels.
+    """
     a = np.asarray(pixels)
     if a.ndim == 2:
         a = a[:, :, None]
@@ -32,8 +37,14 @@ def estimate_sigma(pixels: np.ndarray) -> float:
     colour = a[:, :, :3] if a.shape[2] >= 3 else a[:, :, :1]
     h, w = colour.shape[0] // 2 * 2, colour.shape[1] // 2 * 2
     if h < 2 or w < 2:
-        raise ValueError("image too small to estimate noise")
-    x = colour[:h, :w].astype(np.float64) * scale
+        raise ValueError(
+            f"image too small to estimate its noise ({a.shape[1]} x {a.shape[0]} pixels, "
+            "at least 2 x 2 needed): pass --sigma N"
+        )
+    x = colour[:h, :w].astype(np.float64)
+    if a.dtype.kind == "f":  # as the engine reads float pixels: NaN is 0, clipped to [0, 1]
+        x = np.clip(np.nan_to_num(x, nan=0.0), 0.0, 1.0, out=x)
+    x *= scale
     hh = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2.0
     sigmas = [np.median(np.abs(hh[:, :, c])) / 0.6745 for c in range(hh.shape[2])]
     return float(np.mean(sigmas))

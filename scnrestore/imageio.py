@@ -2,13 +2,17 @@
 
 Reading gives an :class:`Image`: pixels as H x W x C numpy (C = 1 gray, 2 gray +
 alpha, 3 RGB, 4 RGBA; dtype uint8, uint16 or float32) with EXIF orientation
-applied, plus the ICC profile and EXIF (orientation reset to 1) to carry over.
+applied, plus the ICC profile, EXIF (orientation reset to 1) and resolution to
+carry over.
 
 Pillow does most formats. Two gaps are filled by small, well-kept libraries:
 16-bit colour PNG (Pillow 13 reads it as 8-bit and cannot write it) by pypng,
 a pure-Python codec (measured here: 2 MP of 16-bit RGB noise read in 0.21 s,
 written in 0.55 s; opencv-python-headless would be faster but is a 61 MB
-wheel with its own libpng); and 16-bit / float TIFF by tifffile.
+wheel with its own libpng); and 16-bit / float TIFF by tifffile. tifffile
+decodes LZW and JPEG only with the optional imagecodecs package: without it
+such TIFFs go to Pillow where that loses nothing (8 bits a sample, gray
+16 / 32 bits), and deeper colour ones are refused with a reason saying so.
 
 Writes go to a temporary file beside the target, then are renamed into place,
 so a crash or kill never leaves a partial image. On Linux the temporary file is
@@ -62,6 +66,24 @@ FORMATS = {
 }
 _EXT_FOR = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
 _ORIENTATION = 0x0112
+# The EXIF worth carrying: descriptive IFD0 tags and the EXIF and GPS sub-IFDs.
+# Never the rest of IFD0: for a TIFF, Pillow's getexif() is the file's whole
+# main IFD (ImageWidth, StripOffsets, ColorMap, Photometric...), which written
+# into an output describes another image and makes a TIFF unreadable.
+_EXIF_BASE_TAGS = (
+    0x010E,  # ImageDescription
+    0x010F,  # Make
+    0x0110,  # Model
+    0x0131,  # Software
+    0x0132,  # DateTime
+    0x013B,  # Artist
+    0x013C,  # HostComputer
+    0x8298,  # Copyright
+)
+_EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 0x8769, 0x8825, 0xA005
+_EXIF_SIZE_TAGS = (0xA002, 0xA003)  # PixelX/YDimension: stale once upscaled
+# Resolutions outside this (dots per inch) are taken for junk and dropped.
+_DPI_RANGE = (1e-3, 1e6)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -94,6 +116,8 @@ class Image:
     format: str | None = None
     frames: int = 1
     info: dict[str, object] = field(default_factory=dict)
+    # Resolution in dots per inch (x, y), None when the file gives none.
+    dpi: tuple[float, float] | None = None
 
     @property
     def mode(self) -> str:
@@ -151,7 +175,10 @@ def read_image(path: str | os.PathLike[str]) -> Image:
                 deep = _read_tiff(path)
                 if deep is not None:
                     return deep
-            with PILImage.open(path) as im:
+            # A file object, not the path: Pillow 13 memory-maps uncompressed
+            # files it opens by name, and for a TIFF with orientation 5-8 it
+            # maps them with the turned size (palette, CMYK: scrambled pixels).
+            with open(path, "rb") as f, PILImage.open(f) as im:
                 return _decode(path, im)
     except ImageReadError:
         raise
@@ -201,37 +228,172 @@ def _checked_icc(icc: bytes | None, info: dict[str, object]) -> bytes | None:
     try:
         ImageCms.ImageCmsProfile(io.BytesIO(icc))
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-        notes = info.setdefault("notes", [])
-        assert isinstance(notes, list)
-        notes.append("its ICC profile is corrupt and was dropped")
+        _note(info, "its ICC profile is corrupt and was dropped")
         return None
     return icc
+
+
+def _note(info: dict[str, object], note: str) -> None:
+    notes = info.setdefault("notes", [])
+    assert isinstance(notes, list)
+    notes.append(note)
+
+
+def _read_exif(im: PILImage.Image, info: dict[str, object]) -> PILImage.Exif:
+    """``im.getexif()``; EXIF it cannot parse is dropped with a note (the image
+    is still restored), and its warnings are not printed in a batch's output."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": what it read is kept
+            return im.getexif()
+    except Exception:  # SyntaxError "not a TIFF file", struct.error, ...
+        _note(info, "its EXIF data is corrupt and was dropped")
+        return PILImage.Exif()
+
+
+def _orientation(exif: PILImage.Exif) -> int:
+    """The EXIF orientation 1-8 (1 where it is missing or junk)."""
+    try:
+        value = int(exif.get(_ORIENTATION, 1) or 1)
+    except (TypeError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _clean_exif(src: PILImage.Exif, info: dict[str, object]) -> bytes | None:
+    """The metadata of ``src`` worth carrying (see _EXIF_BASE_TAGS), orientation 1.
+
+    Reads the sub-IFDs, so for a TIFF call it while the file is open. EXIF that
+    cannot be parsed is dropped with a note; the image is still restored.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # partly corrupt: what can be read is kept
+            out = PILImage.Exif()
+            for tag in _EXIF_BASE_TAGS:
+                if tag in src:
+                    out[tag] = src[tag]
+            for tag in (_EXIF_IFD, _GPS_IFD):
+                ifd = dict(src.get_ifd(tag)) if tag in src else {}
+                if tag == _EXIF_IFD:
+                    for stale in _EXIF_SIZE_TAGS:
+                        ifd.pop(stale, None)
+                    if _INTEROP_IFD in ifd:
+                        interop = dict(src.get_ifd(_INTEROP_IFD))
+                        if interop:
+                            ifd[_INTEROP_IFD] = interop
+                        else:
+                            del ifd[_INTEROP_IFD]
+                if ifd:
+                    out[tag] = ifd
+            if not len(out) and _ORIENTATION not in src:
+                return None
+            out[_ORIENTATION] = 1
+            data = out.tobytes()
+            PILImage.Exif().load(data)  # what a reader of the output will do
+            return data
+    except Exception:  # any parse error: metadata is not worth failing the image for
+        _note(info, "its EXIF data is corrupt and was dropped")
+        return None
+
+
+def _valid_dpi(dpi: object) -> tuple[float, float] | None:
+    try:
+        x, y = (float(v) for v in dpi)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    lo, hi = _DPI_RANGE
+    return (x, y) if lo <= x <= hi and lo <= y <= hi else None
+
+
+def _ratio(value: object) -> float:
+    """A TIFF RATIONAL as tifffile ((num, den)) or Pillow (IFDRational) gives it."""
+    if isinstance(value, tuple | list) and len(value) == 2:
+        num, den = (float(v) for v in value)
+        return num / den if den else float("nan")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _tiff_dpi(xres: object, yres: object, unit: object) -> tuple[float, float] | None:
+    """DPI from a TIFF's XResolution, YResolution and ResolutionUnit tags."""
+    if xres is None or yres is None:
+        return None
+    try:
+        x, y, u = _ratio(xres), _ratio(yres), int(unit or 2)  # type: ignore[call-overload]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if u == 3:  # per centimetre
+        return _valid_dpi((x * 2.54, y * 2.54))
+    return _valid_dpi((x, y)) if u == 2 else None  # 1: no absolute unit
+
+
+def _resolution(
+    im: PILImage.Image, fmt: str | None, exif: PILImage.Exif
+) -> tuple[float, float] | None:
+    """The DPI a file states. Not Pillow's info["dpi"] for TIFF and JPEG: that
+    says 1 x 1 for a TIFF without resolution tags and 72 x 72 for a JPEG
+    whose EXIF has none."""
+    if fmt == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        return _tiff_dpi(tags.get(282), tags.get(283), tags.get(296))
+    if fmt == "JPEG":
+        unit, density = im.info.get("jfif_unit"), im.info.get("jfif_density")
+        if unit in (1, 2) and isinstance(density, tuple):  # JFIF: per inch, per cm
+            return _valid_dpi(tuple(d * (2.54 if unit == 2 else 1) for d in density))
+        return _tiff_dpi(exif.get(0x011A), exif.get(0x011B), exif.get(0x0128))
+    return _valid_dpi(im.info.get("dpi"))
 
 
 def _decode(path: Path, im: PILImage.Image) -> Image:
     fmt = im.format
     frames = int(getattr(im, "n_frames", 1) or 1)
+    if fmt == "MPO":
+        # A phone or camera JPEG with secondary images (a stereo pair, depth
+        # map, preview): its first image is the photo, an ordinary JPEG with
+        # its own quantisation tables; the others are no frames to note.
+        fmt, frames = "JPEG", 1
+    info: dict[str, object] = {}
     icc = im.info.get("icc_profile") or None
-    exif = im.getexif()
-    orientation = int(exif.get(_ORIENTATION, 1) or 1)
+    if fmt == "PNG" and "exif" not in im.info:
+        im.load()  # as getexif() does: an eXIf chunk may follow the pixels
+    exif = _read_exif(im, info)
+    orientation = _orientation(exif)
+    exif_bytes = _clean_exif(exif, info)  # before load(): it reads a TIFF's sub-IFDs
+    dpi = _turned(_resolution(im, fmt, exif), orientation)
     pixels: np.ndarray | None = None
+    upright = False
     if fmt == "PNG" and _png_bitdepth(path) == 16 and im.mode not in ("I", "I;16", "I;16B"):
-        pixels = _read_png16(path)
+        pixels = _read_png16(path)  # tRNS included: pypng's asDirect() gives it as alpha
     if pixels is None:
         im.load()
-        pixels = _pil_to_array(im)
+        # Pillow turns a TIFF upright as it loads it, and then drops the tag
+        # from its EXIF (``exif`` is that object): not to be turned twice.
+        upright = orientation != 1 and _ORIENTATION not in exif
+        pixels = _colour_key_alpha(_pil_to_array(im), im)
         if im.mode == "CMYK":
             icc = None  # a CMYK profile does not describe the RGB we produce
-    pixels = _orient(pixels, orientation)
-    exif_bytes = None
-    if len(exif):
-        exif[_ORIENTATION] = 1
-        exif_bytes = exif.tobytes()
-    info: dict[str, object] = {"orientation": orientation}
+    if not upright:
+        pixels = _orient(pixels, orientation)
+    info["orientation"] = orientation
     icc = _checked_icc(icc, info)
     if fmt == "JPEG" and getattr(im, "quantization", None):
         info["quantization"] = {k: list(v) for k, v in im.quantization.items()}
-    return Image(pixels, icc, exif_bytes, fmt, frames, info)
+    return Image(pixels, icc, exif_bytes, fmt, frames, info, dpi)
+
+
+def _colour_key_alpha(a: np.ndarray, im: PILImage.Image) -> np.ndarray:
+    """Gray or RGB with a colour key (PNG tRNS): the key's pixels made transparent."""
+    key = im.info.get("transparency")
+    if key is None or im.mode not in ("1", "L", "I", "I;16", "I;16B", "RGB"):
+        return a
+    if a.dtype.kind != "u" or isinstance(key, bytes | str):
+        return a
+    k = np.asarray(key if isinstance(key, tuple) else (key,), np.int64)
+    if k.shape != (a.shape[2],):
+        return a
+    alpha = np.full(a.shape[:2] + (1,), np.iinfo(a.dtype).max, a.dtype)
+    alpha[(a == k).all(axis=2)] = 0
+    return np.concatenate([a, alpha], axis=2)
 
 
 def _pil_to_array(im: PILImage.Image) -> np.ndarray:
@@ -304,17 +466,26 @@ def _read_tiff(path: Path) -> Image | None:
                 return None
             # Refuse from the header: asarray() would allocate the declared size.
             _check_size(int(page.imagewidth), int(page.imagelength))
-            a = page.asarray()
+            missing = _missing_codec(page)
+            if missing is not None:
+                return _without_codec(page, missing)
+            try:
+                a = page.asarray()
+            except Exception as exc:  # a codec our check did not foresee
+                if "imagecodecs" not in str(exc):
+                    raise
+                return _without_codec(page, _first_line(exc))
             frames = len(tf.pages)
-            icc_tag = page.tags.get(34675)
+            tags = page.tags
+            icc_tag = tags.get(34675)
             icc = bytes(icc_tag.value) if icc_tag is not None else None
-            orient_tag = page.tags.get(274)
+            orient_tag = tags.get(274)
             orientation = int(orient_tag.value) if orient_tag is not None else 1
+            dpi = _tiff_dpi(*(tags[t].value if t in tags else None for t in (282, 283, 296)))
     except ImageReadError:
         raise
     except Exception as exc:
-        msg = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise ImageReadError(f"corrupt TIFF: {msg}") from None
+        raise ImageReadError(f"corrupt TIFF: {_first_line(exc)}") from None
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
@@ -330,8 +501,67 @@ def _read_tiff(path: Path) -> Image | None:
     elif a.dtype.kind not in "ui":
         return None
     a = _orient(np.ascontiguousarray(a), orientation)
+    dpi = _turned(dpi, orientation)
     info: dict[str, object] = {"orientation": orientation}
-    return Image(a, _checked_icc(icc, info), None, "TIFF", frames, info)
+    exif = _tiff_exif(path, info)
+    return Image(a, _checked_icc(icc, info), exif, "TIFF", frames, info, dpi)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
+def _missing_codec(page: object) -> str | None:
+    """What tifffile lacks to decode ``page`` (LZW, JPEG, the float predictor
+    need the imagecodecs package), or None."""
+    from tifffile import TIFF
+
+    compression, predictor = page.compression, page.predictor  # type: ignore[attr-defined]
+    if compression not in TIFF.DECOMPRESSORS:
+        return f"{getattr(compression, 'name', compression)} compression"
+    if predictor != 1 and predictor not in TIFF.UNPREDICTORS:
+        return f"the {getattr(predictor, 'name', predictor)} predictor"
+    return None
+
+
+def _without_codec(page: object, missing: str) -> None:
+    """None (Pillow reads the file) where Pillow keeps every bit: 8 bits a
+    sample, or one gray sample of 16 / 32 bits. Else a reason: Pillow would
+    silently cut 16-bit or float colour to 8 bits."""
+    bits = int(page.bitspersample)  # type: ignore[attr-defined]
+    samples = int(page.samplesperpixel)  # type: ignore[attr-defined]
+    kind = int(page.sampleformat)  # type: ignore[attr-defined] # 1 uint, 2 int, 3 float
+    if (bits <= 8 and kind == 1) or (samples == 1 and (bits, kind) in _PIL_GRAY):
+        return None
+    what = {1: "gray", 2: "gray + alpha", 3: "RGB", 4: "RGBA"}.get(samples, f"{samples}-sample")
+    depth = f"{bits}-bit{' float' if kind == 3 else ''}"
+    raise ImageReadError(
+        f"{depth} {what} TIFF with {missing}: reading it without losing precision "
+        "needs the imagecodecs package (pip install imagecodecs)"
+    )
+
+
+# One-sample TIFFs Pillow reads without losing precision: (bits, SampleFormat)
+# -> I;16, I;16S, I (32-bit int), F (32-bit float).
+_PIL_GRAY = {(16, 1), (16, 2), (32, 1), (32, 2), (32, 3)}
+
+
+def _tiff_exif(path: Path, info: dict[str, object]) -> bytes | None:
+    """The EXIF worth carrying from a TIFF read by tifffile: its IFD, parsed by
+    Pillow (the same filter as every other format; no pixels are decoded)."""
+    try:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exif = PILImage.Exif()
+            exif.load_from_fp(f)
+            return _clean_exif(exif, info)
+    except Exception:  # an IFD Pillow cannot parse (tifffile could): no EXIF
+        return None
+
+
+def _turned(dpi: tuple[float, float] | None, orientation: int) -> tuple[float, float] | None:
+    """The (x, y) resolution of the upright image: swapped where it turns by 90°."""
+    return (dpi[1], dpi[0]) if dpi and 5 <= orientation <= 8 else dpi
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -411,7 +641,7 @@ def _link_into_place(fd: int, path: Path) -> None:
             return
         # Replacing an existing file (--overwrite): a name for the instant before rename.
         for _ in range(100):
-            tmp = f".{path.name[:64]}.{os.urandom(4).hex()}.part"
+            tmp = f".{_name_start(path.name)}.{os.urandom(4).hex()}.part"
             try:
                 link(tmp)
                 break
@@ -429,10 +659,26 @@ def _link_into_place(fd: int, path: Path) -> None:
         os.close(dir_fd)
 
 
+def _name_start(name: str, limit: int = 64) -> str:
+    """The longest start of ``name`` that takes at most ``limit`` bytes on disk.
+
+    Bytes, not characters: names are limited to 255 bytes, and 64 emoji are
+    256. The cut falls between characters (an undecodable byte of a non-UTF-8
+    name counts as one).
+    """
+    size = 0
+    for i, ch in enumerate(name):
+        size += len(os.fsencode(ch))
+        if size > limit:
+            return name[:i]
+    return name
+
+
 @contextlib.contextmanager
 def _named_output(path: Path) -> Iterator[Path]:
     # The name is cut so that the temporary name fits where ``path`` fits.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".part", dir=path.parent)
+    prefix = f".{_name_start(path.name)}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -460,11 +706,13 @@ def write_image(
     """Encode ``image`` to ``path`` atomically. ``fmt`` defaults to the extension.
 
     16-bit and float pixels stay 16-bit in PNG and 16-bit / float in TIFF;
-    other formats get 8 bits. JPEG drops alpha. ICC and EXIF are kept where
-    the format holds them. ``quality``: JPEG / WebP; ``png_compression``: the
-    zlib level (0-9) of PNG files. ``before_commit`` is called once the file is
-    encoded, just before it is put into place: raising there abandons it
-    (nothing is left behind).
+    other formats get 8 bits. JPEG drops alpha; BMP gets gray + alpha as RGBA.
+    ICC, EXIF and ``image.dpi`` are kept where the format holds them (a TIFF
+    keeps EXIF's IFD0 tags, not its sub-IFDs, which libtiff cannot write).
+    ``quality``: JPEG / WebP; ``png_compression``: the zlib level (0-9) of
+    PNG files. ``before_commit`` is called once the file is encoded, just
+    before it is put into place: raising there abandons it (nothing is left
+    behind).
     """
     fmt = fmt or format_for_path(path)
     with atomic_output(path) as tmp:
@@ -502,22 +750,29 @@ def _to_uint16(a: np.ndarray) -> np.ndarray:
 def _encode(path: Path, image: Image, fmt: str, quality: int, png_compression: int) -> None:
     a = image.pixels
     deep = a.dtype != np.uint8
+    dpi = image.dpi
     if fmt == "TIFF" and deep:
-        _write_tiff(path, a, image.icc_profile)
+        _write_tiff(path, a, image.icc_profile, dpi)
         return
     if fmt == "PNG" and deep:
-        _write_png16(path, _to_uint16(a), image.icc_profile, image.exif, png_compression)
+        _write_png16(path, _to_uint16(a), image.icc_profile, image.exif, png_compression, dpi)
         return
     a8 = _to_uint8(a)
     if fmt == "JPEG" and a8.shape[2] in (2, 4):
         a8 = a8[:, :, :-1]
+    if fmt == "BMP" and a8.shape[2] == 2:  # BMP holds no gray + alpha; Pillow writes RGBA
+        a8 = np.concatenate([np.repeat(a8[:, :, :1], 3, axis=2), a8[:, :, 1:]], axis=2)
     mode = MODES[a8.shape[2]]
     pil = PILImage.fromarray(a8[:, :, 0] if mode == "L" else a8, mode)
     kwargs: dict[str, object] = {}
     if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         kwargs["icc_profile"] = image.icc_profile
-    if image.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        kwargs["exif"] = image.exif
+    exif = _tiff_safe_exif(image.exif) if fmt == "TIFF" else image.exif
+    if exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        kwargs["exif"] = exif
+    # WebP holds no resolution; JPEG's JFIF density is a whole number of 16 bits.
+    if dpi and (fmt in ("PNG", "TIFF", "BMP") or (fmt == "JPEG" and _jfif_dpi(dpi))):
+        kwargs["dpi"] = dpi
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = int(quality)
     if fmt == "PNG":
@@ -527,12 +782,36 @@ def _encode(path: Path, image: Image, fmt: str, quality: int, png_compression: i
     pil.save(path, format=fmt, **kwargs)
 
 
-def _write_tiff(path: Path, a: np.ndarray, icc: bytes | None) -> None:
+def _jfif_dpi(dpi: tuple[float, float]) -> bool:
+    return all(1 <= round(v) <= 65535 for v in dpi)
+
+
+def _tiff_safe_exif(exif: bytes | None) -> bytes | None:
+    """``exif`` without its EXIF and GPS sub-IFDs: libtiff, which writes
+    Pillow's compressed TIFFs, cannot store them (Pillow fails with "Error
+    setting from dictionary"). The descriptive IFD0 tags stay."""
+    if not exif:
+        return exif
+    parsed = PILImage.Exif()
+    parsed.load(exif)
+    if _EXIF_IFD not in parsed and _GPS_IFD not in parsed:
+        return exif
+    base = PILImage.Exif()
+    for tag in (*_EXIF_BASE_TAGS, _ORIENTATION):
+        if tag in parsed:
+            base[tag] = parsed[tag]
+    return base.tobytes() if len(base) else None
+
+
+def _write_tiff(
+    path: Path, a: np.ndarray, icc: bytes | None, dpi: tuple[float, float] | None
+) -> None:
     import tifffile
 
     c = a.shape[2]
     data = a[:, :, 0] if c == 1 else a
     extratags = [(34675, "B", len(icc), icc, True)] if icc else []
+    resolution = {"resolution": dpi, "resolutionunit": "INCH"} if dpi else {}
     # An open file, not the path: tifffile resolves paths, and atomic_output's
     # path is a /proc/self/fd link to an anonymous file.
     with open(path, "wb") as f:
@@ -543,6 +822,7 @@ def _write_tiff(path: Path, a: np.ndarray, icc: bytes | None) -> None:
             extrasamples=("unassalpha",) if c in (2, 4) else None,
             compression="zlib",
             extratags=extratags,
+            **resolution,
         )
 
 
@@ -556,13 +836,22 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _write_png16(
-    path: Path, a: np.ndarray, icc: bytes | None, exif: bytes | None, level: int
+    path: Path,
+    a: np.ndarray,
+    icc: bytes | None,
+    exif: bytes | None,
+    level: int,
+    dpi: tuple[float, float] | None = None,
 ) -> None:
     import png
 
     h, w, c = a.shape
     grey, alpha = c in (1, 2), c in (2, 4)
-    writer = png.Writer(w, h, greyscale=grey, alpha=alpha, bitdepth=16, compression=level)
+    phys: dict[str, object] = {}
+    if dpi:  # pHYs: pixels per metre, as Pillow writes it
+        x, y = (max(1, int(v / 0.0254 + 0.5)) for v in dpi)
+        phys = {"x_pixels_per_unit": x, "y_pixels_per_unit": y, "unit_is_meter": True}
+    writer = png.Writer(w, h, greyscale=grey, alpha=alpha, bitdepth=16, compression=level, **phys)
     with open(path, "wb") as f:
         writer.write_array(f, a.reshape(-1))
     if not (icc or exif):

@@ -72,6 +72,60 @@ def raw_tiff(width: int, height: int, *, bits: int = 32, sample_format: int = 3)
     return b"II*\x00" + struct.pack("<I", ifd_offset) + data + ifd
 
 
+def lzw_literals(data: bytes) -> bytes:
+    """``data`` as a TIFF LZW stream of literal codes only: a ClearCode before
+    every 250 bytes keeps the table, hence the code width (9 bits), from
+    growing. Valid LZW that every decoder reads, without an encoder."""
+    codes: list[int] = []
+    for i in range(0, len(data), 250):
+        codes += [256, *data[i : i + 250]]
+    codes.append(257)  # EndOfInformation
+    bits = "".join(f"{c:09b}" for c in codes)
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def tiff_file(a: np.ndarray, *, lzw: bool = True) -> bytes:
+    """A little-endian one-strip TIFF of ``a`` (H x W gray or H x W x 3 RGB;
+    uint8, uint16 or float32), LZW-compressed unless ``lzw`` is false. For
+    files Pillow cannot write and tifffile writes LZW of only with imagecodecs."""
+    h, w = a.shape[:2]
+    c = 1 if a.ndim == 2 else a.shape[2]
+    bits, kind = a.dtype.itemsize * 8, {"u": 1, "i": 2, "f": 3}[a.dtype.kind]
+    data = np.ascontiguousarray(a, a.dtype.newbyteorder("<")).tobytes()
+    if lzw:
+        data = lzw_literals(data)
+    short, long = 3, 4
+    entries = [
+        (256, long, [w]),  # ImageWidth
+        (257, long, [h]),  # ImageLength
+        (258, short, [bits] * c),  # BitsPerSample
+        (259, short, [5 if lzw else 1]),  # Compression
+        (262, short, [1 if c == 1 else 2]),  # Photometric: min-is-black / RGB
+        (273, long, [8]),  # StripOffsets: right after the header
+        (277, short, [c]),  # SamplesPerPixel
+        (278, long, [h]),  # RowsPerStrip
+        (279, long, [len(data)]),  # StripByteCounts
+        (284, short, [1]),  # PlanarConfiguration: chunky
+        (339, short, [kind] * c),  # SampleFormat
+    ]
+    extra = b""  # values over 4 bytes, after the strip
+    base = 8 + len(data) + len(data) % 2
+    ifd = struct.pack("<H", len(entries))
+    tail_start = base + 2 + 12 * len(entries) + 4
+    for tag, typ, values in entries:
+        packed = struct.pack(f"<{len(values)}{'H' if typ == short else 'I'}", *values)
+        if len(packed) <= 4:
+            field = packed.ljust(4, b"\x00")
+        else:
+            field = struct.pack("<I", tail_start + len(extra))
+            extra += packed
+        ifd += struct.pack("<HHI", tag, typ, len(values)) + field
+    ifd += struct.pack("<I", 0)
+    pad = b"\x00" * (len(data) % 2)
+    return b"II*\x00" + struct.pack("<I", base) + data + pad + ifd + extra
+
+
 # -- pixels ---------------------------------------------------------------------------
 
 
@@ -425,3 +479,100 @@ def ppm(d: Path) -> Path:
 def upright_png(d: Path) -> Path:
     """What every oriented() file shows, stored upright without EXIF."""
     return save(upright(), d / "upright.png")
+
+
+# -- formats whose metadata or decoding needs care --------------------------------------
+
+
+def camera_exif(orientation: int = 1) -> bytes:
+    """EXIF as a camera writes it: IFD0 tags, an EXIF sub-IFD, a GPS sub-IFD."""
+    exif = PILImage.Exif()
+    exif[0x010F] = "HostileCam"  # Make
+    exif[0x8298] = "(c) the tests"  # Copyright
+    exif[0x0112] = orientation
+    exif[0x8769] = {0x9003: "2021:06:01 12:00:00", 0xA002: 999, 0xA003: 999}  # + stale size
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 30.0)}  # GPSLatitudeRef, GPSLatitude
+    return exif.tobytes()
+
+
+def make_only_exif() -> bytes:
+    """EXIF of IFD0 tags only (no sub-IFDs)."""
+    exif = PILImage.Exif()
+    exif[0x010F] = "HostileCam"
+    exif[0x8298] = "(c) the tests"
+    return exif.tobytes()
+
+
+def palette_tiff(d: Path, exif: bytes | None = None) -> Path:
+    """A palette TIFF (Pillow decodes it, not tifffile) with a camera's EXIF."""
+    im = PILImage.fromarray(pattern(24, 32)).quantize(64)
+    return save(im, d / "palette.tif", exif=camera_exif() if exif is None else exif)
+
+
+def cmyk_tiff(d: Path, exif: bytes | None = None) -> Path:
+    im = PILImage.fromarray(pattern(24, 32)).convert("CMYK")
+    return save(im, d / "cmyk.tif", exif=camera_exif() if exif is None else exif)
+
+
+def lzw_tiff(d: Path) -> Path:
+    """8-bit RGB, LZW: tifffile needs imagecodecs for it, Pillow does not."""
+    return save(PILImage.fromarray(pattern(24, 32)), d / "lzw.tif", compression="tiff_lzw")
+
+
+def lzw_tiff16(d: Path) -> Path:
+    """16-bit RGB, LZW: Pillow would read it as 8-bit."""
+    p = d / "lzw16.tif"
+    p.write_bytes(tiff_file(pattern(24, 32).astype(np.uint16) * 257 + 3))
+    return p
+
+
+def mpo(d: Path, quality: int = 30) -> Path:
+    """A phone camera's JPEG: MPO, the photo plus a second image."""
+    f = _frames(2)
+    return save(f[0], d / "phone.jpg", format="MPO", save_all=True, append_images=f[1:],
+                quality=quality)  # fmt: skip
+
+
+def rgb_colour_key(d: Path) -> Path:
+    """RGB with a tRNS colour key: the key's pixels (a black square) are transparent."""
+    a = pattern(24, 32)
+    a[a.sum(axis=2) == 0] = 1  # no accidental key pixels
+    a[:8, :8] = 0
+    return save(PILImage.fromarray(a), d / "rgbkey.png", transparency=(0, 0, 0))
+
+
+def gray_colour_key(d: Path) -> Path:
+    a = pattern(24, 32, 1)[:, :, 0]
+    a[a == 7] = 8
+    a[:8, :8] = 7
+    return save(PILImage.fromarray(a, "L"), d / "graykey.png", transparency=7)
+
+
+def dpi_png(d: Path) -> Path:
+    return save(PILImage.fromarray(pattern(24, 32)), d / "dpi300.png", dpi=(300, 150))
+
+
+def long_4byte_name(d: Path) -> Path:
+    """62 emoji (248 bytes): the name with "_x2.bmp" is 255 bytes, the limit."""
+    gray = pattern(24, 32, 1)
+    alpha = np.full_like(gray, 255)
+    alpha[:, :8] = 0
+    la = PILImage.fromarray(np.concatenate([gray, alpha], axis=2), "LA")
+    return save(la, d / ("\U0001f600" * 62 + ".png"))
+
+
+def garbage_exif_png(d: Path) -> Path:
+    """An eXIf chunk holding no TIFF structure at all."""
+    data = encoded(PILImage.fromarray(pattern(16, 24)), "PNG")
+    p = d / "exifgarbage.png"
+    p.write_bytes(data[:33] + png_chunk(b"eXIf", b"this is not EXIF" * 4) + data[33:])
+    return p
+
+
+def truncated_exif_png(d: Path) -> Path:
+    """An eXIf chunk whose IFD0 announces 5 entries and holds part of one."""
+    data = encoded(PILImage.fromarray(pattern(16, 24)), "PNG")
+    exif = png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\x00\x05\x01\x0f\x00\x02")
+    p = d / "exiftruncated.png"
+    p.write_bytes(data[:33] + exif + data[33:])  # right after IHDR
+    return p

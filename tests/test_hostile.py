@@ -10,6 +10,7 @@ case the behaviour is pinned: restored (and how), or refused with one line
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -37,6 +38,7 @@ from scnrestore.cli import _one_line
 
 # One thread: the suite shares two busy cores; the tiny model does not need more.
 ENV = {"OMP_NUM_THREADS": "1"}
+HAVE_IMAGECODECS = importlib.util.find_spec("imagecodecs") is not None
 
 
 def run(*args, env=None, **kw):
@@ -175,6 +177,49 @@ def check_long_name(out: Path, _c) -> None:
     assert out.name == "L" * 241 + "_x2.png"
 
 
+def check_tiff_metadata(out: Path, _c) -> None:
+    """Readable, RGB, the camera's Make kept, no stale layout tags (ColorMap)."""
+    size_mode((64, 48), "RGB", fmt="TIFF")(out, _c)
+    with PILImage.open(out) as im:
+        im.load()
+        assert im.getexif()[0x010F] == "HostileCam" and 320 not in im.tag_v2
+
+
+def check_mpo(out: Path, c) -> None:
+    """The photo, and no "2 frames" note for an MPO's second image."""
+    size_mode((56, 40), "RGB")(out, c)
+    src = shown(c.inputs["mpo"])
+    assert not [ln for ln in c.r.stderr.splitlines() if ln.startswith(f"note: {src}: ")]
+
+
+def check_colour_key(channels: int):
+    def check(out: Path, _c) -> None:
+        a = pixels(out)
+        assert a.shape == (48, 64, channels)
+        assert (a[:12, :12, -1] == 0).all()  # the 8 x 8 key square stays transparent
+        assert (a[20:, 20:, -1] == 255).all()
+
+    return check
+
+
+def check_dpi_doubled(out: Path, _c) -> None:
+    """300 x 150 dpi, upscaled x2: 600 x 300 dpi, the same printed size."""
+    with PILImage.open(out) as im:
+        assert im.info["dpi"] == pytest.approx((600, 300), abs=0.05)
+
+
+def check_no_warning(out: Path, c) -> None:
+    """Pillow's "Corrupt EXIF data" UserWarning is not printed into the batch's output."""
+    size_mode((48, 32), "RGB")(out, c)
+    assert "Warning" not in c.r.stderr
+
+
+def check_deep_tiff(out: Path, _c) -> None:
+    import tifffile
+
+    assert tifffile.imread(out).dtype == np.uint16
+
+
 BOMB = r"^cannot read: refused: .*decompression bomb"
 CASES = [
     # refused, one line each
@@ -249,6 +294,30 @@ CASES = [
     Case("ppm_gives_png", H.ppm, check=size_mode((48, 32), "RGB")),
     Case("upright", H.upright_png, check=size_mode((72, 40), "RGB")),
     *[Case(f"exif_orientation_{k}", H.oriented(k), check=check_upright) for k in range(2, 9)],
+    # metadata and decoding
+    Case("palette_tiff", H.palette_tiff, check=check_tiff_metadata),
+    Case("cmyk_tiff", H.cmyk_tiff, check=check_tiff_metadata),
+    Case("lzw_tiff", H.lzw_tiff, check=size_mode((64, 48), "RGB", fmt="TIFF")),
+    Case("lzw_tiff16", H.lzw_tiff16, check=check_deep_tiff)
+    if HAVE_IMAGECODECS  # then tifffile decodes LZW itself
+    else Case(
+        "lzw_tiff16",
+        H.lzw_tiff16,
+        r"^cannot read: 16-bit RGB TIFF with LZW compression: "
+        r"reading it without losing precision needs the imagecodecs package "
+        r"\(pip install imagecodecs\)$",
+    ),
+    Case("mpo", H.mpo, check=check_mpo),
+    Case("rgb_colour_key", H.rgb_colour_key, check=check_colour_key(4)),
+    Case("gray_colour_key", H.gray_colour_key, check=check_colour_key(2)),
+    Case("dpi", H.dpi_png, check=check_dpi_doubled),
+    Case(
+        "garbage_exif_png",
+        H.garbage_exif_png,
+        check=size_mode((48, 32), "RGB"),
+        note=r"its EXIF data is corrupt and was dropped",
+    ),
+    Case("truncated_exif_png", H.truncated_exif_png, check=check_no_warning),
 ]
 
 
@@ -342,6 +411,59 @@ def test_large_but_allowed_size_prints_no_python_warning(tmp_path, ckpt_dir):
     assert r.stderr.splitlines()[0] == f"error: {tmp_path / 'big.png'}: cannot read: " + (
         "truncated or corrupt image data (image file is truncated (0 bytes not processed))"
     )
+
+
+# -- levels estimated from the image, names, formats through the command line -------------
+
+
+def test_dejpeg_quality_auto_reads_a_phone_mpo(tmp_path, ckpt_dir):
+    """A phone's JPEG Pillow opens as MPO was "not a JPEG file (MPO)"."""
+    src = H.mpo(tmp_path, quality=30)
+    r = run("dejpeg", src, "--quality", "auto", "--model", ckpt_dir / "dejpeg.safetensors",
+            "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"{src}: estimated JPEG quality 30" in r.stderr.splitlines()
+    assert "frames" not in r.stderr
+    assert json.loads(r.stdout)["files"][0]["level"] == 30
+
+
+def test_sigma_auto_counts_nan_as_0_and_asks_for_sigma_when_too_small(tmp_path, ckpt_dir):
+    """--sigma auto on a float TIFF with NaN estimated nan ("denoise level nan
+    is outside 1..75"); on a 1-pixel-wide image it said only "too small"."""
+    from scnrestore.estimate import estimate_sigma
+    from scnrestore.imageio import read_image
+
+    nan, one, thin = H.float_tiff_nan(tmp_path), H.one_by_one(tmp_path), H.tall_thin(tmp_path)
+    r = run("denoise", nan, one, thin, "--sigma", "auto", "--json",
+            "--model", ckpt_dir / "denoise.safetensors")  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    files = {Path(f["input"]).name: f for f in json.loads(r.stdout)["files"]}
+    assert files["float_nan.tif"]["status"] == "ok"
+    # As the network reads it: NaN is 0, inf 1, -inf 0, the rest clipped to [0, 1].
+    clean = np.clip(np.nan_to_num(read_image(nan).pixels, nan=0.0), 0.0, 1.0)
+    assert files["float_nan.tif"]["level"] == min(max(round(estimate_sigma(clean), 1), 1), 75)
+    why = "image too small to estimate its noise ({}, at least 2 x 2 needed): pass --sigma N"
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("error:")] == [
+        f"error: {one}: {why.format('1 x 1 pixels')}",
+        f"error: {thin}: {why.format('1 x 700 pixels')}",
+    ]
+
+
+def test_overwrite_gray_alpha_as_bmp_under_a_255_byte_name(tmp_path, ckpt_dir):
+    """Gray + alpha with -f bmp failed after the work ("cannot write mode LA as
+    BMP"); replacing an output named in 4-byte characters failed with "File
+    name too long" (its temporary name was cut to 64 characters, 256 bytes)."""
+    src = H.long_4byte_name(tmp_path)
+    out = tmp_path / (src.stem + "_x2.bmp")
+    assert len(os.fsencode(out.name)) == 255
+    out.write_bytes(b"an older output")
+    r = run("upscale", src, "-s", "2", "-f", "bmp", "--overwrite",
+            "--model", ckpt_dir / "x2.safetensors")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with PILImage.open(out) as im:
+        assert im.format == "BMP" and im.size == (64, 48)
+        assert (np.asarray(im)[:, 20:] > 0).any()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, out.name])
 
 
 # -- directories ------------------------------------------------------------------------

@@ -209,6 +209,21 @@ def _sniff(path: Path) -> str | None:
     return next((fmt for sig, fmt in _SIGNATURES.items() if head.startswith(sig)), None)
 
 
+def _webp_lossless(path: Path) -> bool:
+    """Whether a WebP file's image is stored lossless (a VP8L chunk, not VP8)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        for _ in range(64):  # VP8X files: ICCP / ANIM / EXIF... chunks come first
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return False
+            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind in (b"VP8L", b"VP8 "):
+                return kind == b"VP8L" and head[8:12] == b"WEBP"
+            f.seek(size + (size & 1), os.SEEK_CUR)
+    return False
+
+
 def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageReadError(
@@ -376,6 +391,8 @@ def _decode(path: Path, im: PILImage.Image) -> Image:
         pixels = _orient(pixels, orientation)
     info["orientation"] = orientation
     icc = _checked_icc(icc, info)
+    if fmt == "WEBP" and _webp_lossless(path):
+        info["lossless"] = True  # written back lossless (see _encode)
     if fmt == "JPEG" and getattr(im, "quantization", None):
         info["quantization"] = {k: list(v) for k, v in im.quantization.items()}
     return Image(pixels, icc, exif_bytes, fmt, frames, info, dpi)
@@ -773,7 +790,9 @@ def _encode(path: Path, image: Image, fmt: str, quality: int, png_compression: i
     # WebP holds no resolution; JPEG's JFIF density is a whole number of 16 bits.
     if dpi and (fmt in ("PNG", "TIFF", "BMP") or (fmt == "JPEG" and _jfif_dpi(dpi))):
         kwargs["dpi"] = dpi
-    if fmt in ("JPEG", "WEBP"):
+    if fmt == "WEBP" and image.info.get("lossless"):
+        kwargs.update(lossless=True, exact=True)  # a lossless input stays lossless, every value
+    elif fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = int(quality)
     if fmt == "PNG":
         kwargs["compress_level"] = int(png_compression)

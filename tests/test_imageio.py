@@ -474,3 +474,21 @@ def test_replacing_a_file_named_in_4_byte_characters(tmp_path, monkeypatch, anon
     write_image(target, Image(255 - first))  # --overwrite
     np.testing.assert_array_equal(read_image(target).pixels, 255 - first)
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_webp_stays_lossless_or_lossy_as_it_came(tmp_path, lossless):
+    """A lossless WebP (also one with alpha and an ICC profile, stored as VP8X)
+    is written back lossless: restoring it must not add WebP artefacts."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (24, 32, 4), np.uint8)
+    src = tmp_path / "in.webp"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    PILImage.fromarray(a, "RGBA").save(src, lossless=lossless, quality=90, icc_profile=icc)
+    img = read_image(src)
+    assert bool(img.info.get("lossless")) is lossless
+    out = tmp_path / "out.webp"
+    write_image(out, img.with_pixels(a), quality=95)
+    back = read_image(out)
+    assert bool(back.info.get("lossless")) is lossless
+    assert np.array_equal(back.pixels, a) is lossless

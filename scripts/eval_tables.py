@@ -79,7 +79,7 @@ def table(doc: dict, anchors: dict[str, float] | None = None) -> str:
             line += f" {res.get('told_level', res['level']):.3g} |"
         if anchors:
             ref = anchors.get(f"{res['level']:g}")
-            line += f" {ref:.2f} | {p - ref:+.2f} |" if ref is not None else " – | – |"
+            line += f" {ref:.3f} | {p - ref:+.3f} |" if ref is not None else " – | – |"
         out.append(line)
     return "\n".join(out)
 

@@ -275,28 +275,28 @@ def guard_outputs(jobs: list[Job]) -> None:
       so no result silently replaces another.
     A job whose output is its own input is left to the batch loop.
     """
-    pending = [j for j in jobs if j.status == "pending" and j.dst is not None]
-    planned: dict[Path, Job] = {}
-    for j in pending:
-        planned.setdefault(j.dst.resolve(), j)
-    for j in pending:
-        owner = planned.get(j.src.resolve())
+    pending = [(j, _resolved(j.dst)) for j in jobs if j.status == "pending" and j.dst is not None]
+    planned: dict[Path | None, Job] = {}
+    for j, dst in pending:
+        planned.setdefault(dst, j)
+    for j, _ in pending:
+        owner = planned.get(_resolved(j.src))
         if owner is not None and owner is not j and not _same_file(j.src, j.dst):
             j.status, j.error = "skipped", f"it is the output of {owner.src} in this run"
     inputs = {}
-    for j in pending:
+    for j, _ in pending:
         key = _inode(j.src)
         if j.status == "pending" and key is not None:
             inputs.setdefault(key, j)
-    claimed: dict[Path, Job] = {}
-    for j in pending:
+    claimed: dict[Path | None, Job] = {}
+    for j, dst in pending:
         if j.status != "pending":
             continue
-        other = inputs.get(_inode(j.dst)) if j.dst.exists() else None
+        other = inputs.get(_inode(j.dst))  # None where the output does not exist yet
         if other is not None and other is not j:
             j.status, j.error = "failed", f"output {j.dst} would overwrite the input {other.src}"
             continue
-        first = claimed.setdefault(j.dst.resolve(), j)
+        first = claimed.setdefault(dst, j)
         if first is not j:
             j.status = "failed"
             j.error = (
@@ -428,7 +428,7 @@ def _check_output_name(output: Path, fmt: str | None, n_inputs: int) -> None:
     """Usage errors for an ``-o`` that is not a folder: a file name for many
     inputs, a picture format scnrestore does not write, or one that
     contradicts ``-f``."""
-    from .imageio import FORMATS
+    from .imageio import FORMATS, format_for_path
 
     ext = output.suffix.lower()
     if ext in INPUT_EXTS and ext not in FORMATS:
@@ -438,7 +438,7 @@ def _check_output_name(output: Path, fmt: str | None, n_inputs: int) -> None:
         return  # a folder to be made (names like out.v2 are folders too)
     if n_inputs > 1:
         _usage(f"--output {output} looks like a file, but there are {n_inputs} inputs")
-    if fmt and FORMATS["." + fmt.lower().lstrip(".")] != FORMATS[ext]:
+    if fmt and format_for_path(output, fmt) != format_for_path(output):
         _usage(f"--output {output} and --format {fmt} disagree; give one of them")
 
 

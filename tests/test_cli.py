@@ -222,18 +222,6 @@ def test_glob_with_output_dir_mirrors_below_the_wildcard(work, ckpt_dir, tmp_pat
     ]  # fmt: skip
 
 
-def test_output_names_that_cannot_be_honoured_are_usage_errors(work, ckpt_dir):
-    model = ("--model", ckpt_dir / "x2.safetensors")
-    r = run("upscale", work / "a.png", "-s", "2", "-o", work / "res.gif", *model)
-    flat = " ".join(r.stderr.replace("│", " ").split())  # the usage box wraps lines
-    assert r.returncode == 2 and "res.gif: GIF is not written" in flat
-    assert not (work / "res.gif").exists()  # it used to become a folder
-    r = run("upscale", work / "a.png", "-s", "2", "-o", work / "conf.png", "-f", "jpg", *model)
-    flat = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == 2 and "conf.png and --format jpg disagree" in flat
-    assert not (work / "conf.png").exists()  # it used to hold JPEG data
-
-
 def test_a_folder_without_images_is_noted(tmp_path, ckpt_dir):
     (tmp_path / "empty" / "deeper").mkdir(parents=True)
     r = run("upscale", tmp_path / "empty", "-s", "2", "--model", ckpt_dir / "x2.safetensors",

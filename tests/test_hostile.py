@@ -693,6 +693,14 @@ USAGE = [
     ("jpeg_quality_0", ["upscale", "-s", "2", "--jpeg-quality", "0"], "--jpeg-quality"),
     ("png_compression_10", ["upscale", "-s", "2", "--png-compression", "10"], "--png-compression"),
     ("bad_format", ["upscale", "-s", "2", "-f", "gif"], "unknown format 'gif'"),
+    # -o naming a picture format not written (it used to become a folder), or
+    # one -f contradicts (JPEG data used to go into the .png)
+    ("output_gif", ["upscale", "-s", "2", "-o", "{tmp}/res.gif"], "GIF is not written (use .png"),
+    (
+        "output_vs_format",
+        ["upscale", "-s", "2", "-o", "{tmp}/conf.png", "-f", "jpg"],
+        "and --format jpg disagree; give one of them",
+    ),  # fmt: skip
     ("unknown_model", ["upscale", "-s", "2", "--model", "no-such-model"], "unknown model"),
     (
         "missing_ckpt",
@@ -725,10 +733,10 @@ USAGE = [
 @pytest.mark.parametrize("case_id,args,says", USAGE, ids=[u[0] for u in USAGE])
 def test_usage_errors_exit_2(tmp_path, ckpt_dir, case_id, args, says):
     src = H.plain_rgb(tmp_path)
-    args = [a.replace("{ck}", str(ckpt_dir)) for a in args]
+    args = [a.replace("{ck}", str(ckpt_dir)).replace("{tmp}", str(tmp_path)) for a in args]
     r = run(*args[:1], src, *args[1:])
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert says in " ".join(r.stderr.split()), r.stderr  # click boxes may wrap
+    assert says in " ".join(r.stderr.replace("│", " ").split()), r.stderr  # click boxes wrap
     assert "Traceback" not in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.png"]
 

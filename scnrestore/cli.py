@@ -1218,6 +1218,16 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
         _usage(f"{what} must be numbers separated by commas, not {text!r}")
 
 
+def _jpeg_range(text: str | None) -> tuple[int, int] | None:
+    """'30,100' -> (30, 100); None stays None; a usage error otherwise."""
+    if text is None:
+        return None
+    values = _floats(text, "--jpeg-range")
+    if len(values) != 2 or any(v != int(v) for v in values):
+        _usage(f"--jpeg-range must be two whole qualities, low,high (e.g. 30,100), not {text!r}")
+    return int(values[0]), int(values[1])
+
+
 @app.command()
 def train(
     task: Annotated[Task, typer.Argument(help="upscale, denoise or dejpeg.")],
@@ -1273,6 +1283,18 @@ def train(
             "photo-like texture density).",
         ),
     ] = "1",
+    jpeg_range: Annotated[
+        str | None,
+        typer.Option(
+            help="upscale: train a JPEG-aware upscaler: each low-resolution patch is "
+            "saved as a JPEG at a quality drawn from this range, e.g. 30,100, and the "
+            "network is told the quality (a share --jpeg-clean stays clean).",
+        ),
+    ] = None,
+    jpeg_clean: Annotated[
+        float,
+        typer.Option(min=0, max=0.99, help="With --jpeg-range: share of clean patches."),
+    ] = 0.2,
     time_budget: Annotated[
         float,
         typer.Option(
@@ -1316,6 +1338,7 @@ def train(
                 time_budget=time_budget, level_focus=level_focus,
                 detail_floor=detail_floor,
                 image_scales=_floats(image_scales, "--image-scales"),
+                jpeg_range=_jpeg_range(jpeg_range), jpeg_clean=jpeg_clean,
             )  # fmt: skip
     except ValueError as exc:
         _usage(str(exc))

@@ -41,11 +41,26 @@ __all__ = [
 
 # How a conditioned model reads its level plane: the value filled into the
 # extra input channel for a given task level (recorded in weights.toml).
-COND_LEVELS = {"denoise": "sigma / 255", "dejpeg": "quality / 100"}
+COND_LEVELS = {
+    "denoise": "sigma / 255",
+    "dejpeg": "quality / 100",
+    "upscale": "(100 - quality) / 100, 0 for an input that is not a JPEG",
+}
 
 
-def condition_value(task: str, level: float) -> float:
-    """The level-map value a conditioned model expects for ``task`` at ``level``."""
+def condition_value(task: str, level: float | None) -> float:
+    """The level-map value a conditioned model expects for ``task`` at ``level``.
+
+    A JPEG-aware upscaler is told how strongly its input was compressed,
+    (100 - quality) / 100; a clean input (``level`` None or 0) is told 0, the
+    same as a quality-100 JPEG, so the plane is zero where it carries no news.
+    """
+    if task == "upscale":
+        if not level:
+            return 0.0
+        return (100.0 - float(level)) / 100.0
+    if level is None:
+        raise ValueError(f"{task} needs a level")
     if task == "denoise":
         return float(level) / 255.0
     if task == "dejpeg":

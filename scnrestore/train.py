@@ -84,6 +84,14 @@ class TrainConfig:
     # wallpaper shrunk 2-3x resembles (DnCNN's data generation also shrinks
     # its training images, by 0.9, 0.8 and 0.7). (1.0,) = the images as they are.
     image_scales: tuple[float, ...] = (1.0,)
+    # JPEG-aware upscaling (upscale only): the low-resolution patch is saved
+    # as a JPEG at a quality drawn uniformly from this range (whole numbers),
+    # and the network is told the quality on an extra input plane (see
+    # ``model.condition_value``); a share ``jpeg_clean`` of the patches stay
+    # clean (told "not a JPEG"), so clean inputs keep their quality. None =
+    # the plain bicubic task.
+    jpeg_range: tuple[int, int] | None = None
+    jpeg_clean: float = 0.2
     val_every: int = 500
     ckpt_every: int = 100
     log_every: int = 25
@@ -120,6 +128,15 @@ class TrainConfig:
                 )
         if not self.detail_floor >= 0:
             raise ValueError(f"detail_floor must be >= 0, not {self.detail_floor:g}")
+        if self.jpeg_range is not None:
+            if self.task != "upscale":
+                raise ValueError("jpeg_range applies to upscale only (dejpeg has quality_range)")
+            lo, hi = (int(q) for q in self.jpeg_range)
+            if not 5 <= lo <= hi <= 100:
+                raise ValueError(f"jpeg_range must lie in 5..100 with low <= high, not {lo}, {hi}")
+            self.jpeg_range = (lo, hi)
+        if not 0.0 <= self.jpeg_clean < 1.0:
+            raise ValueError(f"jpeg_clean must lie in [0, 1), not {self.jpeg_clean:g}")
         self.image_scales = tuple(float(f) for f in self.image_scales)
         if not self.image_scales or not all(0 < f <= 1 for f in self.image_scales):
             raise ValueError(
@@ -141,7 +158,12 @@ class TrainConfig:
 
     @property
     def num_cond_channels(self) -> int:
-        return 0 if self.task == "upscale" else 1
+        return 0 if self.task == "upscale" and self.jpeg_range is None else 1
+
+    @property
+    def jpeg_grid(self) -> bool:
+        """Inputs are JPEGs: patches start on the 16-px MCU grid, as in a whole photo."""
+        return self.task == "dejpeg" or self.jpeg_range is not None
 
     # Fixed evaluation levels used for the validation PSNR of ranged models.
     @property
@@ -170,7 +192,9 @@ class PatchSampler:
     def level(self) -> float:
         cfg, rng = self.cfg, self.rng
         if cfg.task == "upscale":
-            return 0.0
+            if cfg.jpeg_range is None or rng.random() < cfg.jpeg_clean:
+                return 0.0  # clean: not a JPEG
+            return float(rng.integers(cfg.jpeg_range[0], cfg.jpeg_range[1] + 1))
         lo, hi = cfg.level_range
         if cfg.focus is not None and rng.random() < 0.5:
             hi = min(hi, cfg.focus)
@@ -187,7 +211,7 @@ class PatchSampler:
             level = self.level()
             if cfg.task == "denoise":
                 x = degrade.add_gaussian_noise(x, level, rng)
-            elif cfg.task == "dejpeg":
+            elif cfg.task == "dejpeg" or level > 0:  # dejpeg, or a JPEG-aware upscale
                 x = degrade.jpeg_roundtrip(np.ascontiguousarray(x), int(level))
             k = int(rng.integers(8))
             xs.append(_dihedral(x, k))
@@ -200,7 +224,7 @@ class PatchSampler:
         cfg, rng = self.cfg, self.rng
         p, s = cfg.patch, cfg.scale
         # JPEG patches start on the 16-px MCU grid, as in a whole photo.
-        step = 16 if cfg.task == "dejpeg" else 1
+        step = 16 if cfg.jpeg_grid else 1
         # At most 64 draws, so a wholly flat data set still trains (on its last draw).
         for _ in range(64):
             i = self.index[int(rng.integers(len(self.index)))]
@@ -328,7 +352,8 @@ def validate(
 
     restorer = Restorer(cfg.task, model, scale=cfg.scale, device=device, precision=precision)
     try:
-        mean = summarise(evaluate(restorer, val_images, cfg.val_level))
+        jpeg = 80 if cfg.jpeg_range else None  # a JPEG-aware upscaler: a web-quality JPEG
+        mean = summarise(evaluate(restorer, val_images, cfg.val_level, jpeg=jpeg))
     finally:
         model.train()
     key = "psnr_y" if cfg.task == "upscale" else "psnr"
@@ -594,11 +619,29 @@ def _init_from(model: Any, path: str) -> None:
 
     The usual use: start x3/x4 from a trained x2 body (all but the tail and skip).
     """
+    import torch
+
     from .checkpoint import load_state_dict
 
     src = load_state_dict(path)
     own = model.state_dict()
     fits = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    # A conditioned model grown from an unconditioned one (JPEG-aware x2 from
+    # the plain x2): the first conv gains input planes. Their weights start
+    # at zero, so the new network computes exactly what the old one did.
+    for k, v in src.items():
+        o = own.get(k)
+        if (
+            k not in fits
+            and o is not None
+            and o.ndim == v.ndim == 4
+            and o.shape[0] == v.shape[0]
+            and o.shape[2:] == v.shape[2:]
+            and o.shape[1] > v.shape[1]
+        ):
+            grown = torch.zeros_like(o)
+            grown[:, : v.shape[1]] = v.to(o.dtype)
+            fits[k] = grown
     own.update(fits)
     model.load_state_dict(own)
     print(f"initialised {len(fits)}/{len(own)} tensors from {path}", file=sys.stderr)

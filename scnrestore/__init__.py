@@ -4,6 +4,7 @@ Public API (torch is imported on first use, not at ``import scnrestore``)::
 
     load_model(name_or_path, device="cpu", **hyperparameters) -> torch.nn.Module
     Restorer(task, model=None, scale=4, level=None, ...).restore(image)
+    Chain(scale=4, jpeg="auto", denoise=None, ...).run(image) -> (image, steps, notes)
     read_image(path) -> Image;  write_image(path, image)
 """
 
@@ -33,11 +34,12 @@ if _kernel_has_thp():
 
 __version__ = "0.1.0"
 
-__all__ = ["load_model", "Restorer", "read_image", "write_image", "Image", "__version__"]
+__all__ = ["load_model", "Restorer", "Chain", "read_image", "write_image", "Image", "__version__"]
 
 _LAZY = {
     "load_model": "api",
     "Restorer": "api",
+    "Chain": "chain",
     "read_image": "imageio",
     "write_image": "imageio",
     "Image": "imageio",
@@ -45,6 +47,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .api import Restorer, load_model
+    from .chain import Chain
     from .imageio import Image, read_image, write_image
 
 

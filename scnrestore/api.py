@@ -31,6 +31,9 @@ LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 100.0)}
 # sigma_range / quality_range: the ranges `scnrestore train` samples. A level
 # beyond them (a JPEG saved at quality 98) is passed as the nearest end.
 TRAINED_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
+# JPEG qualities a JPEG-aware upscaler can be told (its entry's quality_range
+# narrows what it is actually told).
+JPEG_QUALITIES = (5.0, 100.0)
 # BT.601 luma weights, as JPEG (JFIF) computes Y from RGB.
 _LUMA = np.array(BT601_LUMA, np.float32)
 
@@ -76,7 +79,8 @@ class Restorer:
     ``task``: upscale, denoise or dejpeg. ``model``: a registry name, a
     checkpoint path or an already loaded SCN; by default the registry's model
     for the task (and ``scale``). ``level``: sigma (denoise) or JPEG quality
-    (dejpeg) for conditioned models. ``keep_luma`` (dejpeg): how much of the
+    (dejpeg, and a JPEG-aware upscaler: the input's quality, None for an
+    input that is not a JPEG) for conditioned models. ``keep_luma`` (dejpeg): how much of the
     JPEG's own luma to keep, 0..1; ``keep_input`` (denoise): how much of the
     noisy input to blend back, 0..1. None: the registry entry's measured
     schedule for the level (see :meth:`luma_weight`, :meth:`input_weight`).
@@ -168,10 +172,23 @@ class Restorer:
         """The level the network is told for the true ``level`` (None for a
         model that takes none): the registry entry's ``told_level`` schedule
         (unless ``told_level=False``), clamped to the levels it was trained on
-        (a dejpeg network is told 95 for a quality-99 file)."""
+        (a dejpeg network is told 95 for a quality-99 file).
+
+        A JPEG-aware upscaler's level is the input's JPEG quality; None (or
+        100) is an input that is not a JPEG, told as quality 100.
+        """
         if not self.conditioned:
             return None
         level = self.level if level is None else level
+        if self.task == "upscale":
+            if level is None:
+                return 100.0
+            if not JPEG_QUALITIES[0] <= level <= JPEG_QUALITIES[1]:
+                lo, hi = JPEG_QUALITIES
+                raise ValueError(f"JPEG quality {level:g} is outside {lo:g}..{hi:g}")
+            entry = getattr(self.model, "registry_entry", None)
+            lo, hi = (entry and entry.level_range) or JPEG_QUALITIES
+            return min(max(float(level), lo), hi)
         if level is None:
             raise ValueError(f"{self.task} needs a level (--sigma / --quality)")
         lo, hi = LEVEL_RANGES[self.task]
@@ -266,10 +283,16 @@ def _check_fits(model: SCN, task: str, want: int) -> None:
     if trained in LEVEL_RANGES.keys() | {"upscale"} and trained != task:
         raise CheckpointError(f"{name} was trained for {trained}, not {task}")
     if int(model.scale) != want:
-        kind = " with a level input (a denoise or dejpeg model)" if model.num_cond_channels else ""
+        kind = (
+            " with a level input (a denoise or dejpeg model)"
+            if model.num_cond_channels and int(model.scale) == 1
+            else ""
+        )
         raise CheckpointError(f"{name} is a x{model.scale} network{kind}, but {job} needs x{want}")
-    if task == "upscale" and model.num_cond_channels:
-        raise CheckpointError(f"{name} takes a level input (denoise / dejpeg), upscale has none")
+    if task == "upscale" and model.num_cond_channels > 1:
+        raise CheckpointError(
+            f"{name} takes {model.num_cond_channels} level planes; a JPEG-aware upscaler takes one"
+        )
 
 
 # Output rows per band in _mean_channels / _resize_plane: bounded temporaries.

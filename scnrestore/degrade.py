@@ -77,16 +77,23 @@ def make_input(
     scale: int,
     level: float | None,
     rng: np.random.Generator,
+    jpeg: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Degrade a clean uint8 image for ``task``.
 
     Returns (model input, baseline): for upscale the low-resolution image and
-    its bicubic upscale; otherwise the noisy / JPEG image, twice.
-    ``clean`` must be cropped to a multiple of ``scale`` already.
+    its bicubic upscale (``jpeg``: the low-resolution image saved as a JPEG
+    of that quality and decoded, as a photo from the web is); otherwise the
+    noisy / JPEG image, twice. ``clean`` must be cropped to a multiple of
+    ``scale`` already.
     """
     if task == "upscale":
         lr = bicubic_downscale(clean, scale)
+        if jpeg is not None:
+            lr = jpeg_roundtrip(lr, int(jpeg))
         return lr, bicubic_upscale(lr, scale)
+    if jpeg is not None:
+        raise ValueError("jpeg applies to upscale only (dejpeg takes the quality as its level)")
     if level is None:
         raise ValueError(f"{task} needs a level (sigma or quality)")
     if task == "denoise":

@@ -47,12 +47,17 @@ def evaluate(
     images: list[tuple[str, np.ndarray]],
     level: float | None = None,
     on_image: Callable[[EvalRow], None] | None = None,
+    jpeg: int | None = None,
 ) -> list[EvalRow]:
     """Degrade each clean uint8 RGB image, restore it, and score both.
 
     Upscale: bicubic-downscaled input, bicubic baseline, PSNR / PSNR-Y / SSIM
-    with ``scale`` pixels shaved. Denoise / dejpeg: the noisy / JPEG input is
-    the baseline, nothing shaved.
+    with ``scale`` pixels shaved; ``jpeg``: the downscaled input is saved as a
+    JPEG of that quality, which the restorer is told (a
+    :class:`~scnrestore.chain.Chain` picks its steps from it; a plain
+    upscaler ignores it) and the bicubic baseline starts from. Denoise /
+    dejpeg: the noisy / JPEG input is the baseline, nothing shaved.
+    ``restorer``: anything with ``task``, ``scale`` and ``restore_array``.
     """
     import time
 
@@ -61,13 +66,14 @@ def evaluate(
     rows = []
     for idx, (name, clean) in enumerate(images):
         clean = degrade.crop_to_multiple(clean, scale)
-        inp, base = degrade.make_input(task, clean, scale, level, np.random.default_rng(idx))
+        rng = np.random.default_rng(idx)
+        inp, base = degrade.make_input(task, clean, scale, level, rng, jpeg)
         t0 = time.perf_counter()
-        out = restorer.restore_array(inp, level)
+        out = restorer.restore_array(inp, level if jpeg is None else jpeg)
         dt = time.perf_counter() - t0
         row = EvalRow(
             image=name,
-            level=level,
+            level=level if jpeg is None else jpeg,
             psnr=psnr(out, clean, shave),
             psnr_y=psnr_y(out, clean, shave),
             ssim=ssim(out, clean, shave),

@@ -422,6 +422,11 @@ def default_model_name(task: str, scale: int = 1) -> str:
     return f"scn-x{scale}" if task == "upscale" else f"scn-{task}"
 
 
+def jpeg_model_name(scale: int) -> str:
+    """The registry name of the JPEG-aware upscaler for ``scale`` (it may not ship)."""
+    return f"scn-x{scale}-jpeg"
+
+
 def default_model(task: str, scale: int = 1) -> str:
     """The registry name used without --model; a clear error if none ships."""
     name = default_model_name(task, scale if task == "upscale" else 1)

@@ -1,0 +1,318 @@
+"""Upscaling real photos: JPEG artefacts, noise and scale in one pass.
+
+Most photos people upscale are JPEGs; some are noisy. A photo acquires its
+defects in this order: sensor noise, then (often) a resize, then JPEG
+compression when it is saved. :class:`Chain` undoes them in reverse:
+
+1. JPEG artefacts first (the last thing done to the file), then
+2. noise (``denoise``; off unless asked), then
+3. the upscale.
+
+When a JPEG-aware upscaler ships for the scale (``scn-x2-jpeg``: an SR network
+trained on JPEG-compressed low-resolution images and told their quality on an
+extra input plane) and no denoising is asked, steps 1 and 3 are one network
+pass: the joint model sees the blocks and the detail together, which a cascade
+of two networks cannot. Otherwise each step is its own network. Between steps
+the image stays in memory in float (no 8-bit rounding, no file); only the last
+step's output is rounded to the input's bit depth.
+
+A JPEG's quality is read from its quantisation tables (as ``dejpeg --quality
+auto`` does); a JPEG whose tables cannot be read is restored as a clean image,
+with a note. An input that is not a JPEG takes the plain upscaler: one step,
+exactly what ``Restorer("upscale")`` gives.
+
+>>> from scnrestore import Chain, read_image, write_image
+>>> c = Chain(scale=2)                      # jpeg="auto", denoise=None
+>>> result = c.run(read_image("photo.jpg"))
+>>> describe(result.steps)                  # e.g. 'x2 jpeg q74'
+>>> write_image("photo_x2.png", result.image)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from . import weights
+from .api import JPEG_QUALITIES, LEVEL_RANGES, Restorer
+
+if TYPE_CHECKING:
+    from .imageio import Image
+    from .model import SCN
+
+__all__ = ["Chain", "Chained", "Step", "describe", "jpeg_quality_of", "parse_jpeg", "parse_denoise"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One network pass of a chain.
+
+    ``task``: dejpeg, denoise or upscale; ``level``: the JPEG quality (dejpeg,
+    and a JPEG-aware upscale), sigma (denoise), else None; ``model``: the
+    registry name or file that ran it.
+    """
+
+    task: str
+    level: float | None = None
+    scale: int = 1
+    model: str = ""
+
+    @property
+    def joint(self) -> bool:
+        """An upscale that also removes JPEG artefacts (one pass)."""
+        return self.task == "upscale" and self.level is not None
+
+    def __str__(self) -> str:
+        if self.task == "dejpeg":
+            return f"dejpeg q{self.level:g}"
+        if self.task == "denoise":
+            return f"denoise σ{self.level:g}"
+        return f"x{self.scale}" + (f" jpeg q{self.level:g}" if self.joint else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": str(self), "task": self.task, "level": self.level, "model": self.model}
+
+
+def describe(steps: list[Step]) -> str:
+    """The steps as one line: ``dejpeg q30 → denoise σ8 → x4``."""
+    return " → ".join(str(s) for s in steps)
+
+
+class Chained(NamedTuple):
+    """What :meth:`Chain.run` gives: the image, the steps that ran, notes for the user."""
+
+    image: Image
+    steps: list[Step]
+    notes: list[str]
+
+
+def parse_jpeg(value: str | float | None) -> float | str | None:
+    """``--jpeg``: "auto", "off" (None) or a quality 5..100; ValueError otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text == "off":
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"--jpeg must be auto, off or a quality, not {value!r}") from None
+    lo, hi = JPEG_QUALITIES
+    if not lo <= value <= hi:
+        raise ValueError(f"--jpeg quality must be between {lo:g} and {hi:g}, not {value:g}")
+    return float(value)
+
+
+def parse_denoise(value: str | float | None) -> float | str | None:
+    """``--denoise``: "off" (None), "auto" or a sigma within the denoiser's range."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "off":
+            return None
+        if text == "auto":
+            return "auto"
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"--denoise must be off, auto or a sigma, not {value!r}") from None
+    lo, hi = LEVEL_RANGES["denoise"]
+    if not lo <= value <= hi:
+        raise ValueError(f"--denoise sigma must be between {lo:g} and {hi:g}, not {value:g}")
+    return float(value)
+
+
+def jpeg_quality_of(image: Image) -> tuple[float | None, str | None]:
+    """(quality, note): the JPEG quality from the file's quantisation tables,
+    or None for an input that is not a JPEG; a note when a JPEG's tables
+    cannot be read (it is then treated as clean)."""
+    from .estimate import estimate_jpeg_quality
+
+    if image.format != "JPEG":
+        return None, None
+    try:
+        q = estimate_jpeg_quality(image.info.get("quantization"))  # type: ignore[arg-type]
+    except (ValueError, TypeError, KeyError) as exc:
+        return None, f"JPEG quality unknown ({exc}): restored as a clean image"
+    return float(q), None
+
+
+class Chain:
+    """Upscale with the JPEG and noise steps a photo needs, in memory.
+
+    ``jpeg``: "auto" (a JPEG file's quality from its tables; other inputs are
+    clean), None / "off" (treat every input as clean) or a quality 5..100
+    (every input is a JPEG of that quality). ``denoise``: None / "off", "auto"
+    (sigma estimated per image, after the JPEG step) or a sigma. ``model``:
+    the upscale network (registry name, file or loaded SCN); by default the
+    registry's plain upscaler for clean inputs and its JPEG-aware one for
+    JPEGs where one ships. ``restorer_options`` go to every
+    :class:`~scnrestore.api.Restorer` (device, precision, tile, tile_overlap,
+    tta, num_scales).
+    """
+
+    def __init__(
+        self,
+        scale: int = 4,
+        jpeg: str | float | None = "auto",
+        denoise: str | float | None = None,
+        model: str | Path | SCN | None = None,
+        **restorer_options: Any,
+    ) -> None:
+        self.scale = int(scale)
+        self.jpeg = parse_jpeg(jpeg)
+        self.denoise = parse_denoise(denoise)
+        self.model = model
+        self.options = restorer_options
+        self._restorers: dict[tuple[str, str], Restorer] = {}
+
+    # -- which networks -------------------------------------------------------
+
+    def _upscaler(self, jpeg: bool) -> tuple[str, Any]:
+        """(name, model) of the upscale network for a clean input, or for a
+        JPEG (the JPEG-aware one where it ships; the caller checks it fits)."""
+        if self.model is not None:
+            return str(getattr(self.model, "source", self.model)), self.model
+        if jpeg:
+            jname = weights.jpeg_model_name(self.scale)
+            if jname in weights.load_registry():
+                return jname, jname
+        name = weights.default_model("upscale", self.scale)
+        return name, name
+
+    def restorer(self, task: str, model: Any = None) -> Restorer:
+        """The (cached) Restorer for one step."""
+        key = (task, str(model))
+        if key not in self._restorers:
+            self._restorers[key] = Restorer(task, model, scale=self.scale, **self.options)
+        return self._restorers[key]
+
+    def _joint(self, quality: float) -> tuple[str, Any] | None:
+        """The JPEG-aware upscaler for a JPEG of ``quality``, if one fits."""
+        name, model = self._upscaler(jpeg=True)
+        r = self.restorer("upscale", model)
+        if not r.conditioned:
+            return None
+        entry = getattr(r.model, "registry_entry", None)
+        lo, hi = (entry and entry.level_range) or JPEG_QUALITIES
+        return (name, model) if lo <= quality <= hi else None
+
+    def plan(self, image: Image) -> tuple[list[Step], list[str]]:
+        """The steps for ``image`` (a denoise "auto" level is settled when it runs)."""
+        notes: list[str] = []
+        quality: float | None
+        if self.jpeg == "auto":
+            quality, note = jpeg_quality_of(image)
+            if note:
+                notes.append(note)
+        else:
+            quality = self.jpeg  # type: ignore[assignment]
+        return self.plan_for(quality), notes
+
+    def plan_for(self, quality: float | None) -> list[Step]:
+        """The steps for an input that is a JPEG of ``quality`` (None: clean)."""
+        joint = None
+        if quality is not None and self.denoise is None:
+            joint = self._joint(quality)
+        steps: list[Step] = []
+        if quality is not None and joint is None:
+            steps.append(Step("dejpeg", quality, model=weights.default_model("dejpeg")))
+        if self.denoise is not None:
+            sigma = None if self.denoise == "auto" else float(self.denoise)  # type: ignore[arg-type]
+            steps.append(Step("denoise", sigma, model=weights.default_model("denoise")))
+        name, _ = joint or self._upscaler(jpeg=False)
+        steps.append(Step("upscale", quality if joint else None, self.scale, name))
+        return steps
+
+    def _model_for(self, step: Step) -> Any:
+        if step.task != "upscale":
+            return None
+        if self.model is not None:
+            return self.model
+        return step.model
+
+    # -- running ---------------------------------------------------------------
+
+    @property
+    def task(self) -> str:
+        return "upscale"
+
+    def run(
+        self,
+        image: Image,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Chained:
+        """Restore ``image`` through its planned steps; metadata as Restorer.restore."""
+        steps, notes = self.plan(image)
+        if len(steps) == 1:  # one network: exactly what Restorer gives
+            step = steps[0]
+            r = self.restorer("upscale", self._model_for(step))
+            return Chained(r.restore(image, step.level, progress), steps, notes)
+        pixels, done = self._run_steps(image.pixels, steps, progress)
+        out = image.with_pixels(pixels)
+        if image.dpi and self.scale > 1:
+            out.dpi = (image.dpi[0] * self.scale, image.dpi[1] * self.scale)
+        return Chained(out, done, notes)
+
+    def restore(self, image: Image, progress: Callable[[int, int], None] | None = None) -> Image:
+        """The restored image alone (see :meth:`run` for its steps)."""
+        return self.run(image, progress).image
+
+    def restore_array(
+        self,
+        pixels: np.ndarray,
+        quality: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Restore H x W x C pixels that are a JPEG of ``quality`` (None: clean;
+        ``jpeg="off"`` ignores it, a fixed ``jpeg`` quality replaces it)."""
+        if self.jpeg != "auto":
+            quality = self.jpeg  # type: ignore[assignment]
+        return self._run_steps(pixels, self.plan_for(quality), progress)[0]
+
+    def _run_steps(
+        self,
+        src: np.ndarray,
+        steps: list[Step],
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[np.ndarray, list[Step]]:
+        """Run ``steps`` in order; float between them, ``src``'s dtype at the end."""
+        from .estimate import estimate_sigma
+
+        if len(steps) == 1:
+            r = self.restorer("upscale", self._model_for(steps[0]))
+            return r.restore_array(src, steps[0].level, progress), steps
+        pixels = _to_float(src)
+        done: list[Step] = []
+        for step in steps:
+            r = self.restorer(step.task, self._model_for(step))
+            if step.task == "denoise" and step.level is None:
+                lo, hi = LEVEL_RANGES["denoise"]
+                sigma = min(max(round(estimate_sigma(pixels), 1), lo), hi)
+                step = Step("denoise", sigma, model=step.model)
+            pixels = r.restore_array(pixels, step.level, progress)
+            done.append(step)
+        return _from_float(pixels, src.dtype), done
+
+
+def _to_float(pixels: np.ndarray) -> np.ndarray:
+    """H x W x C in float32 [0, 1] (integer images divided by their peak)."""
+    if pixels.dtype.kind == "u":
+        return pixels.astype(np.float32) / np.float32(np.iinfo(pixels.dtype).max)
+    return np.clip(np.nan_to_num(pixels.astype(np.float32), nan=0.0), 0.0, 1.0)
+
+
+def _from_float(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Back to ``dtype``: rounded and clipped for integer images."""
+    if np.dtype(dtype).kind == "u":
+        peak = float(np.iinfo(dtype).max)
+        return np.clip(np.rint(pixels * peak), 0, peak).astype(dtype)
+    return pixels.astype(dtype, copy=False)

@@ -136,6 +136,40 @@ def report(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def header(doc: dict, lead: str = "# ") -> str:
+    cpu = doc["cpu"]
+    return (
+        f"{lead}{doc['command']}\n{lead}commit {doc['commit']}, {doc['date']}; CPU "
+        f"{cpu['model_name']} (flags: {cpu['flags']}); torch {doc['torch']}, "
+        f"{doc['torch_threads']} threads; device {doc['device']}, precision "
+        f"{doc['precision']} -> {', '.join(doc['precision_used']) or 'n/a'}; "
+        f"{doc['total_seconds'] / 60:.1f} min\n"
+    )
+
+
+def merged(args: argparse.Namespace) -> None:
+    """--from-json: the documents' results in one table, their commands in the header."""
+    docs = [json.loads(p.read_text()) for p in args.from_json]
+    out = {"results": [], "models": {}, "set_seconds": {}, "parts": docs}
+    for d in docs:
+        out["results"] += d["results"]
+        out["models"].update(d["models"])
+        for k, v in d["set_seconds"].items():
+            out["set_seconds"][k] = out["set_seconds"].get(k, 0.0) + v
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    out["command"] = command
+    head = f"# {command}\n# the table of {len(docs)} runs:\n" + "".join(
+        header(d, "#   ") for d in docs
+    )
+    head += "# protocol: scnrestore/standard.py (../shared/README.md); per-set times summed\n\n"
+    text = report(out)
+    if args.save:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.with_suffix(".txt").write_text(head + text)
+        args.save.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
+    sys.stdout.write(json.dumps(out, indent=1) + "\n" if args.json else head + text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
@@ -174,7 +208,16 @@ def main() -> None:
         help="also write PREFIX.txt (table, with the command) and PREFIX.json",
     )
     ap.add_argument("--quiet", "-q", action="store_true", help="no per-image progress")
-    args = ap.parse_args()  # fmt: skip
+    ap.add_argument(
+        "--from-json", nargs="+", type=Path, metavar="FILE",
+        help="measure nothing: one table from documents saved by --save / --json "
+        "(parts run in parallel, e.g. --tasks x2,x3,x4,denoise and --tasks dejpeg)",
+    )  # fmt: skip
+    args = ap.parse_args()
+
+    if args.from_json:
+        merged(args)
+        return
 
     case_list = standard.cases(
         [s for s in args.sets.split(",") if s],
@@ -190,7 +233,18 @@ def main() -> None:
             print(f"  {case.set} {case.key} {row.image}: {fig:.3f} ({row.seconds:.1f} s)",
                   file=sys.stderr, flush=True)  # fmt: skip
 
+    done: list[dict] = []
+
     def on_result(res: dict) -> None:
+        done.append(res)
+        if args.save and len(done) < len(case_list):  # what is measured so far survives
+            secs: dict[str, float] = {}
+            for r in done:
+                secs[r["set"]] = secs.get(r["set"], 0.0) + r["seconds"]
+            models = {r["model_key"]: r["model_info"] for r in done if "model_info" in r}
+            part = {"precision": args.precision, "device": args.device, "models": models,
+                    "results": list(done), "set_seconds": secs}  # fmt: skip
+            finish(part, args, t_start, f"{len(done)} of {len(case_list)} cases", quiet=True)
         if args.quiet:
             return
         ours = f", scnrestore {res['ours']:.3f}" if "ours" in res else ""
@@ -202,6 +256,14 @@ def main() -> None:
         args.root, case_list, parse_models(args.model), args.precision, args.device,
         args.baseline_only, on_result, on_image,
     )  # fmt: skip
+    finish(doc, args, t_start)
+
+
+def finish(
+    doc: dict, args: argparse.Namespace, t_start: float, partial: str = "", quiet: bool = False
+) -> None:
+    """Add what ran where to ``doc``; write --save's files; print unless ``quiet``.
+    ``partial``: how much of the run this is (files rewritten after each case)."""
     import torch
 
     results = doc["results"]
@@ -217,6 +279,8 @@ def main() -> None:
         precision_used=precisions,
         total_seconds=time.time() - t_start,
     )
+    if partial:
+        doc["partial"] = partial
     text = report(doc)
     cpu = doc["cpu"]
     header = (
@@ -224,12 +288,16 @@ def main() -> None:
         f"(flags: {cpu['flags']}); torch {doc['torch']}, {doc['torch_threads']} threads; "
         f"device {args.device}, precision {args.precision} -> {', '.join(precisions) or 'n/a'}\n"
         f"# protocol: scnrestore/standard.py (../shared/README.md); total "
-        f"{doc['total_seconds'] / 60:.1f} min\n\n"
+        f"{doc['total_seconds'] / 60:.1f} min"
+        + (f"; PARTIAL: {partial} so far" if partial else "")
+        + "\n\n"
     )
     if args.save:
         args.save.parent.mkdir(parents=True, exist_ok=True)
         args.save.with_suffix(".txt").write_text(header + text)
         args.save.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    if quiet:
+        return
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
     else:

@@ -260,6 +260,8 @@ def run_case(
         res["gain"] = m[key] - m[f"base_{key}"]
         res["ssim"] = m["ssim"]
         res["model"] = str(getattr(restorer.model, "source", "") or "")
+        res["model_key"] = case.model_key
+        res["model_info"] = model_info(restorer.model)
         res["precision"] = restorer.engine.precision
         res["device"] = str(restorer.engine.device)
         if restorer.conditioned:
@@ -395,6 +397,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
             "| EDSR / DRUNet | scnrestore | bar |")  # fmt: skip
     lines = [head, "|" + "---|" * 8]
     for (set_name, task), res in groups.items():
+        res = sorted(res, key=lambda r: (r["scale"], r["level"] or 0))
         pub = [r["published"] for r in res]
         first = [p.get("bicubic", p.get("CBM3D")) for p in pub]
         cols = [_join([p.get(a) or (p.get(b) if b else None) for p in pub], ".2f")

@@ -201,3 +201,40 @@ def test_script_json_and_save(bench_root, ckpt_dir, tmp_path):
     assert text.startswith("# python ") and "| Set5 x2 (PSNR-Y) |" in text
     assert "b.png is a single-channel file" in text
     assert json.loads(prefix.with_suffix(".json").read_text())["results"][0]["key"] == "x2"
+
+
+def test_script_merges_saved_runs(tmp_path, monkeypatch, capsys):
+    """--from-json: one table from runs made in parallel (SR in one, dejpeg in another)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("std_script", ROOT / "benchmarks" / "standard.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    part = {"command": "python benchmarks/standard.py --tasks x2", "commit": "abc", "date": "d",
+            "cpu": {"model_name": "cpu", "flags": ""}, "torch": "t", "torch_threads": 1,
+            "device": "cpu", "precision": "fp32", "precision_used": ["fp32"],
+            "total_seconds": 60.0, "models": {}, "set_seconds": {"Set5": 3.0}}  # fmt: skip
+    sr = {"set": "Set5", "task": "upscale", "key": "x2", "metric": "psnr_y", "scale": 2,
+          "level": None, "input": 33.67, "ours": 36.0, "gain": 2.33, "bar": 37.4,
+          "published": standard.PUBLISHED["Set5"]["x2"]}  # fmt: skip
+    jp = {
+        "set": "CBSD68",
+        "task": "dejpeg",
+        "key": "q10",
+        "metric": "psnr",
+        "scale": 1,
+        "level": 10.0,
+        "input": 25.83,
+        "ours": 27.0,
+        "gain": 1.17,
+        "bar": 1.6,
+        "published": {},
+    }
+    (tmp_path / "a.json").write_text(json.dumps({**part, "results": [sr]}))
+    (tmp_path / "b.json").write_text(json.dumps({**part, "results": [jp]}))
+    argv = ["standard.py", "--from-json", str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    monkeypatch.setattr(sys, "argv", argv)
+    script.main()
+    text = capsys.readouterr().out
+    assert text.count("python benchmarks/standard.py --tasks x2") == 2
+    assert "| Set5 x2 (PSNR-Y) | 33.67 |" in text and "| +1.17 | +1.60 |" in text

@@ -229,6 +229,8 @@ def test_script_merges_saved_runs(tmp_path, monkeypatch, capsys):
         "gain": 1.17,
         "bar": 1.6,
         "published": {},
+        "told_level": 11.5,
+        "keep_luma": 0.0,
     }
     (tmp_path / "a.json").write_text(json.dumps({**part, "results": [sr]}))
     (tmp_path / "b.json").write_text(json.dumps({**part, "results": [jp]}))
@@ -238,3 +240,4 @@ def test_script_merges_saved_runs(tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     assert text.count("python benchmarks/standard.py --tasks x2") == 2
     assert "| Set5 x2 (PSNR-Y) | 33.67 |" in text and "| +1.17 | +1.60 |" in text
+    assert "told to the network 10→11.5; keep_luma share 10: 0.00" in text

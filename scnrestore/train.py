@@ -92,6 +92,16 @@ class TrainConfig:
     # the plain bicubic task.
     jpeg_range: tuple[int, int] | None = None
     jpeg_clean: float = 0.2
+    # Where patches are cut and degraded (see devicedata.py): "host" (numpy
+    # and Pillow per patch, on a background thread), "device" (torch ops on
+    # the training device, from images and a JPEG bank made once), or "auto"
+    # (device for a new run; a resumed run keeps its checkpoint's pipeline).
+    data_pipeline: str = "auto"
+    # The device pipeline's JPEG bank holds every Nth quality of the range
+    # (and its top): quality is quantised to those levels.
+    jpeg_bank_step: int = 5
+    # torch.compile the model for training (pays only on long runs).
+    compile: bool = False
     val_every: int = 500
     ckpt_every: int = 100
     log_every: int = 25
@@ -137,6 +147,14 @@ class TrainConfig:
             self.jpeg_range = (lo, hi)
         if not 0.0 <= self.jpeg_clean < 1.0:
             raise ValueError(f"jpeg_clean must lie in [0, 1), not {self.jpeg_clean:g}")
+        from .devicedata import PIPELINES
+
+        if self.data_pipeline not in PIPELINES:
+            raise ValueError(
+                f"data_pipeline must be one of {', '.join(PIPELINES)}, not {self.data_pipeline!r}"
+            )
+        if not self.jpeg_bank_step >= 1:
+            raise ValueError(f"jpeg_bank_step must be >= 1, not {self.jpeg_bank_step}")
         self.image_scales = tuple(float(f) for f in self.image_scales)
         if not self.image_scales or not all(0 < f <= 1 for f in self.image_scales):
             raise ValueError(
@@ -398,6 +416,7 @@ def train(
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.lr_gamma)
     rng = np.random.default_rng(cfg.seed)
     step = 0
+    state = None
 
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -418,16 +437,32 @@ def train(
     elif cfg.init:
         _init_from(model, cfg.init)
 
+    from .devicedata import choose_pipeline
+
+    pipeline = {"kind": choose_pipeline(cfg, device, state)}
+
     def write_run_json() -> None:
         with atomic_output(out / "run.json") as tmp:
             # ``auto`` depends on the machine (a CPU's precision is measured):
             # what it resolved to is part of the record.
             resolved = {"device": str(device), "precision": precision, "torch": torch.__version__}
-            doc = {"config": asdict(cfg), "model": mcfg.to_dict(), "resolved": resolved}
+            doc = {"config": asdict(cfg), "model": mcfg.to_dict(), "resolved": resolved,
+                   "data_pipeline": pipeline}  # fmt: skip
             tmp.write_text(json.dumps(doc, indent=1))
 
     write_run_json()
-    sampler = PatchSampler(cfg, [im for _, im in load_images(cfg.data)], rng)
+    images = [im for _, im in load_images(cfg.data)]
+    if pipeline["kind"] == "device":
+        from .devicedata import DeviceSampler
+
+        feed: Any = DeviceSampler(cfg, images, device, rng)
+        if state is not None and "device_rng" in state:
+            feed.set_state(state["device_rng"])
+        pipeline = feed.describe()
+        write_run_json()
+    else:
+        feed = Prefetcher(PatchSampler(cfg, images, rng))
+    del images
     val_images = load_images(cfg.val) if cfg.val else []
     model.train()
     model = model.to(memory_format=torch.channels_last)
@@ -437,6 +472,7 @@ def train(
         torch.backends.cudnn.allow_tf32 = True
     # fp16 needs loss scaling; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    forward = torch.compile(model) if cfg.compile else model
 
     stop = {"flag": False}
 
@@ -454,6 +490,7 @@ def train(
                 "step": step,
                 "numpy_rng": feed.rng_state,
                 "torch_rng": torch.get_rng_state(),
+                **({"device_rng": feed.get_state()} if pipeline["kind"] == "device" else {}),
                 "train_config": asdict(cfg),
                 "model_config": mcfg.to_dict(),
             },
@@ -467,7 +504,6 @@ def train(
     # A resumed run whose total was not yet fixed carries the unspent part of
     # its budget (see the ``finally`` below) and measures its pace afresh.
     budget = _Budget(cfg, step) if cfg.time_budget > 0 else None
-    feed = Prefetcher(sampler)
     log_f = open(out / "log.jsonl", "a")
     record: dict[str, Any] = {"step": step}
     t0, steps0, n_acc = time.time(), step, 0
@@ -477,18 +513,23 @@ def train(
     try:
         while step < cfg.steps and not stop["flag"]:
             xb, yb, lv = feed.next()
-            x = torch.from_numpy(xb).to(device, non_blocking=True)
-            y = torch.from_numpy(yb).to(device, non_blocking=True)
+            x = torch.as_tensor(xb).to(device, non_blocking=True)
+            y = torch.as_tensor(yb).to(device, non_blocking=True)
             x = x.permute(0, 3, 1, 2).float().div_(255)
             y = y.permute(0, 3, 1, 2).float().div_(255)
             if cfg.num_cond_channels:
                 from .model import condition_value
 
-                cv = torch.tensor([condition_value(cfg.task, v) for v in lv], device=device)
+                if torch.is_tensor(lv):  # the device pipeline: no host sync
+                    from .devicedata import condition_values
+
+                    cv = condition_values(cfg.task, lv)
+                else:
+                    cv = torch.tensor([condition_value(cfg.task, v) for v in lv], device=device)
                 x = torch.cat([x, cv.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:])], 1)
             x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
-                pred = model(x)
+                pred = forward(x)
             loss = torch.nn.functional.l1_loss(pred.float(), y)
             if step < cfg.warmup:
                 for group in opt.param_groups:

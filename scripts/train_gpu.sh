@@ -4,7 +4,7 @@
 #
 #   scripts/train_gpu.sh prep             # here, once: .gpudata/train (lossless WebP)
 #   scripts/train_gpu.sh                  # there: BUDGET=420 s of training per model
-#   PROBE=1 scripts/train_gpu.sh          # ~30 s end to end (3 images, a few steps)
+#   PROBE=1 scripts/train_gpu.sh          # end to end: 3 images, 40 steps or 15 s a model, packed
 #   PROBE=1 DEVICE=cpu DATA=../shared/data/train scripts/train_gpu.sh   # the same, here
 #   MODELS="denoise dejpeg" BUDGET=420 scripts/train_gpu.sh             # a subset
 #
@@ -138,6 +138,8 @@ for name in $MODELS; do
   echo "== $name"; tail -n 3 "$RUNS/$name.out"
   $PY scripts/pack_run.py "$RUNS/$name" "$OUT/$name.tar.gz" || echo "pack $name failed"
 done
+# BENCH=1 adds inference timings: two more files, so run it with fewer MODELS
+# (8 files at most come back from $OUT).
 if [ "${BENCH:-0}" = 1 ]; then
   timeout -k 5 "${BENCH_S:-70}" $PY benchmarks/bench.py --device "$DEVICE" --tasks upscale2,upscale4,denoise \
     --precisions fp32,bf16,fp16 --size 512 --repeat 3 --no-startup --json "$OUT/bench_cuda.json"

@@ -226,6 +226,7 @@ def main() -> None:
         floats(args.qualities),
     )
     t_start = time.time()
+    commit = git_commit()  # the code as it was loaded: others may commit during a long run
 
     def on_image(case: standard.Case, row) -> None:  # noqa: ANN001
         if not args.quiet:
@@ -244,7 +245,7 @@ def main() -> None:
             models = {r["model_key"]: r["model_info"] for r in done if "model_info" in r}
             part = {"precision": args.precision, "device": args.device, "models": models,
                     "results": list(done), "set_seconds": secs}  # fmt: skip
-            finish(part, args, t_start, f"{len(done)} of {len(case_list)} cases", quiet=True)
+            finish(part, args, t_start, commit, f"{len(done)} of {len(case_list)} cases", True)
         if args.quiet:
             return
         ours = f", scnrestore {res['ours']:.3f}" if "ours" in res else ""
@@ -256,11 +257,16 @@ def main() -> None:
         args.root, case_list, parse_models(args.model), args.precision, args.device,
         args.baseline_only, on_result, on_image,
     )  # fmt: skip
-    finish(doc, args, t_start)
+    finish(doc, args, t_start, commit)
 
 
 def finish(
-    doc: dict, args: argparse.Namespace, t_start: float, partial: str = "", quiet: bool = False
+    doc: dict,
+    args: argparse.Namespace,
+    t_start: float,
+    commit: str,
+    partial: str = "",
+    quiet: bool = False,
 ) -> None:
     """Add what ran where to ``doc``; write --save's files; print unless ``quiet``.
     ``partial``: how much of the run this is (files rewritten after each case)."""
@@ -271,7 +277,7 @@ def finish(
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     doc.update(
         command=command,
-        commit=git_commit(),
+        commit=commit,
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         cpu=cpu_kind(),
         torch=torch.__version__,

@@ -41,6 +41,8 @@ from scnrestore.imageio import atomic_output
 from scnrestore.weights import TASK_SCHEDULES, TOLD_LEVEL
 
 ROOT = Path(__file__).resolve().parents[1]
+# A JPEG-aware upscaler: web (70-90) and phone (95) qualities of the input.
+JPEG_LEVELS = [70.0, 80.0, 90.0, 95.0]
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
 
 
@@ -52,11 +54,14 @@ def evaluate(
     precision: str,
     levels: list | None = None,
     schedule: list | None = None,
+    jpeg: bool = False,
 ) -> tuple[dict, dict]:
     """(mean scores per level, the `scnrestore eval --json` document).
 
     ``schedule``: the entry's keep_luma (dejpeg) / keep_input (denoise),
     applied as the CLI applies the registry's, so the figures are what users get.
+    ``jpeg``: a JPEG-aware upscaler; each level is the quality the
+    low-resolution input is saved at (and the network is told).
     """
     from scnrestore.api import Restorer
     from scnrestore.evaluate import eval_document, level_result, load_images
@@ -67,12 +72,13 @@ def evaluate(
     r = Restorer(task, str(path), scale=scale, device="cpu", precision=precision)
     results = []
     key = TASK_SCHEDULES.get(task)
-    for lv in levels or LEVELS[task]:
+    for lv in levels or (JPEG_LEVELS if jpeg else LEVELS[task]):
         keep = schedule_weight(schedule, lv) if schedule else None
         if key:
             setattr(r, key, keep)
         kept = {key: keep} if key and keep is not None else None
-        results.append(level_result(lv, run_eval(r, images, lv), kept))
+        rows = run_eval(r, images, None, jpeg=lv) if jpeg else run_eval(r, images, lv)
+        results.append(level_result(lv, rows, kept))
     return {res["level"]: res["mean"] for res in results}, eval_document(r, results)
 
 
@@ -172,14 +178,15 @@ def main() -> None:
     key = "psnr_y" if task == "upscale" else "psnr"
     # The entry's blend-back schedule is kept, and applied to the figures.
     keep = (old or {}).get(TASK_SCHEDULES.get(task, ""))
-    q32, _ = evaluate(src, task, scale, args.val, "fp32", schedule=keep)
-    q16, doc16 = evaluate(dest, task, scale, args.val, "fp32", schedule=keep)
+    jpeg = bool(cfg.get("jpeg_range"))
+    q32, _ = evaluate(src, task, scale, args.val, "fp32", schedule=keep, jpeg=jpeg)
+    q16, doc16 = evaluate(dest, task, scale, args.val, "fp32", schedule=keep, jpeg=jpeg)
     # The shipped figures are at the default precision; where that is fp32
     # (CPUs where bf16 is not faster) the fp16-weights run above is that run.
     if default_precision() == "fp32":
         qdef, doc = q16, doc16
     else:
-        qdef, doc = evaluate(dest, task, scale, args.val, "auto", schedule=keep)
+        qdef, doc = evaluate(dest, task, scale, args.val, "auto", schedule=keep, jpeg=jpeg)
     extra = [float(int(v)) for v in args.extra_levels.split(",") if v.strip()]
     if extra:
         if task == "upscale":
@@ -218,6 +225,8 @@ def main() -> None:
         fields["sigma_range"] = list(cfg["sigma_range"])
     if task == "dejpeg":
         fields["quality_range"] = list(cfg["quality_range"])
+    if jpeg:  # the JPEG qualities a JPEG-aware upscaler was trained on
+        fields["quality_range"] = list(cfg["jpeg_range"])
     fields.update(
         file=dest.name,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -235,7 +244,12 @@ def main() -> None:
         data="shared/data/train (38 wallpapers, see its manifest.json)",
         quality=quality,
         quality_note="scnrestore eval on shared/data/val (5 photos), default precision, "
-        + ("PSNR-Y shave = scale vs bicubic" if task == "upscale" else "PSNR RGB vs input"),
+        + ("PSNR-Y shave = scale vs bicubic" if task == "upscale" else "PSNR RGB vs input")
+        + (
+            " of the low-resolution input saved as a JPEG at each quality (eval --jpeg Q)"
+            if jpeg
+            else ""
+        ),
     )
     if keep:
         fields[TASK_SCHEDULES[task]] = keep

@@ -31,7 +31,7 @@ def _kernel_has_thp() -> bool:
 if _kernel_has_thp():
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = ["load_model", "Restorer", "read_image", "write_image", "Image", "__version__"]
 

@@ -17,6 +17,7 @@ from . import weights
 from .checkpoint import CheckpointError, build_model, load_state_dict, read_metadata
 from .engine import BT601_LUMA, DEFAULT_OVERLAP, Engine
 from .imageio import Image
+from .tasks import LEVEL_RANGES, TRAINED_RANGES
 
 if TYPE_CHECKING:
     import torch
@@ -25,12 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["load_model", "Restorer", "LEVEL_RANGES", "blend_input"]
 
-# Valid levels per task: sigma for denoise, JPEG quality for dejpeg.
-LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 100.0)}
-# The levels a conditioned network is told, when its registry entry gives no
-# sigma_range / quality_range: the ranges `scnrestore train` samples. A level
-# beyond them (a JPEG saved at quality 98) is passed as the nearest end.
-TRAINED_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
 # BT.601 luma weights, as JPEG (JFIF) computes Y from RGB.
 _LUMA = np.array(BT601_LUMA, np.float32)
 

@@ -1010,7 +1010,7 @@ class _Pipeline:
         with the process; a named one (no O_TMPFILE here) is removed by the
         writer, which is waited for. A second Ctrl-C stops waiting.
         """
-        from .imageio import leaves_no_trace
+        from .files import leaves_no_trace
 
         self.ahead = None
         wait = []

@@ -166,7 +166,7 @@ def cpu_bf16_pays(cache: Path | None = None) -> bool:
         return False
     if cpu_has_amx():
         return True
-    from .paths import cache_dir
+    from .files import cache_dir
 
     path = (cache if cache is not None else cache_dir()) / PROBE_FILE
     key = _cpu_key()
@@ -183,7 +183,7 @@ def cpu_bf16_pays(cache: Path | None = None) -> bool:
         if entry is None:
             entry = _MEASURED[key] = measure_cpu_bf16()
         data[key] = entry
-        from .imageio import atomic_output  # leaves nothing behind on failure
+        from .files import atomic_output  # leaves nothing behind on failure
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

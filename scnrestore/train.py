@@ -32,11 +32,11 @@ import numpy as np
 
 from . import degrade
 from .evaluate import evaluate, load_images, summarise
-from .imageio import atomic_output
+from .files import atomic_output
+from .tasks import TASKS
 
 __all__ = ["TrainConfig", "train", "TASKS", "load_run_config"]
 
-TASKS = ("upscale", "denoise", "dejpeg")
 
 
 @dataclass

@@ -306,7 +306,7 @@ def test_models_list_does_not_import_torch(tmp_path):
         "import sys; from scnrestore.cli import app\n"
         "try:\n    app(['models', 'list'])\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "import scnrestore.download\n"
+        "import scnrestore.weights.download\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     env = {

@@ -863,19 +863,19 @@ def test_ctrl_c_drops_the_background_writes(tmp_path, monkeypatch, anonymous, wr
     without O_TMPFILE."""
     import threading
 
-    from scnrestore import cli, imageio
+    from scnrestore import cli, files, imageio
 
     if not anonymous:
-        monkeypatch.setattr(imageio, "_anonymous_file", lambda directory: None)
+        monkeypatch.setattr(files, "_anonymous_file", lambda directory: None)
     encoding, release = threading.Semaphore(0), threading.Event()
-    real = imageio._encode
+    real = imageio.write._encode
 
     def slow(*args):
         real(*args)
         encoding.release()
         assert release.wait(30)
 
-    monkeypatch.setattr(imageio, "_encode", slow)
+    monkeypatch.setattr(imageio.write, "_encode", slow)
     pipe = cli._Pipeline(_Recorder(), slots=writes)
     jobs = [cli.Job(tmp_path / f"{i}.in", tmp_path / "out" / f"{i}.png") for i in range(writes)]
     image = imageio.Image(np.zeros((8, 8, 3), np.uint8))
@@ -905,7 +905,7 @@ def test_parallel_writes_overlap_and_report_in_job_order(tmp_path, monkeypatch):
 
     started = {k: threading.Event() for k in ("a", "b", "c", "d")}
     gates = {k: threading.Event() for k in started}
-    real = imageio._encode
+    real = imageio.write._encode
 
     def gated(path, *args):
         key = threading.current_thread().name.rsplit("-", 1)[-1]
@@ -913,7 +913,7 @@ def test_parallel_writes_overlap_and_report_in_job_order(tmp_path, monkeypatch):
         assert gates[key].wait(30)
         real(path, *args)
 
-    monkeypatch.setattr(imageio, "_encode", gated)
+    monkeypatch.setattr(imageio.write, "_encode", gated)
     real_write = cli._write_output
 
     def named(job, *args):  # lets the gate know which output this thread writes
@@ -985,7 +985,7 @@ def test_atomic_output_leaves_nothing_when_killed_mid_write(tmp_path):
     """kill -9 while the encoder is writing: not even a .part file remains."""
     code = (
         "import os, signal, sys\n"
-        "from scnrestore.imageio import atomic_output\n"
+        "from scnrestore.files import atomic_output\n"
         "with atomic_output(sys.argv[1]) as tmp:\n"
         "    with open(tmp, 'wb') as f:\n"
         "        f.write(b'half an image')\n"
@@ -998,7 +998,7 @@ def test_atomic_output_leaves_nothing_when_killed_mid_write(tmp_path):
 
 
 def test_atomic_output_replaces_and_keeps_mode(tmp_path):
-    from scnrestore.imageio import atomic_output
+    from scnrestore.files import atomic_output
 
     target = tmp_path / "x.bin"
     target.write_bytes(b"old")
@@ -1019,16 +1019,16 @@ def test_atomic_output_replaces_and_keeps_mode(tmp_path):
 @pytest.mark.parametrize("fallback", ["named .part file", "copy after link refused"])
 def test_atomic_output_fallbacks(tmp_path, monkeypatch, fallback):
     """Without O_TMPFILE (other systems) or hard links: still all or nothing."""
-    from scnrestore import imageio
+    from scnrestore import files, imageio
 
     if fallback == "named .part file":
-        monkeypatch.setattr(imageio, "_anonymous_file", lambda d: None)
+        monkeypatch.setattr(files, "_anonymous_file", lambda d: None)
     else:
 
         def refuse(*a, **kw):
             raise PermissionError(1, "Operation not permitted")
 
-        monkeypatch.setattr(imageio.os, "link", refuse)
+        monkeypatch.setattr(files.os, "link", refuse)
     img = imageio.Image(H.pattern(8, 8))
     long = tmp_path / ("L" * 250 + ".png")  # the temporary name must fit too
     imageio.write_image(long, img)

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from scnrestore import weights
-from scnrestore.download import DownloadError, _excl_lock, retrieve
 from scnrestore.weights import RegistryError
+from scnrestore.weights.download import DownloadError, _excl_lock, retrieve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -347,7 +347,7 @@ def test_two_processes_fetch_once_and_both_get_the_file(server, tmp_path):
     data, sha = payload(250_000)
     url = server.add("/m.bin", data, "slow")  # about 1 s to send
     code = (
-        "import sys\nfrom pathlib import Path\nfrom scnrestore.download import retrieve\n"
+        "import sys\nfrom pathlib import Path\nfrom scnrestore.weights.download import retrieve\n"
         "a = sys.argv[1:]\n"
         "print(retrieve('m.bin', sha256=a[0], size=int(a[1]), urls=[a[2]], cache=Path(a[3]),"
         " backoff=0.01))\n"

@@ -35,7 +35,7 @@ from .evaluate import evaluate, load_images, summarise
 from .files import atomic_output
 from .tasks import TASKS
 
-__all__ = ["TrainConfig", "train", "TASKS", "load_run_config"]
+__all__ = ["TrainConfig", "train", "TASKS", "load_run_config", "resume_config"]
 
 
 
@@ -587,6 +587,24 @@ def load_run_config(out: str | os.PathLike[str]) -> TrainConfig:
     """The configuration recorded in a run directory (for ``--resume``)."""
     data = json.loads((Path(out) / "run.json").read_text())["config"]
     return TrainConfig(**data)
+
+
+def resume_config(
+    out: str | os.PathLike[str],
+    *,
+    steps: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    command: list[str] | None = None,
+) -> TrainConfig:
+    """The settings to resume the run in ``out`` with: those it recorded, and
+    what a resumed run may change: more ``steps``, the ``device``, the CPU
+    ``threads``; ``command`` joins the recorded ones (``&&``)."""
+    cfg = load_run_config(out)
+    cfg.steps = steps or cfg.steps
+    cfg.device, cfg.threads = device, threads or cfg.threads
+    cfg.command = cfg.command + ["&&"] + (command or [])
+    return cfg
 
 
 def _init_from(model: Any, path: str) -> None:

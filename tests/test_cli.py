@@ -287,7 +287,8 @@ def test_help_does_not_import_torch():
 
 
 def test_cli_overlap_default_is_the_engines():
-    from scnrestore import cli, engine
+    from scnrestore import engine
+    from scnrestore.cli import options as cli
 
     assert cli.DEFAULT_OVERLAP == engine.DEFAULT_OVERLAP
 

@@ -34,7 +34,7 @@ from conftest import make_checkpoint
 from PIL import Image as PILImage
 from test_cli import run as _run
 
-from scnrestore.cli import _one_line
+from scnrestore.errors import one_line
 
 # One thread: the suite shares two busy cores; the tiny model does not need more.
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -47,7 +47,7 @@ def run(*args, env=None, **kw):
 
 def shown(p: Path | str) -> str:
     """A path as the CLI prints it (control characters escaped)."""
-    return _one_line(str(p))
+    return one_line(str(p))
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -863,7 +863,7 @@ def test_ctrl_c_drops_the_background_writes(tmp_path, monkeypatch, anonymous, wr
     without O_TMPFILE."""
     import threading
 
-    from scnrestore import cli, files, imageio
+    from scnrestore import batch, files, imageio
 
     if not anonymous:
         monkeypatch.setattr(files, "_anonymous_file", lambda directory: None)
@@ -876,11 +876,11 @@ def test_ctrl_c_drops_the_background_writes(tmp_path, monkeypatch, anonymous, wr
         assert release.wait(30)
 
     monkeypatch.setattr(imageio.write, "_encode", slow)
-    pipe = cli._Pipeline(_Recorder(), slots=writes)
-    jobs = [cli.Job(tmp_path / f"{i}.in", tmp_path / "out" / f"{i}.png") for i in range(writes)]
+    pipe = batch.Pipeline(_Recorder(), slots=writes)
+    jobs = [batch.Job(tmp_path / f"{i}.in", tmp_path / "out" / f"{i}.png") for i in range(writes)]
     image = imageio.Image(np.zeros((8, 8, 3), np.uint8))
     for job in jobs:
-        pipe.write(job, (image, "PNG"), cli._Encoding(95, 6), time.time())
+        pipe.write(job, (image, "PNG"), batch.Encoding(95, 6), time.time())
     futures = [w.future for w in pipe.pending]
     for _ in jobs:
         assert encoding.acquire(timeout=30)
@@ -889,7 +889,7 @@ def test_ctrl_c_drops_the_background_writes(tmp_path, monkeypatch, anonymous, wr
     pipe.abort()
     release.set()
     for fut in futures:
-        with pytest.raises(cli._Aborted):
+        with pytest.raises(batch.pipeline.Aborted):
             fut.result(30)
     assert all(j.status == "pending" for j in jobs) and not pipe.pending
     assert list((tmp_path / "out").iterdir()) == []
@@ -901,7 +901,7 @@ def test_parallel_writes_overlap_and_report_in_job_order(tmp_path, monkeypatch):
     fourth job waits for them too."""
     import threading
 
-    from scnrestore import cli, imageio
+    from scnrestore import batch, imageio
 
     started = {k: threading.Event() for k in ("a", "b", "c", "d")}
     gates = {k: threading.Event() for k in started}
@@ -914,19 +914,19 @@ def test_parallel_writes_overlap_and_report_in_job_order(tmp_path, monkeypatch):
         real(path, *args)
 
     monkeypatch.setattr(imageio.write, "_encode", gated)
-    real_write = cli._write_output
+    real_write = batch.pipeline.write_output
 
     def named(job, *args):  # lets the gate know which output this thread writes
         threading.current_thread().name = "w-" + job.dst.stem
         return real_write(job, *args)
 
-    monkeypatch.setattr(cli, "_write_output", named)
+    monkeypatch.setattr(batch.pipeline, "write_output", named)
     rec = _Recorder()
-    pipe = cli._Pipeline(rec, slots=3)
-    jobs = {k: cli.Job(tmp_path / f"{k}.in.png", tmp_path / "out" / f"{k}.png") for k in "abcd"}
+    pipe = batch.Pipeline(rec, slots=3)
+    jobs = {k: batch.Job(tmp_path / f"{k}.in.png", tmp_path / "out" / f"{k}.png") for k in "abcd"}
     image = imageio.Image(np.full((8, 8, 3), 7, np.uint8))
     for k in "abc":
-        pipe.write(jobs[k], (image, "PNG"), cli._Encoding(95, 6), time.time())
+        pipe.write(jobs[k], (image, "PNG"), batch.Encoding(95, 6), time.time())
     for k in "abc":  # all three in flight at once
         assert started[k].wait(30), k
     gates["c"].set()
@@ -937,7 +937,7 @@ def test_parallel_writes_overlap_and_report_in_job_order(tmp_path, monkeypatch):
     gates["b"].set()
     gates["a"].set()
     gates["d"].set()
-    pipe.write(jobs["d"], (image, "PNG"), cli._Encoding(95, 6), time.time())
+    pipe.write(jobs["d"], (image, "PNG"), batch.Encoding(95, 6), time.time())
     pipe.finish()
     assert rec.lines == ["a.png ok", "b.png ok", "c.png ok", "note of d", "d.png ok"]
     for k in "abcd":
@@ -947,13 +947,13 @@ def test_parallel_writes_overlap_and_report_in_job_order(tmp_path, monkeypatch):
 def test_parallel_writes_respect_the_slots_and_the_byte_budget(tmp_path, monkeypatch):
     """A write waits for the oldest when the slots are full, or when the outputs
     in flight would exceed WRITE_BYTES (the first write always starts)."""
-    from scnrestore import cli, imageio
+    from scnrestore import batch, imageio
 
-    enc = cli._Encoding(95, 6)
+    enc = batch.Encoding(95, 6)
     small = imageio.Image(np.zeros((8, 8, 3), np.uint8))  # 192 bytes
-    jobs = [cli.Job(tmp_path / f"{i}.in", tmp_path / f"{i}.png") for i in range(4)]
+    jobs = [batch.Job(tmp_path / f"{i}.in", tmp_path / f"{i}.png") for i in range(4)]
 
-    pipe = cli._Pipeline(_Recorder(), slots=2)
+    pipe = batch.Pipeline(_Recorder(), slots=2)
     max_in_flight = 0
     for job in jobs:
         pipe.write(job, (small, "PNG"), enc, time.time())
@@ -961,8 +961,8 @@ def test_parallel_writes_respect_the_slots_and_the_byte_budget(tmp_path, monkeyp
     pipe.finish()
     assert max_in_flight <= 2 and all(j.status == "ok" for j in jobs)
 
-    monkeypatch.setattr(cli, "WRITE_BYTES", 300)  # room for one small output, not two
-    pipe = cli._Pipeline(_Recorder(), slots=8)
+    monkeypatch.setattr(batch.pipeline, "WRITE_BYTES", 300)  # room for one small output, not two
+    pipe = batch.Pipeline(_Recorder(), slots=8)
     for job in jobs:
         job.status = "pending"
         job.dst.unlink()
@@ -973,12 +973,12 @@ def test_parallel_writes_respect_the_slots_and_the_byte_budget(tmp_path, monkeyp
 
 
 def test_write_slots_from_the_environment(monkeypatch):
-    from scnrestore import cli
+    from scnrestore import batch
 
     monkeypatch.setenv("SCNRESTORE_WRITERS", "5")
-    assert cli.write_slots() == 5
+    assert batch.write_slots() == 5
     monkeypatch.setenv("SCNRESTORE_WRITERS", "zero")
-    assert 1 <= cli.write_slots() <= 8
+    assert 1 <= batch.write_slots() <= 8
 
 
 def test_atomic_output_leaves_nothing_when_killed_mid_write(tmp_path):

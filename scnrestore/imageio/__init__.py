@@ -37,13 +37,14 @@ from .formats import (
     extension_for,
     format_for_path,
 )
-from .read import read_image
+from .read import probe_image, read_image
 from .write import write_image
 
 __all__ = [
     "Image",
     "ImageReadError",
     "read_image",
+    "probe_image",
     "write_image",
     "FORMATS",
     "IMAGE_EXTS",

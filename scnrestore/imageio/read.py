@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-from ..errors import ImageReadError
+from ..errors import ImageReadError, first_line
 from .formats import (
     _DPI_RANGE,
     _EXIF_BASE_TAGS,
@@ -27,22 +27,13 @@ from .formats import (
     Image,
 )
 
-__all__ = ["read_image"]
+__all__ = ["read_image", "probe_image"]
 
 
 def read_image(path: str | os.PathLike[str]) -> Image:
     """Decode an image file. Raises ImageReadError with a one-line reason."""
     path = Path(path)
-    if path.is_dir():
-        raise ImageReadError("is a directory")
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ImageReadError(exc.strerror or str(exc)) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageReadError("not a regular file")  # a FIFO or device would block or never end
-    if st.st_size == 0:
-        raise ImageReadError("empty file (0 bytes)")
+    _check_file(path)
     try:
         with warnings.catch_warnings():
             # Between Pillow's warning and hard limits: allowed, and no
@@ -76,6 +67,44 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise ImageReadError(msg) from None
     except MemoryError:
         raise ImageReadError("not enough memory to decode it") from None
+
+
+def probe_image(path: str | os.PathLike[str]) -> str | None:
+    """The format of an image file from its header alone (no pixels decoded):
+    Pillow's name for it ("JPEG", "PNG", "WEBP"...), None when only decoding
+    can tell. Raises ImageReadError, with the reason :func:`read_image` would
+    give, for what the header already shows: no such file, not a regular
+    file, an empty file, not an image at all."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with open(path, "rb") as f, PILImage.open(f) as im:
+                return im.format
+    except PILImage.UnidentifiedImageError:
+        kind = _sniff(path)
+        if kind is None:
+            raise ImageReadError("not an image file Pillow can identify") from None
+        if kind != "TIFF":  # (tifffile may still read a TIFF)
+            raise ImageReadError(f"corrupt {kind} file (its header cannot be decoded)") from None
+        return kind
+    except Exception:  # a bomb, a corrupt header...: decoding says what is wrong
+        return None
+
+
+def _check_file(path: Path) -> None:
+    """Refuse what is no image file before opening it (a FIFO would block)."""
+    if path.is_dir():
+        raise ImageReadError("is a directory")
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ImageReadError(exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageReadError("not a regular file")  # a FIFO or device would block or never end
+    if st.st_size == 0:
+        raise ImageReadError("empty file (0 bytes)")
 
 
 def _sniff(path: Path) -> str | None:
@@ -369,7 +398,7 @@ def _read_tiff(path: Path) -> Image | None:
             except Exception as exc:  # a codec our check did not foresee
                 if "imagecodecs" not in str(exc):
                     raise
-                return _without_codec(page, _first_line(exc))
+                return _without_codec(page, first_line(exc))
             frames = len(tf.pages)
             tags = page.tags
             icc_tag = tags.get(34675)
@@ -380,7 +409,7 @@ def _read_tiff(path: Path) -> Image | None:
     except ImageReadError:
         raise
     except Exception as exc:
-        raise ImageReadError(f"corrupt TIFF: {_first_line(exc)}") from None
+        raise ImageReadError(f"corrupt TIFF: {first_line(exc)}") from None
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
@@ -400,10 +429,6 @@ def _read_tiff(path: Path) -> Image | None:
     info: dict[str, object] = {"orientation": orientation}
     exif = _tiff_exif(path, info)
     return Image(a, _checked_icc(icc, info), exif, "TIFF", frames, info, dpi)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
 def _missing_codec(page: object) -> str | None:

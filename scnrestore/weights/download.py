@@ -308,9 +308,9 @@ class _Transfer:
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,  # the connection was cut mid-body
         ) as exc:
-            raise _Retry(_one_line(exc)) from None
+            raise _Retry(_gist(exc)) from None
         except requests.RequestException as exc:
-            raise _NextMirror(_one_line(exc)) from None
+            raise _NextMirror(_gist(exc)) from None
         return start
 
     def _write(self, chunks: Iterable[bytes], start: int, mode: str) -> None:
@@ -334,7 +334,7 @@ class _Transfer:
             raise _Retry(f"the transfer stopped after {done} of {self.size} bytes")
 
 
-def _one_line(exc: BaseException) -> str:
+def _gist(exc: BaseException) -> str:
     """The gist of a requests / urllib3 error (they nest), on one line."""
     while exc.args and isinstance(exc.args[0], BaseException):
         exc = exc.args[0]  # ChunkedEncodingError(ProtocolError(...)), ConnectionError(...)

@@ -81,7 +81,7 @@ def probe_image(path: str | os.PathLike[str]) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with open(path, "rb") as f, PILImage.open(f) as im:
-                return im.format
+                return "JPEG" if im.format == "MPO" else im.format  # as read_image says
     except PILImage.UnidentifiedImageError:
         kind = _sniff(path)
         if kind is None:

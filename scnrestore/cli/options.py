@@ -139,7 +139,7 @@ CalibrationOpt = Annotated[
     typer.Option(
         "--level-calibration/--no-level-calibration",
         help="Tell the network the model's calibrated level for the given sigma / quality "
-        "(measured per model; see docs/training.md). Off: the level as given.",
+        "(measured per model; see docs/models.md). Off: the level as given.",
     ),
 ]
 KeepInputOpt = Annotated[

@@ -68,7 +68,7 @@ def where(entry: ModelEntry) -> str:
 def fetch(entry: ModelEntry, *, offline: bool | None = None, quiet: bool = True) -> Path:
     """The local file of ``entry``: embedded, else cached, else downloaded and verified.
 
-    Raises :class:`~scnrestore.download.DownloadError` (a RegistryError) when it
+    Raises :class:`~scnrestore.errors.DownloadError` (a RegistryError) when it
     cannot be had; ``offline`` (default: ``$SCNRESTORE_OFFLINE``) forbids the
     network; ``quiet=False`` draws a progress bar on a terminal.
     """

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-from scnrestore import cli
+from scnrestore import batch
 from scnrestore.imageio import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Quiet:
-    def done(self, job: cli.Job) -> None:
+    def done(self, job: batch.Job) -> None:
         if job.status != "ok":
             raise SystemExit(f"{job.dst}: {job.error}")
 
@@ -59,11 +59,11 @@ def outputs(images: Path, count: int, scale: int, side: int) -> list[np.ndarray]
 
 def run(arrays: list[np.ndarray], slots: int, level: int, folder: Path) -> float:
     """Seconds to write every array through a pipeline with ``slots`` writers."""
-    pipe = cli._Pipeline(_Quiet(), slots=slots)  # type: ignore[arg-type]
-    enc = cli._Encoding(95, level)
+    pipe = batch.Pipeline(_Quiet(), slots=slots)  # type: ignore[arg-type]
+    enc = batch.Encoding(95, level)
     t0 = time.perf_counter()
     for i, a in enumerate(arrays):
-        job = cli.Job(folder / f"in{i}.png", folder / f"out{i}.png")
+        job = batch.Job(folder / f"in{i}.png", folder / f"out{i}.png")
         pipe.write(job, (Image(a), "PNG"), enc, time.time())
     pipe.finish()
     seconds = time.perf_counter() - t0
@@ -92,7 +92,7 @@ def main() -> None:
     arrays = outputs(args.images, args.count, args.scale, args.side)
     mp = sum(a.shape[0] * a.shape[1] for a in arrays) / 1e6
     print(
-        f"{cores} usable cores, write_slots() = {cli.write_slots()}; {len(arrays)} outputs, "
+        f"{cores} usable cores, write_slots() = {batch.write_slots()}; {len(arrays)} outputs, "
         f"{mp:.1f} MP in all, from {args.images}"
     )
     print(f"{'level':>5} {'slots':>5} {'seconds':>8} {'out MP/s':>9} {'speed-up':>8}")

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 # 2.2 reads this once, at its first allocation, so it is set before torch is
 # imported). A 512 px tile allocates hundreds of MB of activations per block,
 # each buffer fresh from the kernel: with 4 KB pages that was 1.47 M page
-# faults per tile and 20 % of the time (benchmarks/bench.py, README
-# "Performance"). THP_MEM_ALLOC_ENABLE=0 in the environment turns it off.
+# faults per tile and 20 % of the time (benchmarks/bench.py, docs/performance.md).
+# THP_MEM_ALLOC_ENABLE=0 in the environment turns it off.
 # Only where the kernel has THP: elsewhere torch's madvise fails with a warning.
 def _kernel_has_thp() -> bool:
     try:
@@ -32,7 +32,7 @@ def _kernel_has_thp() -> bool:
 if _kernel_has_thp():
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = ["load_model", "Restorer", "Chain", "read_image", "write_image", "Image", "__version__"]
 

@@ -17,23 +17,15 @@ from . import weights
 from .checkpoint import CheckpointError, build_model, load_state_dict, read_metadata
 from .engine import BT601_LUMA, DEFAULT_OVERLAP, Engine
 from .imageio import Image
+from .tasks import JPEG_QUALITIES, LEVEL_RANGES, TASK_SCHEDULES, TRAINED_RANGES
 
 if TYPE_CHECKING:
     import torch
 
     from .model import SCN
 
-__all__ = ["load_model", "Restorer", "LEVEL_RANGES", "blend_input"]
+__all__ = ["load_model", "Restorer", "LEVEL_RANGES", "blend_input", "auto_level", "level_info"]
 
-# Valid levels per task: sigma for denoise, JPEG quality for dejpeg.
-LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 100.0)}
-# The levels a conditioned network is told, when its registry entry gives no
-# sigma_range / quality_range: the ranges `scnrestore train` samples. A level
-# beyond them (a JPEG saved at quality 98) is passed as the nearest end.
-TRAINED_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
-# JPEG qualities a JPEG-aware upscaler can be told (its entry's quality_range
-# narrows what it is actually told).
-JPEG_QUALITIES = (5.0, 100.0)
 # BT.601 luma weights, as JPEG (JFIF) computes Y from RGB.
 _LUMA = np.array(BT601_LUMA, np.float32)
 
@@ -363,3 +355,34 @@ def _resize_plane(plane: np.ndarray, scale: int, dst: np.ndarray) -> None:
             dst[r:r1] = np.clip(np.rint(big), 0, peak)
         else:
             dst[r:r1] = np.clip(big, 0.0, 1.0)
+
+
+def auto_level(task: str, image: Image) -> float:
+    """The level of one image, estimated: its noise sigma (denoise), or the
+    quality it was saved with, read from its quantisation tables (dejpeg);
+    within the task's range. A dejpeg image that is not a JPEG file has no
+    such tables: ValueError."""
+    from .estimate import estimate_jpeg_quality, estimate_sigma
+
+    if task not in LEVEL_RANGES:
+        raise ValueError(f"{task} takes no level")
+    lo, hi = LEVEL_RANGES[task]
+    if task == "denoise":
+        return float(min(max(round(estimate_sigma(image.pixels), 1), lo), hi))
+    if image.format != "JPEG" or "quantization" not in image.info:
+        raise ValueError(f"not a JPEG file ({image.format}): its quality must be given")
+    return float(min(max(estimate_jpeg_quality(image.info["quantization"]), lo), hi))
+
+
+def level_info(restorer: Restorer, level: float | None) -> dict[str, float]:
+    """What ``restorer`` makes of ``level``, as the CLI's JSON and ``eval`` record it:
+    the share of the input it blends back (``keep_luma`` / ``keep_input``, for
+    the tasks that have one) and the level its network is told (``told_level``,
+    for a model that takes a level)."""
+    info: dict[str, float] = {}
+    key = TASK_SCHEDULES.get(restorer.task)
+    if key is not None:
+        info[key] = restorer.kept_share(level)
+    if level is not None and restorer.conditioned:
+        info["told_level"] = restorer.told(level)
+    return info

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import weights
-from .api import JPEG_QUALITIES, LEVEL_RANGES, Restorer
+from .api import Restorer
+from .tasks import JPEG_QUALITIES, LEVEL_RANGES
 
 if TYPE_CHECKING:
     from .imageio import Image

@@ -18,13 +18,11 @@ if TYPE_CHECKING:
 
     from .model import SCN
 
+from .errors import CheckpointError
+
 __all__ = ["CheckpointError", "load_state_dict", "read_metadata", "build_model"]
 
 _WRAPPERS = ("params_ema", "model_state_dict", "state_dict", "params", "model", "net")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used (unreadable, unsafe, not an SCN)."""
 
 
 def _is_tensor_dict(obj: Any) -> bool:

@@ -21,8 +21,17 @@ __all__ = [
     "add_gaussian_noise",
     "jpeg_roundtrip",
     "crop_to_multiple",
+    "dihedral",
     "make_input",
 ]
+
+
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips / transposes of an H x W (x C) array (k in 0..7):
+    transposed if bit 2 of ``k`` is set, then rotated by 90 degrees (k & 3) times."""
+    if k & 4:
+        a = a.swapaxes(0, 1)
+    return np.ascontiguousarray(np.rot90(a, k & 3))
 
 
 def crop_to_multiple(img: np.ndarray, m: int) -> np.ndarray:

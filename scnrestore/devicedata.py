@@ -110,11 +110,9 @@ def condition_values(task: str, levels: torch.Tensor) -> torch.Tensor:
 
 def _dihedral_grids(p: int) -> np.ndarray:
     """(8, 2, p, p): the source row and column of each output pixel under
-    ``train._dihedral``'s op k (so gathering with them *is* the op)."""
-    from .train import _dihedral
-
+    ``degrade.dihedral``'s op k (so gathering with them *is* the op)."""
     ind = np.stack(np.indices((p, p)), -1)
-    return np.stack([_dihedral(ind, k).transpose(2, 0, 1) for k in range(8)])
+    return np.stack([degrade.dihedral(ind, k).transpose(2, 0, 1) for k in range(8)])
 
 
 # -- the JPEG bank, made by worker processes ------------------------------------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import degrade
+from .imageio.formats import IMAGE_EXTS
 from .metrics import psnr, psnr_y, ssim
 
 if TYPE_CHECKING:
@@ -118,9 +119,6 @@ def eval_document(restorer: Restorer, results: list[dict[str, Any]]) -> dict[str
         "precision": restorer.engine.precision,
         "results": results,
     }
-
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def load_images(directory: str | os.PathLike[str]) -> list[tuple[str, np.ndarray]]:

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# bf16 costs about 0.01 dB (README, Performance), so ``auto`` takes it on a
+# bf16 costs about 0.01 dB (docs/performance.md), so ``auto`` takes it on a
 # CPU only where it is clearly faster than fp32.
 BF16_MIN_SPEEDUP = 1.1
 PROBE_FILE = "cpu_precision.json"
@@ -157,7 +157,7 @@ def cpu_bf16_pays(cache: Path | None = None) -> bool:
 
     No native bf16: never. AMX: always (3-5x fp32 for this network).
     AVX512-BF16 without AMX differs by vendor: 2.2x fp32 on an AMD EPYC, 0.8x
-    on an Intel Xeon without AMX (README, Performance), so it is measured once
+    on an Intel Xeon without AMX (docs/performance.md), so it is measured once
     (:func:`measure_cpu_bf16`) and the result kept in ``cpu_precision.json``
     in the cache dir, keyed by CPU model and torch version. Delete the file
     to measure again. bf16 is taken at :data:`BF16_MIN_SPEEDUP` or more.
@@ -166,7 +166,7 @@ def cpu_bf16_pays(cache: Path | None = None) -> bool:
         return False
     if cpu_has_amx():
         return True
-    from .paths import cache_dir
+    from .files import cache_dir
 
     path = (cache if cache is not None else cache_dir()) / PROBE_FILE
     key = _cpu_key()
@@ -183,7 +183,7 @@ def cpu_bf16_pays(cache: Path | None = None) -> bool:
         if entry is None:
             entry = _MEASURED[key] = measure_cpu_bf16()
         data[key] = entry
-        from .imageio import atomic_output  # leaves nothing behind on failure
+        from .files import atomic_output  # leaves nothing behind on failure
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

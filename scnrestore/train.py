@@ -32,11 +32,10 @@ import numpy as np
 
 from . import degrade
 from .evaluate import evaluate, load_images, summarise
-from .imageio import atomic_output
+from .files import atomic_output
+from .tasks import TASKS
 
-__all__ = ["TrainConfig", "train", "TASKS", "load_run_config"]
-
-TASKS = ("upscale", "denoise", "dejpeg")
+__all__ = ["TrainConfig", "train", "TASKS", "load_run_config", "resume_config"]
 
 
 @dataclass
@@ -232,8 +231,8 @@ class PatchSampler:
             elif cfg.task == "dejpeg" or level > 0:  # dejpeg, or a JPEG-aware upscale
                 x = degrade.jpeg_roundtrip(np.ascontiguousarray(x), int(level))
             k = int(rng.integers(8))
-            xs.append(_dihedral(x, k))
-            ys.append(_dihedral(y, k))
+            xs.append(degrade.dihedral(x, k))
+            ys.append(degrade.dihedral(y, k))
             levels.append(level)
         return np.stack(xs), np.stack(ys), np.asarray(levels, np.float32)
 
@@ -265,12 +264,6 @@ def patch_detail(patch: np.ndarray) -> float:
     g = patch.astype(np.float32).mean(axis=-1)
     lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
     return float(np.abs(lap).mean())
-
-
-def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    if k & 4:
-        a = a.transpose(1, 0, 2)
-    return np.ascontiguousarray(np.rot90(a, k & 3))
 
 
 class Prefetcher:
@@ -653,6 +646,24 @@ def load_run_config(out: str | os.PathLike[str]) -> TrainConfig:
     """The configuration recorded in a run directory (for ``--resume``)."""
     data = json.loads((Path(out) / "run.json").read_text())["config"]
     return TrainConfig(**data)
+
+
+def resume_config(
+    out: str | os.PathLike[str],
+    *,
+    steps: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    command: list[str] | None = None,
+) -> TrainConfig:
+    """The settings to resume the run in ``out`` with: those it recorded, and
+    what a resumed run may change: more ``steps``, the ``device``, the CPU
+    ``threads``; ``command`` joins the recorded ones (``&&``)."""
+    cfg = load_run_config(out)
+    cfg.steps = steps or cfg.steps
+    cfg.device, cfg.threads = device, threads or cfg.threads
+    cfg.command = cfg.command + ["&&"] + (command or [])
+    return cfg
 
 
 def _init_from(model: Any, path: str) -> None:

@@ -1,4 +1,4 @@
-"""Markdown quality tables for README from `scnrestore eval --json` output.
+"""Markdown quality tables for docs/models.md from `scnrestore eval --json` output.
 
     scnrestore eval ../shared/data/val --task upscale -s 2 --json > x2.json
     python scripts/eval_tables.py x2.json [more.json ...] [--anchors ANCHORS.json]

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from scnrestore.imageio import atomic_output
+from scnrestore.files import atomic_output
 from scnrestore.weights import TASK_SCHEDULES, TOLD_LEVEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ def write_entry(name: str, fields: dict) -> None:
     Two ship.py runs often finish at about the same time (denoise and dejpeg
     are trained side by side); each read-modify-write holds an exclusive lock
     on a lock file beside the registry so neither loses the other's entry, and
-    the new text goes through imageio.atomic_output, so a registry
+    the new text goes through files.atomic_output, so a registry
     is never seen half-written.
     """
     block = f"[models.{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in fields.items())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import fileserver
 import numpy as np
 import pytest
 
@@ -51,3 +53,26 @@ def photo() -> np.ndarray:
     root = Path(__file__).resolve().parents[1]
     with Image.open(root / "examples" / "coffee.png") as im:
         return np.asarray(im.convert("RGB"))[40:136, 60:188].copy()
+
+
+# -- the registry and downloader tests (a real HTTP server, see fileserver.py) --
+
+
+@pytest.fixture()
+def server() -> Iterator[fileserver.FileServer]:
+    s = fileserver.FileServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temp cache and an empty user registry; no offline, mirror or proxy settings."""
+    reg = tmp_path / "user-weights.toml"
+    reg.write_text("[models]\n")
+    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCNRESTORE_REGISTRY", str(reg))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for var in ("SCNRESTORE_OFFLINE", "SCNRESTORE_WEIGHTS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path

@@ -100,3 +100,22 @@ def test_readme_api_comments_match_the_shipped_registry():
     assert len(calls) == 3, calls
     for call, stated in calls:
         assert repr(eval(call, names)) == stated, (call, stated)
+
+
+def test_auto_level_and_level_info_are_what_the_cli_records(ckpt_dir, photo, tmp_path):
+    """The auto level and the level bookkeeping live in the API: the CLI's
+    JSON and eval's tables come from these two functions."""
+    from PIL import Image as PILImage
+
+    from scnrestore import read_image
+    from scnrestore.api import auto_level, level_info
+
+    PILImage.fromarray(photo).save(tmp_path / "q30.jpg", quality=30)
+    PILImage.fromarray(photo).save(tmp_path / "p.png")
+    assert auto_level("dejpeg", read_image(tmp_path / "q30.jpg")) == 30
+    with pytest.raises(ValueError, match=r"not a JPEG file \(PNG\)"):
+        auto_level("dejpeg", read_image(tmp_path / "p.png"))
+    assert 1 <= auto_level("denoise", read_image(tmp_path / "p.png")) <= 75
+    d = Restorer("denoise", ckpt_dir / "denoise.safetensors", device="cpu", keep_input=0.25)
+    assert level_info(d, 25) == {"keep_input": 0.25, "told_level": 25}
+    assert level_info(Restorer("upscale", ckpt_dir / "x2.safetensors", scale=2), None) == {}

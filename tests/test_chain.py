@@ -165,9 +165,7 @@ def test_jpeg_range_draws_jpeg_patches_on_the_mcu_grid_and_some_clean(data_dir, 
         ]
         assert on_grid and np.shares_memory(x, lr_img), "patch not on the 16-px grid"
         want = x if level == 0 else degrade.jpeg_roundtrip(np.ascontiguousarray(x), int(level))
-        from scnrestore.train import _dihedral
-
-        assert np.array_equal(xb[i], _dihedral(want, k)) and level == lv[i]
+        assert np.array_equal(xb[i], degrade.dihedral(want, k)) and level == lv[i]
 
 
 @pytest.mark.parametrize(

@@ -287,7 +287,8 @@ def test_help_does_not_import_torch():
 
 
 def test_cli_overlap_default_is_the_engines():
-    from scnrestore import cli, engine
+    from scnrestore import engine
+    from scnrestore.cli import options as cli
 
     assert cli.DEFAULT_OVERLAP == engine.DEFAULT_OVERLAP
 
@@ -306,7 +307,7 @@ def test_models_list_does_not_import_torch(tmp_path):
         "import sys; from scnrestore.cli import app\n"
         "try:\n    app(['models', 'list'])\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "import scnrestore.download\n"
+        "import scnrestore.weights.download\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     env = {

@@ -17,12 +17,15 @@ def test_dejpeg_auto_reads_quality_from_each_file(tmp_path, ckpt_dir, photo):
     PILImage.fromarray(photo).save(tmp_path / "q60.jpg", quality=60)
     PILImage.fromarray(photo).save(tmp_path / "plain.png")
     r = run("dejpeg", tmp_path, "--model", ckpt_dir / "dejpeg.safetensors", "--json")
-    assert r.returncode == 1
+    assert r.returncode == 0, r.stderr  # a PNG in the folder is skipped, not an error
     files = {f["input"].rsplit("/", 1)[-1]: f for f in json.loads(r.stdout)["files"]}
     assert files["q17.jpg"]["level"] == 17 and files["q60.jpg"]["level"] == 60
-    assert files["plain.png"]["status"] == "failed"
-    assert "not a JPEG file" in files["plain.png"]["error"] and "--quality" in r.stderr
+    assert files["plain.png"]["status"] == "skipped"
+    assert files["plain.png"]["error"] == "not a JPEG file (PNG)"
+    assert "note: skipped a file that is not a JPEG" in r.stderr and "--quality N" in r.stderr
     assert "estimated JPEG quality 17" in r.stderr
+    r = run("dejpeg", tmp_path / "plain.png", "--model", ckpt_dir / "dejpeg.safetensors")
+    assert r.returncode == 1 and "not a JPEG file (PNG): pass --quality N" in r.stderr
 
 
 def test_denoise_auto_estimates_sigma(tmp_path, ckpt_dir, photo):

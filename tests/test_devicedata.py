@@ -11,8 +11,9 @@ import torch
 from PIL import Image as PILImage
 
 from scnrestore import degrade
+from scnrestore.degrade import dihedral
 from scnrestore.devicedata import DeviceSampler, bank_qualities, choose_pipeline, make_bank
-from scnrestore.train import TrainConfig, _dihedral, patch_detail, train
+from scnrestore.train import TrainConfig, patch_detail, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)
@@ -58,8 +59,8 @@ def test_patches_are_aligned_windows_of_the_whole_image_lr(images, scale):
     assert len(set(ks)) > 3 and len(set(imgs)) > 1
     for b, (i, t, le, k) in enumerate(zip(imgs, tops, lefts, ks, strict=True)):
         lr, hr = ds.lr_images[i], ds.hr_images[i]
-        assert np.array_equal(x[b], _dihedral(lr[t : t + p, le : le + p], k))
-        assert np.array_equal(y[b], _dihedral(hr[t * s : (t + p) * s, le * s : (le + p) * s], k))
+        assert np.array_equal(x[b], dihedral(lr[t : t + p, le : le + p], k))
+        assert np.array_equal(y[b], dihedral(hr[t * s : (t + p) * s, le * s : (le + p) * s], k))
 
 
 def test_jpeg_bank_entries_equal_jpeg_roundtrip(images):
@@ -86,8 +87,8 @@ def test_bank_qualities_and_jpeg_patches_on_the_mcu_grid(images):
         assert t % 16 == 0 and le % 16 == 0
         q = ds.qualities[int(entry[b]) - 1]
         jpeg = degrade.jpeg_roundtrip(ds.hr_images[i], q)
-        assert np.array_equal(x[b], _dihedral(jpeg[t : t + p, le : le + p], k))
-        assert np.array_equal(y[b], _dihedral(ds.hr_images[i][t : t + p, le : le + p], k))
+        assert np.array_equal(x[b], dihedral(jpeg[t : t + p, le : le + p], k))
+        assert np.array_equal(y[b], dihedral(ds.hr_images[i][t : t + p, le : le + p], k))
 
 
 def test_levels_follow_the_range_focus_and_clean_share(images):

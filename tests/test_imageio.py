@@ -463,10 +463,10 @@ def test_resolution_is_not_invented_and_turns_with_the_image(tmp_path):
 def test_replacing_a_file_named_in_4_byte_characters(tmp_path, monkeypatch, anonymous):
     """62 emoji + ".png" is 252 bytes: it fits, and so must the temporary name
     of its replacement (cut to 64 characters, it was 256 bytes)."""
-    from scnrestore import imageio
+    from scnrestore import files
 
     if not anonymous:  # other systems: a hidden .NAME.XXXXXXXX.part file
-        monkeypatch.setattr(imageio, "_anonymous_file", lambda directory: None)
+        monkeypatch.setattr(files, "_anonymous_file", lambda directory: None)
     target = tmp_path / ("\U0001f600" * 62 + ".png")
     assert len(os.fsencode(target.name)) == 252
     first = H.pattern(4, 4)

@@ -109,7 +109,7 @@ def entry(points, task="dejpeg", key="keep_luma") -> weights.ModelEntry:
     """A registry entry "m" with ``key = points`` (also used for told_level)."""
     raw = {"task": task, "file": "m.safetensors", "sha256": "0" * 64, "size": 1,
            key: points, **({"scale": 2} if task == "upscale" else {})}  # fmt: skip
-    return weights._parse_entry("m", raw, None, None)
+    return weights.registry._parse_entry("m", raw, None, None)
 
 
 def test_schedule_is_linear_between_points_and_flat_beyond():

@@ -92,7 +92,7 @@ def test_default_denoise_and_dejpeg_commands_need_no_model_flags(tmp_path, args,
 def test_missing_default_model_is_a_clear_error(monkeypatch):
     # Every default ships today; an install without one (or a future task)
     # must still fail with a line that says so, not a KeyError.
-    monkeypatch.setattr(weights, "load_registry", lambda *a, **k: {})
+    monkeypatch.setattr(weights.registry, "load_registry", lambda *a, **k: {})
     with pytest.raises(weights.RegistryError, match="no pretrained model for upscale x4 ships yet"):
         weights.default_model("upscale", 4)
 

@@ -1,170 +1,39 @@
-"""Image files in and out, faithfully.
-
-Reading gives an :class:`Image`: pixels as H x W x C numpy (C = 1 gray, 2 gray +
-alpha, 3 RGB, 4 RGBA; dtype uint8, uint16 or float32) with EXIF orientation
-applied, plus the ICC profile, EXIF (orientation reset to 1) and resolution to
-carry over.
-
-Pillow does most formats. Two gaps are filled by small, well-kept libraries:
-16-bit colour PNG (Pillow 13 reads it as 8-bit and cannot write it) by pypng,
-a pure-Python codec (measured here: 2 MP of 16-bit RGB noise read in 0.21 s,
-written in 0.55 s; opencv-python-headless would be faster but is a 61 MB
-wheel with its own libpng); and 16-bit / float TIFF by tifffile. tifffile
-decodes LZW and JPEG only with the optional imagecodecs package: without it
-such TIFFs go to Pillow where that loses nothing (8 bits a sample, gray
-16 / 32 bits), and deeper colour ones are refused with a reason saying so.
-
-Writes go to a temporary file beside the target, then are renamed into place,
-so a crash or kill never leaves a partial image. On Linux the temporary file is
-anonymous (``O_TMPFILE``) until it is complete, so even ``kill -9`` leaves no
-``.part`` file behind.
-
-Hostile files are refused with a one-line reason (:class:`ImageReadError`):
-anything declaring more than :data:`MAX_PIXELS` pixels is refused from its
-header, before any pixel memory is allocated.
-"""
+"""Reading image files faithfully (see :mod:`scnrestore.imageio`)."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import io
 import os
 import stat
 import struct
-import tempfile
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
-from PIL import ImageFile
 
-__all__ = [
-    "Image",
-    "ImageReadError",
-    "read_image",
-    "write_image",
-    "FORMATS",
-    "format_for_path",
-    "atomic_output",
-    "MAX_PIXELS",
-]
-
-# Extension -> Pillow format name.
-FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-}
-_EXT_FOR = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
-_ORIENTATION = 0x0112
-# The EXIF worth carrying: descriptive IFD0 tags and the EXIF and GPS sub-IFDs.
-# Never the rest of IFD0: for a TIFF, Pillow's getexif() is the file's whole
-# main IFD (ImageWidth, StripOffsets, ColorMap, Photometric...), which written
-# into an output describes another image and makes a TIFF unreadable.
-_EXIF_BASE_TAGS = (
-    0x010E,  # ImageDescription
-    0x010F,  # Make
-    0x0110,  # Model
-    0x0131,  # Software
-    0x0132,  # DateTime
-    0x013B,  # Artist
-    0x013C,  # HostComputer
-    0x8298,  # Copyright
+from ..errors import ImageReadError, first_line
+from .formats import (
+    _DPI_RANGE,
+    _EXIF_BASE_TAGS,
+    _EXIF_IFD,
+    _EXIF_SIZE_TAGS,
+    _GPS_IFD,
+    _INTEROP_IFD,
+    _ORIENTATION,
+    _SIGNATURES,
+    MAX_PIXELS,
+    Image,
 )
-_EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 0x8769, 0x8825, 0xA005
-_EXIF_SIZE_TAGS = (0xA002, 0xA003)  # PixelX/YDimension: stale once upscaled
-# Resolutions outside this (dots per inch) are taken for junk and dropped.
-_DPI_RANGE = (1e-3, 1e6)
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-# Larger images are refused as decompression bombs (Pillow's own hard limit,
-# applied to every reader, tifffile and pypng included): ~179 MP.
-MAX_PIXELS = 2 * (PILImage.MAX_IMAGE_PIXELS or 89_478_485)
-# Magic numbers, to tell "corrupt PNG" from "not an image".
-_SIGNATURES = {
-    b"\x89PNG\r\n\x1a\n": "PNG",
-    b"\xff\xd8\xff": "JPEG",
-    b"GIF87a": "GIF",
-    b"GIF89a": "GIF",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-    b"BM": "BMP",
-}
 
-
-class ImageReadError(ValueError):
-    """An input file that is not a readable image (the message says why)."""
-
-
-@dataclass
-class Image:
-    """Decoded pixels plus the metadata worth carrying into the output."""
-
-    pixels: np.ndarray
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    format: str | None = None
-    frames: int = 1
-    info: dict[str, object] = field(default_factory=dict)
-    # Resolution in dots per inch (x, y), None when the file gives none.
-    dpi: tuple[float, float] | None = None
-
-    @property
-    def mode(self) -> str:
-        return MODES[self.pixels.shape[2]]
-
-    @property
-    def has_alpha(self) -> bool:
-        return self.pixels.shape[2] in (2, 4)
-
-    def with_pixels(self, pixels: np.ndarray) -> Image:
-        return replace(self, pixels=pixels)
-
-
-def format_for_path(path: str | os.PathLike[str], override: str | None = None) -> str:
-    """Output format from ``override`` (png, jpeg, ...) or the file extension."""
-    if override:
-        key = "." + override.lower().lstrip(".")
-        if key not in FORMATS:
-            raise ValueError(f"unknown format {override!r} (use png, jpg, webp, tif or bmp)")
-        return FORMATS[key]
-    ext = Path(path).suffix.lower()
-    if ext not in FORMATS:
-        raise ValueError(f"{path}: unknown image extension {ext!r}")
-    return FORMATS[ext]
-
-
-def extension_for(fmt: str) -> str:
-    return _EXT_FOR[fmt]
-
-
-# ---------------------------------------------------------------------------
-# Reading
+__all__ = ["read_image", "probe_image"]
 
 
 def read_image(path: str | os.PathLike[str]) -> Image:
     """Decode an image file. Raises ImageReadError with a one-line reason."""
     path = Path(path)
-    if path.is_dir():
-        raise ImageReadError("is a directory")
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ImageReadError(exc.strerror or str(exc)) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageReadError("not a regular file")  # a FIFO or device would block or never end
-    if st.st_size == 0:
-        raise ImageReadError("empty file (0 bytes)")
+    _check_file(path)
     try:
         with warnings.catch_warnings():
             # Between Pillow's warning and hard limits: allowed, and no
@@ -198,6 +67,44 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise ImageReadError(msg) from None
     except MemoryError:
         raise ImageReadError("not enough memory to decode it") from None
+
+
+def probe_image(path: str | os.PathLike[str]) -> str | None:
+    """The format of an image file from its header alone (no pixels decoded):
+    Pillow's name for it ("JPEG", "PNG", "WEBP"...), None when only decoding
+    can tell. Raises ImageReadError, with the reason :func:`read_image` would
+    give, for what the header already shows: no such file, not a regular
+    file, an empty file, not an image at all."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with open(path, "rb") as f, PILImage.open(f) as im:
+                return "JPEG" if im.format == "MPO" else im.format  # as read_image says
+    except PILImage.UnidentifiedImageError:
+        kind = _sniff(path)
+        if kind is None:
+            raise ImageReadError("not an image file Pillow can identify") from None
+        if kind != "TIFF":  # (tifffile may still read a TIFF)
+            raise ImageReadError(f"corrupt {kind} file (its header cannot be decoded)") from None
+        return kind
+    except Exception:  # a bomb, a corrupt header...: decoding says what is wrong
+        return None
+
+
+def _check_file(path: Path) -> None:
+    """Refuse what is no image file before opening it (a FIFO would block)."""
+    if path.is_dir():
+        raise ImageReadError("is a directory")
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ImageReadError(exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageReadError("not a regular file")  # a FIFO or device would block or never end
+    if st.st_size == 0:
+        raise ImageReadError("empty file (0 bytes)")
 
 
 def _sniff(path: Path) -> str | None:
@@ -491,7 +398,7 @@ def _read_tiff(path: Path) -> Image | None:
             except Exception as exc:  # a codec our check did not foresee
                 if "imagecodecs" not in str(exc):
                     raise
-                return _without_codec(page, _first_line(exc))
+                return _without_codec(page, first_line(exc))
             frames = len(tf.pages)
             tags = page.tags
             icc_tag = tags.get(34675)
@@ -502,7 +409,7 @@ def _read_tiff(path: Path) -> Image | None:
     except ImageReadError:
         raise
     except Exception as exc:
-        raise ImageReadError(f"corrupt TIFF: {_first_line(exc)}") from None
+        raise ImageReadError(f"corrupt TIFF: {first_line(exc)}") from None
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
@@ -522,10 +429,6 @@ def _read_tiff(path: Path) -> Image | None:
     info: dict[str, object] = {"orientation": orientation}
     exif = _tiff_exif(path, info)
     return Image(a, _checked_icc(icc, info), exif, "TIFF", frames, info, dpi)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
 def _missing_codec(page: object) -> str | None:
@@ -595,296 +498,3 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
     if orientation in ops:
         a = np.ascontiguousarray(ops[orientation](a))
     return a
-
-
-# ---------------------------------------------------------------------------
-# Writing
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; put it into place on success.
-
-    Linux: the yielded path names an anonymous ``O_TMPFILE`` file (via
-    ``/proc/self/fd``) that gets a name only once it is complete and fsynced,
-    by a hard link straight to ``path`` (or to a temporary name then renamed
-    over an existing ``path``). A crash, ``kill -9`` or Ctrl-C before that
-    leaves nothing at all. Elsewhere: a hidden ``.NAME.XXXXXXXX.part`` file
-    beside ``path``, removed on any exception and renamed into place.
-    Open the yielded path; do not resolve it (``os.path.realpath``).
-    """
-    path = Path(path)
-    fd = _anonymous_file(path.parent)
-    if fd is None:
-        with _named_output(path) as tmp:
-            yield tmp
-        return
-    try:
-        yield Path(f"/proc/self/fd/{fd}")
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        os.fsync(fd)
-        _link_into_place(fd, path)
-    finally:
-        os.close(fd)
-
-
-def _anonymous_file(directory: Path) -> int | None:
-    """An O_TMPFILE descriptor in ``directory``, or None where that is unsupported."""
-    flag = getattr(os, "O_TMPFILE", 0)
-    if not flag or not os.path.isdir("/proc/self/fd"):
-        return None
-    try:
-        return os.open(directory, flag | os.O_RDWR, 0o600)
-    except OSError:  # file system without O_TMPFILE (or no such dir: named path says so)
-        return None
-
-
-def _link_into_place(fd: int, path: Path) -> None:
-    src = f"/proc/self/fd/{fd}"
-    dir_fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        # linkat(AT_SYMLINK_FOLLOW), as open(2) shows for O_TMPFILE; os.link uses
-        # plain link(), which would link the /proc symlink itself, when no dir_fd.
-        link = functools.partial(os.link, src, dst_dir_fd=dir_fd, follow_symlinks=True)
-        try:
-            link(path.name)  # atomic; fails if path exists
-            return
-        except FileExistsError:
-            pass
-        except OSError:  # linking refused here: copy into a named temporary file
-            with _named_output(path) as tmp, open(src, "rb") as f, open(tmp, "wb") as g:
-                while chunk := f.read(1 << 20):
-                    g.write(chunk)
-            return
-        # Replacing an existing file (--overwrite): a name for the instant before rename.
-        for _ in range(100):
-            tmp = f".{_name_start(path.name)}.{os.urandom(4).hex()}.part"
-            try:
-                link(tmp)
-                break
-            except FileExistsError:
-                continue
-        else:  # pragma: no cover - 100 collisions of 32 random bits
-            raise FileExistsError(f"cannot find a free temporary name beside {path}")
-        try:
-            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dir_fd)
-            raise
-    finally:
-        os.close(dir_fd)
-
-
-def _name_start(name: str, limit: int = 64) -> str:
-    """The longest start of ``name`` that takes at most ``limit`` bytes on disk.
-
-    Bytes, not characters: names are limited to 255 bytes, and 64 emoji are
-    256. The cut falls between characters (an undecodable byte of a non-UTF-8
-    name counts as one).
-    """
-    size = 0
-    for i, ch in enumerate(name):
-        size += len(os.fsencode(ch))
-        if size > limit:
-            return name[:i]
-    return name
-
-
-@contextlib.contextmanager
-def _named_output(path: Path) -> Iterator[Path]:
-    # The name is cut so that the temporary name fits where ``path`` fits.
-    prefix = f".{_name_start(path.name)}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        # mkstemp creates 0600; give the file the mode a plain open() would.
-        os.chmod(tmp_path, 0o666 & ~_UMASK)
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
-def write_image(
-    path: str | os.PathLike[str],
-    image: Image,
-    fmt: str | None = None,
-    quality: int = 95,
-    *,
-    png_compression: int = 6,
-    before_commit: Callable[[], None] | None = None,
-) -> None:
-    """Encode ``image`` to ``path`` atomically. ``fmt`` defaults to the extension.
-
-    16-bit and float pixels stay 16-bit in PNG and 16-bit / float in TIFF;
-    other formats get 8 bits. JPEG drops alpha; BMP gets gray + alpha as RGBA.
-    ICC, EXIF and ``image.dpi`` are kept where the format holds them (a TIFF
-    keeps EXIF's IFD0 tags, not its sub-IFDs, which libtiff cannot write).
-    ``quality``: JPEG / WebP; ``png_compression``: the zlib level (0-9) of
-    PNG files. ``before_commit`` is called once the file is encoded, just
-    before it is put into place: raising there abandons it (nothing is left
-    behind).
-    """
-    fmt = fmt or format_for_path(path)
-    with atomic_output(path) as tmp:
-        _encode(tmp, image, fmt, quality, png_compression)
-        if before_commit is not None:
-            before_commit()
-
-
-def leaves_no_trace(directory: str | os.PathLike[str]) -> bool:
-    """True when :func:`atomic_output` in ``directory`` writes an anonymous file,
-    which vanishes if the process exits before it is put into place."""
-    fd = _anonymous_file(Path(directory))
-    if fd is None:
-        return False
-    os.close(fd)
-    return True
-
-
-def _to_uint8(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a
-    if a.dtype == np.uint16:
-        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
-
-
-def _to_uint16(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.uint16:
-        return a
-    if a.dtype == np.uint8:
-        return a.astype(np.uint16) * 257
-    return np.clip(np.rint(a * 65535.0), 0, 65535).astype(np.uint16)
-
-
-def _encode(path: Path, image: Image, fmt: str, quality: int, png_compression: int) -> None:
-    a = image.pixels
-    deep = a.dtype != np.uint8
-    dpi = image.dpi
-    if fmt == "TIFF" and deep:
-        _write_tiff(path, a, image.icc_profile, dpi)
-        return
-    if fmt == "PNG" and deep:
-        _write_png16(path, _to_uint16(a), image.icc_profile, image.exif, png_compression, dpi)
-        return
-    a8 = _to_uint8(a)
-    if fmt == "JPEG" and a8.shape[2] in (2, 4):
-        a8 = a8[:, :, :-1]
-    if fmt == "BMP" and a8.shape[2] == 2:  # BMP holds no gray + alpha; Pillow writes RGBA
-        a8 = np.concatenate([np.repeat(a8[:, :, :1], 3, axis=2), a8[:, :, 1:]], axis=2)
-    mode = MODES[a8.shape[2]]
-    pil = PILImage.fromarray(a8[:, :, 0] if mode == "L" else a8, mode)
-    kwargs: dict[str, object] = {}
-    if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        kwargs["icc_profile"] = image.icc_profile
-    exif = _tiff_safe_exif(image.exif) if fmt == "TIFF" else image.exif
-    if exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        kwargs["exif"] = exif
-    # WebP holds no resolution; JPEG's JFIF density is a whole number of 16 bits.
-    if dpi and (fmt in ("PNG", "TIFF", "BMP") or (fmt == "JPEG" and _jfif_dpi(dpi))):
-        kwargs["dpi"] = dpi
-    if fmt == "WEBP" and image.info.get("lossless"):
-        kwargs.update(lossless=True, exact=True)  # a lossless input stays lossless, every value
-    elif fmt in ("JPEG", "WEBP"):
-        kwargs["quality"] = int(quality)
-    if fmt == "PNG":
-        kwargs["compress_level"] = int(png_compression)
-    if fmt == "TIFF":
-        kwargs["compression"] = "tiff_adobe_deflate"
-    pil.save(path, format=fmt, **kwargs)
-
-
-def _jfif_dpi(dpi: tuple[float, float]) -> bool:
-    return all(1 <= round(v) <= 65535 for v in dpi)
-
-
-def _tiff_safe_exif(exif: bytes | None) -> bytes | None:
-    """``exif`` without its EXIF and GPS sub-IFDs: libtiff, which writes
-    Pillow's compressed TIFFs, cannot store them (Pillow fails with "Error
-    setting from dictionary"). The descriptive IFD0 tags stay."""
-    if not exif:
-        return exif
-    parsed = PILImage.Exif()
-    parsed.load(exif)
-    if _EXIF_IFD not in parsed and _GPS_IFD not in parsed:
-        return exif
-    base = PILImage.Exif()
-    for tag in (*_EXIF_BASE_TAGS, _ORIENTATION):
-        if tag in parsed:
-            base[tag] = parsed[tag]
-    return base.tobytes() if len(base) else None
-
-
-def _write_tiff(
-    path: Path, a: np.ndarray, icc: bytes | None, dpi: tuple[float, float] | None
-) -> None:
-    import tifffile
-
-    c = a.shape[2]
-    data = a[:, :, 0] if c == 1 else a
-    extratags = [(34675, "B", len(icc), icc, True)] if icc else []
-    resolution = {"resolution": dpi, "resolutionunit": "INCH"} if dpi else {}
-    # An open file, not the path: tifffile resolves paths, and atomic_output's
-    # path is a /proc/self/fd link to an anonymous file.
-    with open(path, "wb") as f:
-        tifffile.imwrite(
-            f,
-            data,
-            photometric="minisblack" if c in (1, 2) else "rgb",
-            extrasamples=("unassalpha",) if c in (2, 4) else None,
-            compression="zlib",
-            extratags=extratags,
-            **resolution,
-        )
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    )
-
-
-def _write_png16(
-    path: Path,
-    a: np.ndarray,
-    icc: bytes | None,
-    exif: bytes | None,
-    level: int,
-    dpi: tuple[float, float] | None = None,
-) -> None:
-    import png
-
-    h, w, c = a.shape
-    grey, alpha = c in (1, 2), c in (2, 4)
-    phys: dict[str, object] = {}
-    if dpi:  # pHYs: pixels per metre, as Pillow writes it
-        x, y = (max(1, int(v / 0.0254 + 0.5)) for v in dpi)
-        phys = {"x_pixels_per_unit": x, "y_pixels_per_unit": y, "unit_is_meter": True}
-    writer = png.Writer(w, h, greyscale=grey, alpha=alpha, bitdepth=16, compression=level, **phys)
-    with open(path, "wb") as f:
-        writer.write_array(f, a.reshape(-1))
-    if not (icc or exif):
-        return
-    # pypng writes no iCCP / eXIf: splice them in right after IHDR.
-    data = path.read_bytes()
-    ihdr_end = 8 + 8 + 13 + 4
-    extra = b""
-    if icc:
-        extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
-    if exif:
-        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
-    path.write_bytes(data[:ihdr_end] + extra + data[ihdr_end:])
-
-
-# Truncated files are errors, never silently padded with grey.
-ImageFile.LOAD_TRUNCATED_IMAGES = False

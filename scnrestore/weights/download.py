@@ -35,9 +35,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import __version__
-from .paths import cache_dir
-from .weights import RegistryError, is_safe_name, url_problem
+from .._version import __version__
+from ..errors import DownloadError
+from ..files import cache_dir
 
 try:
     import fcntl
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DownloadError",
+    "is_safe_name",
+    "url_problem",
     "retrieve",
     "cache_dir",
     "cached",
@@ -66,10 +68,30 @@ DEFAULT_BACKOFF = 1.0  # seconds before the first retry, doubled each time
 CHUNK = 1 << 16
 RETRY_STATUS = frozenset((408, 425, 429, 500, 502, 503, 504))
 _TRUE = ("1", "true", "yes", "on")
+URL_SCHEMES = ("http", "https", "file")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 
-class DownloadError(RegistryError):
-    """A model file that cannot be had: offline, unreachable, or corrupt."""
+def is_safe_name(name: str) -> bool:
+    """A plain name (letters, digits, ``. _ + -``): no path separator, no ``..``.
+
+    Model and file names must pass, so that nothing can escape the cache dir.
+    """
+    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
+
+
+def url_problem(url: str, *, relative_ok: bool = False) -> str | None:
+    """Why ``url`` is refused (None when it is fine): http, https and file only."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme:
+        if relative_ok and url and not parts.netloc:
+            return None
+        return f"{url!r} is not an absolute URL"
+    if parts.scheme not in URL_SCHEMES:
+        return f"{url!r}: only http, https and file URLs are accepted"
+    if parts.scheme != "file" and not parts.netloc:
+        return f"{url!r} has no host"
+    return None
 
 
 class _Retry(Exception):
@@ -286,9 +308,9 @@ class _Transfer:
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,  # the connection was cut mid-body
         ) as exc:
-            raise _Retry(_one_line(exc)) from None
+            raise _Retry(_gist(exc)) from None
         except requests.RequestException as exc:
-            raise _NextMirror(_one_line(exc)) from None
+            raise _NextMirror(_gist(exc)) from None
         return start
 
     def _write(self, chunks: Iterable[bytes], start: int, mode: str) -> None:
@@ -312,7 +334,7 @@ class _Transfer:
             raise _Retry(f"the transfer stopped after {done} of {self.size} bytes")
 
 
-def _one_line(exc: BaseException) -> str:
+def _gist(exc: BaseException) -> str:
     """The gist of a requests / urllib3 error (they nest), on one line."""
     while exc.args and isinstance(exc.args[0], BaseException):
         exc = exc.args[0]  # ChunkedEncodingError(ProtocolError(...)), ConnectionError(...)

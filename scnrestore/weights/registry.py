@@ -1,47 +1,6 @@
-"""The weights registry: which models exist, what they are, where their files are.
+"""The registry file (``weights.toml``) read into :class:`ModelEntry` objects.
 
-The registry is ``weights.toml`` (shipped inside the package; the copy at the
-repository's top level is the same file), one table per model::
-
-    format = 1
-    base_url = "https://example.org/scnrestore/v1/"   # for relative file names / urls
-
-    [models.scn-x2]
-    task = "upscale"
-    scale = 2
-    file = "scn-x2.safetensors"                 # a plain name: the cache file's name
-    sha256 = "..."                              # 64 hex digits, required
-    size = 4903912                              # bytes, required
-    urls = ["https://mirror-a/scn-x2.safetensors", "scn-x2.safetensors"]
-    embedded = false                            # true: shipped in scnrestore/models/
-    num_blocks = 16                             # architecture, checked against the tensors
-    num_scales = 4                              # what the tensors cannot tell
-    image_mean = 0.5
-    licence = "MIT"
-    provenance = "scnrestore train upscale -s 2 --data DIV2K/train ..."
-    quality = { set5_psnr_y = 37.6 }
-
-A dejpeg entry may add ``keep_luma = [[90, 0.0], [95, 0.5], [99, 1.0]]``:
-points (JPEG quality, weight), linear between them and flat beyond, saying
-how much of the JPEG's own luma to keep at each quality (see
-``ModelEntry.luma_weight``); a denoise entry ``keep_input``, points (sigma,
-weight): how much of the noisy input to blend back (a nearly clean photo is
-best left nearly alone). Measured on validation photos, not trained.
-
-A denoise or dejpeg entry may add ``told_level = [[5, 5], [10, 12], [40, 44]]``:
-points (true level, level the network is told), linear between them and
-keeping the nearest end's ratio beyond them. A network trained with L1 over a
-range of levels need not do best when told the true one (see
-``ModelEntry.told_level``); measured for these weights by
-``benchmarks/told_level.py``, so a new set of weights starts without one.
-
-A user registry (``$SCNRESTORE_REGISTRY`` or ``weights.toml`` in the
-platformdirs config dir) is merged over the shipped one, entry by entry.
-:func:`resolve` maps a name to a local file: embedded, else cached, else
-downloaded by :mod:`scnrestore.download` (``$SCNRESTORE_WEIGHTS_URL`` replaces
-``base_url`` and is tried first).
-
-This module never imports torch: ``scnrestore models list`` stays instant.
+See :mod:`scnrestore.weights` for the format. Never imports torch.
 """
 
 from __future__ import annotations
@@ -49,40 +8,32 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..errors import RegistryError
+from ..tasks import SCHEDULES, TASKS, TOLD_LEVEL
+from .download import is_safe_name, url_problem
+from .schedules import schedule_weight, told_level
 
 __all__ = [
     "ModelEntry",
     "RegistryError",
     "load_registry",
+    "user_registry_path",
     "default_model_name",
     "default_model",
-    "resolve",
-    "fetch",
-    "download_urls",
-    "local_path",
-    "where",
-    "verify",
-    "describe",
-    "is_safe_name",
-    "url_problem",
     "PACKAGE_DIR",
-    "schedule_weight",
-    "SCHEDULES",
-    "TASK_SCHEDULES",
-    "told_level",
-    "TOLD_LEVEL",
+    "SHIPPED_REGISTRY",
+    "EMBEDDED_DIR",
+    "ARCH_KEYS",
 ]
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SHIPPED_REGISTRY = PACKAGE_DIR / "weights.toml"
 EMBEDDED_DIR = PACKAGE_DIR / "models"
 REQUIRED = ("task", "file", "sha256", "size")
-TASKS = ("upscale", "denoise", "dejpeg")
-URL_SCHEMES = ("http", "https", "file")
 # Architecture hyperparameters; passed to the model builder, which checks them
 # against the tensor shapes (num_scales and image_mean the tensors cannot tell).
 ARCH_KEYS = (
@@ -94,22 +45,13 @@ ARCH_KEYS = (
     "num_cond_channels",
 )
 # Blend-back schedules, and the task each belongs to.
-SCHEDULES = {"keep_luma": "dejpeg", "keep_input": "denoise"}
-TASK_SCHEDULES = {task: key for key, task in SCHEDULES.items()}
-# The level a conditioned network is told, per true level (denoise, dejpeg).
-TOLD_LEVEL = "told_level"
 ENTRY_KEYS = frozenset(
     (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "urls",
      "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",
      "status", *SCHEDULES, TOLD_LEVEL)
 )  # fmt: skip
 TOP_KEYS = frozenset(("format", "base_url", "models"))
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class RegistryError(ValueError):
-    """A malformed registry, an unknown model, or a file that is missing."""
 
 
 @dataclass(frozen=True)
@@ -195,57 +137,6 @@ class ModelEntry:
         """
         points = self.raw.get(TOLD_LEVEL) if self.task in ("denoise", "dejpeg") else None
         return told_level(points or [], level)
-
-
-def told_level(points: list[list[float]], level: float) -> float:
-    """A ``told_level`` schedule at ``level``: linear between its (level, told)
-    points, the nearest end's ratio beyond them; ``level`` for an empty one."""
-    if not points:
-        return float(level)
-    (x0, t0), (xn, tn) = points[0], points[-1]
-    if level <= x0:
-        return float(level * t0 / x0)
-    if level >= xn:
-        return float(level * tn / xn)
-    return schedule_weight(points, level)
-
-
-def schedule_weight(points: list[list[float]], level: float) -> float:
-    """A ``keep_luma`` / ``keep_input`` schedule at ``level``: linear between
-    its (level, weight) points, flat beyond the ends; 0 for an empty one.
-    (``told_level`` uses it between its points.)"""
-    if not points:
-        return 0.0
-    (x0, w0), *rest = points
-    if level <= x0:
-        return float(w0)
-    for x1, w1 in rest:
-        if level <= x1:
-            return float(w0 + (w1 - w0) * (level - x0) / (x1 - x0))
-        x0, w0 = x1, w1
-    return float(w0)
-
-
-def is_safe_name(name: str) -> bool:
-    """A plain name (letters, digits, ``. _ + -``): no path separator, no ``..``.
-
-    Model and file names must pass, so that nothing can escape the cache dir.
-    """
-    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
-
-
-def url_problem(url: str, *, relative_ok: bool = False) -> str | None:
-    """Why ``url`` is refused (None when it is fine): http, https and file only."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme:
-        if relative_ok and url and not parts.netloc:
-            return None
-        return f"{url!r} is not an absolute URL"
-    if parts.scheme not in URL_SCHEMES:
-        return f"{url!r}: only http, https and file URLs are accepted"
-    if parts.scheme != "file" and not parts.netloc:
-        return f"{url!r} has no host"
-    return None
 
 
 def _is_number(v: Any) -> bool:
@@ -437,153 +328,3 @@ def default_model(task: str, scale: int = 1) -> str:
             "pass a checkpoint with --model FILE"
         )
     return name
-
-
-def _join(base: str, rel: str) -> str:
-    return base.rstrip("/") + "/" + rel.lstrip("/")
-
-
-def download_urls(entry: ModelEntry) -> list[str]:
-    """The URLs to try for ``entry``, in order.
-
-    ``$SCNRESTORE_WEIGHTS_URL`` replaces the registry's ``base_url``, and
-    ``$SCNRESTORE_WEIGHTS_URL/FILE`` is tried first (a mirror or an air-gapped
-    server holding the files by name). Then the entry's ``urls`` in order,
-    relative ones joined to the base; an entry without ``urls`` uses
-    ``base_url/FILE``.
-    """
-    env = os.environ.get("SCNRESTORE_WEIGHTS_URL", "").strip()
-    if env and (problem := url_problem(env)):
-        raise RegistryError(f"SCNRESTORE_WEIGHTS_URL: {problem}")
-    base = env or entry.base_url
-    wanted = ([entry.file] if env or not entry.urls else []) + list(entry.urls)
-    out: list[str] = []
-    for u in wanted:
-        if not urllib.parse.urlsplit(u).scheme:
-            if not base:
-                raise RegistryError(
-                    f"model {entry.name}: no URL for {u!r}: the registry has no base_url "
-                    "(add urls or base_url, or set SCNRESTORE_WEIGHTS_URL)"
-                )
-            u = _join(base, u)
-        if u not in out:
-            out.append(u)
-    return out
-
-
-def local_path(entry: ModelEntry) -> Path | None:
-    """The usable local file of ``entry`` (embedded, or cached at the right size)."""
-    if entry.embedded:
-        p = EMBEDDED_DIR / entry.file
-        return p if p.is_file() else None
-    from .download import cached
-
-    return cached(entry.file, entry.size)
-
-
-def where(entry: ModelEntry) -> str:
-    """``embedded``, ``cached`` or ``remote``."""
-    if entry.embedded:
-        return "embedded"
-    return "cached" if local_path(entry) else "remote"
-
-
-def fetch(entry: ModelEntry, *, offline: bool | None = None, quiet: bool = True) -> Path:
-    """The local file of ``entry``: embedded, else cached, else downloaded and verified.
-
-    Raises :class:`~scnrestore.download.DownloadError` (a RegistryError) when it
-    cannot be had; ``offline`` (default: ``$SCNRESTORE_OFFLINE``) forbids the
-    network; ``quiet=False`` draws a progress bar on a terminal.
-    """
-    if entry.embedded:
-        path = EMBEDDED_DIR / entry.file
-        if not path.is_file():
-            raise RegistryError(f"model {entry.name}: embedded file {path} is missing")
-        if path.stat().st_size != entry.size:
-            raise RegistryError(
-                f"model {entry.name}: embedded file {path} has {path.stat().st_size} bytes, "
-                f"the registry says {entry.size}; reinstall scnrestore"
-            )
-        return path
-    from .download import cached, is_offline, retrieve
-
-    hit = cached(entry.file, entry.size)
-    if hit is not None:
-        return hit
-    urls = [] if is_offline(offline) else download_urls(entry)
-    return retrieve(
-        entry.file, sha256=entry.sha256, size=entry.size, urls=urls, offline=offline, quiet=quiet
-    )
-
-
-def verify(entry: ModelEntry) -> tuple[str, Path, str]:
-    """Re-hash the local file of ``entry``: (``good|bad|missing``, path, detail).
-
-    A bad file in the cache is deleted, so the next use downloads it again; a
-    bad embedded file is reported only.
-    """
-    from .download import cache_dir, check_file
-
-    path = EMBEDDED_DIR / entry.file if entry.embedded else cache_dir() / entry.file
-    if not path.is_file():
-        return "missing", path, "not downloaded" if not entry.embedded else "file is missing"
-    problem = check_file(path, sha256=entry.sha256, size=entry.size)
-    if problem is None:
-        return "good", path, ""
-    if not entry.embedded:
-        path.unlink(missing_ok=True)
-        problem += "; deleted"
-    return "bad", path, problem
-
-
-def describe(entry: ModelEntry) -> dict[str, Any]:
-    """Every field of ``entry`` as plain JSON-able data, with where its file is."""
-    local = local_path(entry)
-    try:
-        urls: list[str] | str = [] if entry.embedded else download_urls(entry)
-    except RegistryError as exc:
-        urls = f"error: {exc}"
-    return {
-        "name": entry.name,
-        "task": entry.task,
-        "scale": entry.scale,
-        **{k: entry.raw[k] for k in ("sigma_range", "quality_range") if k in entry.raw},
-        **{k: entry.raw[k] for k in ARCH_KEYS if k in entry.raw},
-        "file": entry.file,
-        "size": entry.size,
-        "sha256": entry.sha256,
-        "licence": entry.raw.get("licence"),
-        "provenance": entry.raw.get("provenance"),
-        "quality": entry.raw.get("quality"),
-        **{
-            k: entry.raw[k]
-            for k in ("quality_note", "steps", "data", "status", *SCHEDULES, TOLD_LEVEL)
-            if k in entry.raw
-        },
-        "embedded": entry.embedded,
-        "urls": urls,
-        "where": "embedded" if entry.embedded else ("cached" if local else "remote"),
-        "path": str(local) if local else None,
-        "registry": str(entry.source) if entry.source else None,
-    }
-
-
-def resolve(
-    name_or_path: str, *, offline: bool | None = None, quiet: bool = True
-) -> tuple[Path, dict[str, Any], ModelEntry | None]:
-    """Map a model name or a checkpoint path to (file, hyperparameters, entry).
-
-    A path that exists wins over a registry name. A registry name gives its
-    embedded file, else its cached file, else downloads it (see :func:`fetch`).
-    """
-    p = Path(name_or_path).expanduser()
-    if p.is_file():
-        return p, {}, None
-    registry = load_registry()
-    entry = registry.get(name_or_path)
-    if entry is None:
-        if p.suffix or os.sep in name_or_path or "/" in name_or_path:
-            raise RegistryError(f"{name_or_path}: no such checkpoint file")
-        known = ", ".join(sorted(registry)) or "none yet"
-        raise RegistryError(f"unknown model {name_or_path!r} (known: {known})")
-    return fetch(entry, offline=offline, quiet=quiet), dict(entry.hparams), entry

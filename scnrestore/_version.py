@@ -1,0 +1,3 @@
+"""The package version (a leaf: download's User-Agent needs it too)."""
+
+__version__ = "0.1.0"

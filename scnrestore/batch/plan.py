@@ -1,0 +1,275 @@
+"""Planning a batch: inputs (files, folders, globs) -> jobs -> output paths.
+
+Nothing here decodes an image or loads a model: every clash between inputs and
+outputs is settled before anything runs (see :func:`guard_outputs`).
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..imageio import FORMATS, IMAGE_EXTS, INPUT_EXTS, extension_for
+
+__all__ = [
+    "Job",
+    "Source",
+    "check_inputs",
+    "SUFFIX",
+    "expand_inputs",
+    "plan_outputs",
+    "guard_outputs",
+    "same_file",
+    "resolved",
+]
+
+# What each task appends to an input's name for its output beside it.
+SUFFIX = {"upscale": "_x{scale}", "denoise": "_denoised", "dejpeg": "_dejpeg"}
+
+
+@dataclass
+class Job:
+    """One input file of a batch and what became of it.
+
+    ``named``: the input was named on its own (not found in a folder or by a
+    glob); ``status``: pending, ok, failed or skipped, ``error`` saying why;
+    ``info``: what the JSON summary adds (level, told_level, size...).
+    """
+
+    src: Path
+    dst: Path | None = None
+    status: str = "pending"
+    error: str | None = None
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+    named: bool = False
+    quiet: bool = False  # settled without a line of its own (a note covers it)
+
+
+class Source(NamedTuple):
+    """An input file, the folder ``-o DIR`` mirrors it under, and whether it was named."""
+
+    file: Path
+    base: Path
+    named: bool = False
+
+
+def _has_magic(s: str) -> bool:
+    return any(ch in s for ch in "*?[")
+
+
+def _walk(root: Path, recursive: bool) -> list[Path]:
+    """Image files under ``root``; symlink loops are not followed twice."""
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            st = d.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(d.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            if p.is_dir():
+                if recursive:
+                    stack.append(p)
+            elif p.suffix.lower() in INPUT_EXTS and not p.name.startswith("."):
+                found.append(p)
+    return sorted(found)
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folders of ``pattern`` before its first wildcard: what ``-o DIR``
+    mirrors a glob's matches under (``shots/**/*.png`` -> ``shots``)."""
+    parts = Path(pattern).parts[:-1]
+    static = list(itertools.takewhile(lambda part: not _has_magic(part), parts))
+    return Path(*static) if static else Path()
+
+
+def expand_inputs(
+    inputs: list[str], recursive: bool
+) -> tuple[list[Source], list[Job], list[str]]:
+    """Inputs as :class:`Source` (file, base directory for mirroring, named), plus not-found
+    jobs and notes (a directory with no image files in it)."""
+    pairs: list[Source] = []
+    missing: list[Job] = []
+    notes: list[str] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found = _walk(p, recursive)
+            if not found:
+                deeper = not recursive and any(c.is_dir() for c in _listdir(p))
+                notes.append(
+                    f"note: {p}: no image files" + (" (-r looks in its folders)" if deeper else "")
+                )
+            pairs += [Source(f, p) for f in found]
+        elif p.exists():
+            pairs.append(Source(p, p.parent, named=True))
+        elif _has_magic(raw):
+            matches = sorted(glob.glob(os.path.expanduser(raw), recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            if not files:
+                missing.append(Job(p, status="failed", error="no file matches this pattern"))
+            base = _glob_base(os.path.expanduser(raw))
+            pairs += [Source(f, base) for f in files]
+        else:
+            missing.append(Job(p, status="failed", error="no such file or directory"))
+    unique: dict[Path, Source] = {}
+    for source in pairs:
+        unique.setdefault(source.file.resolve(), source)
+    return list(unique.values()), missing, notes
+
+
+def _listdir(d: Path) -> list[Path]:
+    try:
+        return list(d.iterdir())
+    except OSError:
+        return []
+
+
+def _inode(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def guard_outputs(jobs: list[Job]) -> None:
+    """Settle, before anything runs, the outputs that would clash:
+
+    - an input that is another input's planned output (``a_x2.png`` beside
+      ``a.png`` on a second run over a folder) is skipped, not restored again;
+    - an output that is another input of the batch (``a.jpg`` -> ``a.png``
+      beside ``a.png`` with ``-o`` into the same folder) fails: inputs are
+      never written;
+    - two inputs with one output (``a.png`` and ``a.jpg`` -> ``a_x2.png``;
+      ``-o DIR`` over two folders holding ``x.png``): the later one fails,
+      so no result silently replaces another.
+    A job whose output is its own input is left to the batch loop.
+    """
+    pending = [(j, resolved(j.dst)) for j in jobs if j.status == "pending" and j.dst is not None]
+    planned: dict[Path | None, Job] = {}
+    for j, dst in pending:
+        planned.setdefault(dst, j)
+    for j, _ in pending:
+        owner = planned.get(resolved(j.src))
+        if owner is not None and owner is not j and not same_file(j.src, j.dst):
+            j.status, j.error = "skipped", f"it is the output of {owner.src} in this run"
+    inputs = {}
+    for j, _ in pending:
+        key = _inode(j.src)
+        if j.status == "pending" and key is not None:
+            inputs.setdefault(key, j)
+    claimed: dict[Path | None, Job] = {}
+    for j, dst in pending:
+        if j.status != "pending":
+            continue
+        other = inputs.get(_inode(j.dst))  # None where the output does not exist yet
+        if other is not None and other is not j:
+            j.status, j.error = "failed", f"output {j.dst} would overwrite the input {other.src}"
+            continue
+        first = claimed.setdefault(dst, j)
+        if first is not j:
+            j.status = "failed"
+            j.error = (
+                f"output {j.dst} is also the output of {first.src} (use -o or -f to separate them)"
+            )
+
+
+def plan_outputs(
+    pairs: list[Source],
+    output: Path | None,
+    suffix: str,
+    fmt: str | None,
+) -> list[Job]:
+    """Destination of each input; see --output."""
+    def ext_for(src: Path) -> str:
+        if fmt:
+            return extension_for(FORMATS["." + fmt.lower().lstrip(".")])
+        ext = src.suffix.lower()
+        # Re-encoding a restored image as JPEG would add back artefacts; GIF
+        # (256 colours) and formats we do not write give PNG too.
+        return ".png" if ext in (".jpg", ".jpeg") or ext not in FORMATS else ext
+
+    single_file = (
+        output is not None
+        and len(pairs) == 1
+        and not output.is_dir()
+        and output.suffix.lower() in IMAGE_EXTS
+    )
+    jobs = []
+    for src, base, named in pairs:
+        if single_file:
+            dst = output
+        elif output is not None:
+            rel = src.relative_to(base) if src.is_relative_to(base) else Path(src.name)
+            dst = output / rel.with_suffix(ext_for(src))
+        else:
+            dst = src.with_name(src.stem + suffix + ext_for(src))
+        jobs.append(Job(src, dst, named=named))
+    return jobs
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def resolved(p: Path | None) -> Path | None:
+    try:
+        return p.resolve() if p is not None else None
+    except (OSError, RuntimeError):
+        return p
+
+
+def check_inputs(jobs: list[Job], task: str, level: float | str | None) -> list[str]:
+    """What can be told of the inputs from their headers, before a model loads.
+
+    A pending job whose input is no image (a text file named ``photo.jpg``)
+    fails as its decoding would. For ``dejpeg`` with the quality read from
+    each file (``level`` "auto"), an input that is not a JPEG fails when it
+    was named on its own, and is skipped when a folder or glob brought it,
+    with one note for all of them. Returns the notes.
+    """
+    from ..errors import ImageReadError
+    from ..imageio import probe_image
+
+    not_jpeg = []
+    for job in jobs:
+        if job.status != "pending":
+            continue
+        try:
+            kind = probe_image(job.src)
+        except ImageReadError as exc:
+            job.status, job.error = "failed", f"cannot read: {exc}"
+            continue
+        if task == "dejpeg" and level == "auto" and kind not in (None, "JPEG"):
+            if job.named:
+                job.status, job.error = "failed", f"not a JPEG file ({kind}): pass --quality N"
+            else:
+                job.status, job.error = "skipped", f"not a JPEG file ({kind})"
+                job.quiet = True  # the one note below speaks for all of them
+                not_jpeg.append(job)
+    if not not_jpeg:
+        return []
+    n = len(not_jpeg)
+    what = "a file that is not a JPEG" if n == 1 else f"{n} files that are not JPEGs"
+    return [
+        f"note: skipped {what} (--quality auto reads each JPEG's quality; "
+        "give --quality N to restore them too)"
+    ]

@@ -1,0 +1,242 @@
+"""What the commands share: exit codes, option types, their parsing, the model options.
+
+torch is imported only when a command runs a model, so ``--help`` is instant:
+nothing here imports more than typer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+
+from ..errors import one_line
+from ..runtime import PRECISIONS
+from ..tasks import LEVEL_FLAG, LEVEL_RANGES, TASK_SCHEDULES, TASKS
+
+if TYPE_CHECKING:
+    from ..api import Restorer
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# engine.DEFAULT_OVERLAP, repeated so that start-up (--help, models list) does
+# not import the engine and with it numpy (0.13 s here); a test keeps them equal.
+DEFAULT_OVERLAP = 32
+
+Precision = StrEnum("Precision", [(p, p) for p in PRECISIONS])
+Task = StrEnum("Task", [(t, t) for t in TASKS])
+
+
+# -- help that reads like typer's own ---------------------------------------------
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def _plain(params: list[Any]) -> list[Any]:
+    """No type after a flag (``--recursive``, ``--help``) nor after the
+    arguments (``inputs...``): they take no value to describe."""
+    for p in params:
+        if isinstance(p, TyperArgument) or getattr(p, "is_flag", False):
+            p.display_type_rich = _no_type  # type: ignore[attr-defined]
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose --help shows a value type only where there is a value."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """A group (the app, ``models``) with the same help as :class:`Command`."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
+# -- shared options ---------------------------------------------------------------
+
+Inputs = Annotated[
+    list[str],
+    typer.Argument(help="Image files, directories or glob patterns.", show_default=False),
+]
+
+
+def output_option(default_name: str) -> Any:
+    """--output / -o, its help naming the command's own default output name."""
+    return typer.Option(
+        "--output",
+        "-o",
+        help="Output file (one input) or directory (mirrors the input tree). "
+        f"Default: beside each input, as {default_name}.",
+    )
+
+
+RecursiveOpt = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Descend into subdirectories.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(help="Registry name or checkpoint file (.safetensors / .pt / .pth)."),
+]
+NumScalesOpt = Annotated[
+    int | None,
+    typer.Option(min=1, max=6, help="Pyramid levels of a checkpoint that does not record it."),
+]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option(
+        help="Compute precision. auto: bf16 on CUDA cards with bf16 (else fp16), "
+        "on CPUs where bf16 is measured faster (AMX; AVX512-BF16 probed once), else fp32."
+    ),
+]
+TileOpt = Annotated[
+    int | None,
+    typer.Option(min=0, help="Tile side in input pixels; 0 = whole image. Default: from memory."),
+]
+OverlapOpt = Annotated[int, typer.Option(min=0, help="Pixels shared by neighbouring tiles.")]
+TtaOpt = Annotated[bool, typer.Option(help="x8 self-ensemble (8x slower, slightly better).")]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="Output format: png, jpg, webp, tif, bmp."),
+]
+JpegQualityOpt = Annotated[
+    int, typer.Option(min=1, max=100, help="Quality of JPEG / WebP output files.")
+]
+PngCompressionOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=9,
+        help="zlib level of PNG output files: 1 encodes 3-5x faster than 6 for files"
+        " 10-20% larger (big upscales on a GPU spend more time encoding than computing).",
+    ),
+]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace existing output files.")]
+SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output exists.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option("--offline", help="Never download a model: use embedded or cached files only."),
+]
+KeepLumaOpt = Annotated[
+    str,
+    typer.Option(
+        help="Share of the JPEG's own luma to keep, 0-1, or auto: the model's measured "
+        "share for the quality (dejpeg; none at low quality, all at 99-100)."
+    ),
+]
+CalibrationOpt = Annotated[
+    bool,
+    typer.Option(
+        "--level-calibration/--no-level-calibration",
+        help="Tell the network the model's calibrated level for the given sigma / quality "
+        "(measured per model; see docs/models.md). Off: the level as given.",
+    ),
+]
+KeepInputOpt = Annotated[
+    str,
+    typer.Option(
+        help="Share of the noisy input to blend back, 0-1, or auto: the model's measured "
+        "share for the sigma (denoise; most for nearly clean photos, none for noisy ones)."
+    ),
+]
+
+
+# -- the model a command runs -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model, and how it runs: --model, --num-scales, --device,
+    --precision, --tile, --tile-overlap, --tta, the share of the input
+    blended back (--keep-input / --keep-luma; None: the model's schedule),
+    --level-calibration and --offline."""
+
+    model: str | None = None
+    num_scales: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int | None = None
+    tile_overlap: int = DEFAULT_OVERLAP
+    tta: bool = False
+    keep: float | None = None
+    calibration: bool = True
+    offline: bool = False
+
+
+def make_restorer(task: str, scale: int, m: ModelOptions) -> Restorer:
+    """A Restorer, or exit 2 with one line."""
+    from ..api import Restorer
+    from ..errors import CheckpointError, RegistryError
+
+    try:
+        return Restorer(
+            task,
+            m.model,
+            scale=scale,
+            device=m.device,
+            precision=m.precision,
+            tile=m.tile,
+            tile_overlap=m.tile_overlap,
+            tta=m.tta,
+            num_scales=m.num_scales,
+            told_level=m.calibration,
+            **({TASK_SCHEDULES[task]: m.keep} if task in TASK_SCHEDULES else {}),
+        )
+    except (RegistryError, CheckpointError, ValueError, OSError) as exc:
+        typer.echo(one_line(f"error: {exc}"), err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+# -- parsing ----------------------------------------------------------------------
+
+
+def usage(msg: str) -> NoReturn:
+    """A usage error: click prints it with the usage line, exit 2."""
+    raise typer.BadParameter(msg)
+
+
+def parse_level(task: str, level: str | None) -> float | str | None:
+    """A number within the task's range, or "auto" (estimated per file)."""
+    if level is None:
+        return None
+    if level.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(level)
+    except ValueError:
+        usage(f"{level!r} is not a number or 'auto'")
+    lo, hi = LEVEL_RANGES[task]
+    if not lo <= value <= hi:
+        usage(f"{LEVEL_FLAG[task]} must be between {lo:g} and {hi:g} (or auto), not {level}")
+    return value
+
+
+def parse_keep(text: str, flag: str) -> float | None:
+    """--keep-luma / --keep-input: None for auto (the registry's schedule), else 0..1."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        usage(f"{flag} must be a number from 0 to 1 or auto, not {text}")
+    return value
+
+
+def floats(text: str, what: str) -> tuple[float, ...]:
+    """'1,0.5' -> (1.0, 0.5); a usage error (exit 2) naming ``what`` otherwise."""
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        usage(f"{what} must be numbers separated by commas, not {text!r}")

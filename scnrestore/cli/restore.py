@@ -1,0 +1,262 @@
+"""``scnrestore upscale`` / ``denoise`` / ``dejpeg``: a batch of files through one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .options import (
+    DEFAULT_OVERLAP,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CalibrationOpt,
+    DeviceOpt,
+    FormatOpt,
+    Inputs,
+    JpegQualityOpt,
+    JsonOpt,
+    KeepInputOpt,
+    KeepLumaOpt,
+    ModelOpt,
+    ModelOptions,
+    NumScalesOpt,
+    OfflineOpt,
+    OverlapOpt,
+    OverwriteOpt,
+    PngCompressionOpt,
+    Precision,
+    PrecisionOpt,
+    QuietOpt,
+    RecursiveOpt,
+    SkipOpt,
+    TileOpt,
+    TtaOpt,
+    make_restorer,
+    output_option,
+    parse_keep,
+    parse_level,
+    usage,
+)
+
+if TYPE_CHECKING:
+    from ..batch import BatchOptions, Job
+
+__all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
+
+
+def run_batch(
+    inputs: list[str], opts: BatchOptions, model: ModelOptions, quiet: bool, as_json: bool
+) -> None:
+    """Shared body of upscale / denoise / dejpeg: plan, fetch the model, run, sum up."""
+    from ..batch import run_jobs
+    from .report import ConsoleReporter, print_summary
+
+    jobs, notes = _plan(inputs, opts)
+    if any(j.status == "pending" for j in jobs):
+        _fetch_model(opts.task, opts.scale, model, quiet=quiet)
+    reporter = ConsoleReporter(quiet, as_json, len(jobs))
+    for line in notes:
+        reporter.note(line)
+    try:
+        result = run_jobs(jobs, opts, reporter, lambda: make_restorer(opts.task, opts.scale, model))
+    finally:
+        reporter.close()
+    print_summary(result, reporter, as_json)
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if any(j.status == "failed" for j in jobs):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _plan(inputs: list[str], opts: BatchOptions) -> tuple[list[Job], list[str]]:
+    """The jobs of a batch, settled as far as can be before a model loads, and notes."""
+    from ..batch import SUFFIX, check_inputs, expand_inputs, guard_outputs, plan_outputs
+    from ..imageio import format_for_path
+
+    if opts.overwrite and opts.skip_existing:
+        usage("--overwrite and --skip-existing exclude each other")
+    if opts.fmt:
+        try:
+            format_for_path("x", opts.fmt)
+        except ValueError as exc:
+            usage(str(exc))
+    pairs, jobs_missing, notes = expand_inputs(inputs, opts.recursive)
+    if opts.output is not None and not opts.output.is_dir():
+        _check_output_name(opts.output, opts.fmt, len(pairs))
+    suffix = SUFFIX[opts.task].format(scale=opts.scale)
+    jobs = jobs_missing + plan_outputs(pairs, opts.output, suffix, opts.fmt)
+    guard_outputs(jobs)
+    notes += check_inputs(jobs, opts.task, opts.level)
+    return jobs, notes
+
+
+def _check_output_name(output: Path, fmt: str | None, n_inputs: int) -> None:
+    """Usage errors for an ``-o`` that is not a folder: a file name for many
+    inputs, a picture format scnrestore does not write, or one that
+    contradicts ``-f``."""
+    from ..imageio import FORMATS, INPUT_EXTS, format_for_path
+
+    ext = output.suffix.lower()
+    if ext in INPUT_EXTS and ext not in FORMATS:
+        writable = ".png, .tif, .webp, .bmp or .jpg"
+        usage(f"--output {output}: {ext[1:].upper()} is not written (use {writable})")
+    if ext not in FORMATS:
+        return  # a folder to be made (names like out.v2 are folders too)
+    if n_inputs > 1:
+        usage(f"--output {output} looks like a file, but there are {n_inputs} inputs")
+    if fmt and format_for_path(output, fmt) != format_for_path(output):
+        usage(f"--output {output} and --format {fmt} disagree; give one of them")
+
+
+def _fetch_model(task: str, scale: int, model: ModelOptions, *, quiet: bool) -> None:
+    """Have the model's file before the batch starts (a download draws its own bar)."""
+    from ..weights import RegistryError, default_model, resolve
+
+    try:
+        name = model.model or default_model(task, scale)
+        resolve(name, offline=model.offline or None, quiet=quiet)
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+# -- the commands -------------------------------------------------------------------
+
+
+def upscale(
+    inputs: Inputs,
+    scale: Annotated[int, typer.Option("--scale", "-s", min=2, max=4, help="2, 3 or 4.")] = 4,
+    output: Annotated[Path | None, output_option("NAME_x4.png (NAME_x2.png with -s 2)")] = None,
+    recursive: RecursiveOpt = False,
+    model: ModelOpt = None,
+    num_scales: NumScalesOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
+    fmt: FormatOpt = None,
+    jpeg_quality: JpegQualityOpt = 95,
+    png_compression: PngCompressionOpt = 6,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
+) -> None:
+    """Upscale images 2x, 3x or 4x.
+
+    Example: [bold]scnrestore upscale photo.png -s 4[/bold]
+    """
+    from ..batch import BatchOptions
+
+    opts = BatchOptions(
+        "upscale", None, scale, output=output, recursive=recursive, fmt=fmt,
+        jpeg_quality=jpeg_quality, png_compression=png_compression, overwrite=overwrite,
+        skip_existing=skip_existing,
+    )  # fmt: skip
+    m = ModelOptions(
+        model, num_scales, device, precision.value, tile, tile_overlap, tta, offline=offline
+    )
+    run_batch(inputs, opts, m, quiet, as_json)
+
+
+def denoise(
+    inputs: Inputs,
+    sigma: Annotated[
+        str,
+        typer.Option(
+            help="Noise level (standard deviation on the 0-255 scale), 1-75, "
+            "or auto: estimated per image and printed."
+        ),
+    ] = "auto",
+    output: Annotated[Path | None, output_option("NAME_denoised.png")] = None,
+    recursive: RecursiveOpt = False,
+    model: ModelOpt = None,
+    num_scales: NumScalesOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
+    fmt: FormatOpt = None,
+    jpeg_quality: JpegQualityOpt = 95,
+    png_compression: PngCompressionOpt = 6,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
+    keep_input: KeepInputOpt = "auto",
+    level_calibration: CalibrationOpt = True,
+) -> None:
+    """Remove Gaussian noise.
+
+    Example: [bold]scnrestore denoise --sigma 25 dir/[/bold]
+    """
+    from ..batch import BatchOptions
+
+    opts = BatchOptions(
+        "denoise", parse_level("denoise", sigma), 1, output=output, recursive=recursive,
+        fmt=fmt, jpeg_quality=jpeg_quality, png_compression=png_compression,
+        overwrite=overwrite, skip_existing=skip_existing,
+    )  # fmt: skip
+    m = ModelOptions(
+        model, num_scales, device, precision.value, tile, tile_overlap, tta,
+        keep=parse_keep(keep_input, "--keep-input"), calibration=level_calibration,
+        offline=offline,
+    )  # fmt: skip
+    run_batch(inputs, opts, m, quiet, as_json)
+
+
+def dejpeg(
+    inputs: Inputs,
+    quality: Annotated[
+        str,
+        typer.Option(
+            help="JPEG quality the images were saved with, 5-100, or auto: read "
+            "from each JPEG file's quantisation tables (other files in a folder or "
+            "glob are skipped). The model was trained on 5-95 and is told 95 for "
+            "higher qualities."
+        ),
+    ] = "auto",
+    output: Annotated[Path | None, output_option("NAME_dejpeg.png")] = None,
+    recursive: RecursiveOpt = False,
+    model: ModelOpt = None,
+    num_scales: NumScalesOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
+    fmt: FormatOpt = None,
+    jpeg_quality: JpegQualityOpt = 95,
+    png_compression: PngCompressionOpt = 6,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
+    keep_luma: KeepLumaOpt = "auto",
+    level_calibration: CalibrationOpt = True,
+) -> None:
+    """Remove JPEG compression artefacts.
+
+    Example: [bold]scnrestore dejpeg --quality 10 *.jpg[/bold]
+    """
+    from ..batch import BatchOptions
+
+    opts = BatchOptions(
+        "dejpeg", parse_level("dejpeg", quality), 1, output=output, recursive=recursive,
+        fmt=fmt, jpeg_quality=jpeg_quality, png_compression=png_compression,
+        overwrite=overwrite, skip_existing=skip_existing,
+    )  # fmt: skip
+    m = ModelOptions(
+        model, num_scales, device, precision.value, tile, tile_overlap, tta,
+        keep=parse_keep(keep_luma, "--keep-luma"), calibration=level_calibration,
+        offline=offline,
+    )  # fmt: skip
+    run_batch(inputs, opts, m, quiet, as_json)

@@ -1,0 +1,38 @@
+"""The vocabulary of scnrestore: task names, their level ranges, the schedules' names.
+
+No imports: every room of the package (CLI, API, registry, training) may use it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TASKS",
+    "LEVEL_TASKS",
+    "LEVEL_RANGES",
+    "TRAINED_RANGES",
+    "JPEG_QUALITIES",
+    "SCHEDULES",
+    "TASK_SCHEDULES",
+    "TOLD_LEVEL",
+    "LEVEL_FLAG",
+]
+
+TASKS = ("upscale", "denoise", "dejpeg")
+# The tasks whose networks take a level (sigma, JPEG quality).
+LEVEL_TASKS = ("denoise", "dejpeg")
+# Valid levels per task: sigma for denoise, JPEG quality for dejpeg.
+LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 100.0)}
+# The levels a conditioned network is told, when its registry entry gives no
+# sigma_range / quality_range: the ranges `scnrestore train` samples. A level
+# beyond them (a JPEG saved at quality 98) is passed as the nearest end.
+TRAINED_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
+# JPEG qualities a JPEG-aware upscaler can be told about its input (upscale
+# --jpeg Q; its registry entry's quality_range narrows what it is told).
+JPEG_QUALITIES = (5.0, 100.0)
+# Blend-back schedules, and the task each belongs to.
+SCHEDULES = {"keep_luma": "dejpeg", "keep_input": "denoise"}
+TASK_SCHEDULES = {task: key for key, task in SCHEDULES.items()}
+# The level a conditioned network is told, per true level (denoise, dejpeg).
+TOLD_LEVEL = "told_level"
+# The command-line option that gives each task's level.
+LEVEL_FLAG = {"denoise": "--sigma", "dejpeg": "--quality"}

@@ -174,6 +174,24 @@ class Chain:
         self.model = model
         self.options = restorer_options
         self._restorers: dict[tuple[str, str], Restorer] = {}
+        # The upscaler for clean inputs now: a model that cannot be had fails
+        # here, before any file (the JPEG-aware and dejpeg / denoise networks
+        # load when the first input that needs them comes).
+        self._plain = self.restorer("upscale", self._upscaler(jpeg=False)[1])
+
+    @property
+    def task(self) -> str:
+        return "upscale"
+
+    @property
+    def engine(self) -> Any:
+        """The clean-input upscaler's engine (its device and precision hold for every step)."""
+        return self._plain.engine
+
+    @property
+    def conditioned(self) -> bool:
+        """A chain is told no level: it reads each input's JPEG quality itself."""
+        return False
 
     # -- which networks -------------------------------------------------------
 
@@ -241,10 +259,6 @@ class Chain:
         return step.model
 
     # -- running ---------------------------------------------------------------
-
-    @property
-    def task(self) -> str:
-        return "upscale"
 
     def run(
         self,

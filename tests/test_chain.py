@@ -210,3 +210,78 @@ def test_eval_with_jpeg_degrades_the_low_resolution_input(photo):
     assert np.array_equal(base, degrade.bicubic_upscale(lr, 2))
     with pytest.raises(ValueError, match="upscale only"):
         degrade.make_input("denoise", photo, 1, 15, rng, jpeg=50)
+
+
+# -- the command line ------------------------------------------------------------
+
+
+def _cli(*args, cwd=None):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "scnrestore", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_upscale_cli_takes_the_jpeg_path_for_a_jpeg_and_not_with_jpeg_off(files, nets, tmp_path):
+    import shutil
+
+    shutil.copy(files / "p.png", tmp_path / "q.png")
+    args = ["upscale", files / "p.jpg", tmp_path / "q.png", "-s", "2", "--model", nets["x2jpeg"],
+            "--precision", "fp32", "--json"]  # fmt: skip
+    r = _cli(*args, "-o", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    steps = {Path(f["input"]).name: f["steps"] for f in doc["files"]}
+    assert steps == {"p.jpg": "x2 jpeg q74", "q.png": "x2"}
+    assert "x2 jpeg q74 (1), x2 (1)" in r.stderr  # the summary names the steps
+    # the file equals the library's joint path
+    out = read_image(tmp_path / "a" / "p.png").pixels
+    chain = Chain(scale=2, model=str(nets["x2jpeg"]), precision="fp32")
+    assert np.array_equal(out, chain.run(read_image(files / "p.jpg")).image.pixels)
+    r = _cli(*args, "-o", tmp_path / "b", "--jpeg", "off")
+    assert r.returncode == 0, r.stderr
+    assert [f["steps"] for f in json.loads(r.stdout)["files"]] == ["x2", "x2"]
+    r = _cli(*args[:2], "-s", "2", "--model", nets["x2"], "--precision", "fp32", "--json",
+             "--denoise", "3", "-o", tmp_path / "c")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["files"][0]["steps"] == "dejpeg q74 → denoise σ3 → x2"
+
+
+@pytest.mark.parametrize(
+    "flag, value, msg",
+    [("--jpeg", "101", "--jpeg quality must be between 5 and 100"),
+     ("--jpeg", "4", "--jpeg quality must be between 5 and 100"),
+     ("--jpeg", "best", "--jpeg must be auto, off or a quality"),
+     ("--denoise", "80", "--denoise sigma must be between 1 and 75"),
+     ("--denoise", "much", "--denoise must be off, auto or a sigma")],
+)  # fmt: skip
+def test_upscale_cli_refuses_bad_steps_before_any_model_loads(files, tmp_path, flag, value, msg):
+    # the model named does not exist: the step options are checked before it
+    r = _cli("upscale", files / "p.jpg", "-s", "2", "--model", tmp_path / "none.pt", flag, value,
+             "-o", tmp_path / "out")  # fmt: skip
+    assert r.returncode == 2 and msg in " ".join(r.stderr.split()), r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_cli_scores_jpeg_inputs_and_train_cli_records_the_jpeg_range(data_dir, nets, tmp_path):
+    r = _cli("eval", data_dir, "--task", "upscale", "-s", "2", "--model", nets["x2jpeg"],
+             "--precision", "fp32", "--jpeg", "60,90", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)["results"]
+    assert [(x["jpeg"], x["steps"]) for x in res] == [(60, "x2 jpeg q60"), (90, "x2 jpeg q90")]
+    # scored against bicubic of the decoded JPEG, which is worse at q60 than at q90
+    assert res[0]["mean"]["base_psnr_y"] < res[1]["mean"]["base_psnr_y"]
+    assert _cli("eval", data_dir, "--task", "denoise", "--jpeg", "60").returncode == 2
+    assert _cli("eval", data_dir, "--task", "upscale", "--jpeg", "60.5").returncode == 2
+    out = tmp_path / "run"
+    r = _cli("train", "upscale", "-s", "2", "--data", data_dir, "--out", out, "--steps", "2",
+             "--batch", "2", "--patch", "32", "--blocks", "1", "--units", "8", "--width", "2",
+             "--num-scales", "2", "--device", "cpu", "--precision", "fp32", "--jpeg-range",
+             "40,95", "--jpeg-clean", "0.5", "-q")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((out / "run.json").read_text())["config"]
+    assert cfg["jpeg_range"] == [40, 95] and cfg["jpeg_clean"] == 0.5
+    bad = _cli("train", "upscale", "--data", data_dir, "--out", tmp_path / "bad",
+               "--jpeg-range", "30")  # fmt: skip
+    assert bad.returncode == 2 and "--jpeg-range must be two whole qualities" in bad.stderr

@@ -97,9 +97,7 @@ def _glob_base(pattern: str) -> Path:
     return Path(*static) if static else Path()
 
 
-def expand_inputs(
-    inputs: list[str], recursive: bool
-) -> tuple[list[Source], list[Job], list[str]]:
+def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Source], list[Job], list[str]]:
     """Inputs as :class:`Source` (file, base directory for mirroring, named), plus not-found
     jobs and notes (a directory with no image files in it)."""
     pairs: list[Source] = []
@@ -196,6 +194,7 @@ def plan_outputs(
     fmt: str | None,
 ) -> list[Job]:
     """Destination of each input; see --output."""
+
     def ext_for(src: Path) -> str:
         if fmt:
             return extension_for(FORMATS["." + fmt.lower().lstrip(".")])

@@ -22,6 +22,7 @@ from .plan import Job, same_file
 
 if TYPE_CHECKING:
     from ..api import Restorer
+    from ..chain import Chain
 
 __all__ = ["BatchOptions", "BatchResult", "run_jobs"]
 
@@ -69,10 +70,13 @@ def run_jobs(
     jobs: list[Job],
     opts: BatchOptions,
     reporter: Reporter,
-    make_restorer: Callable[[], Restorer],
+    make_restorer: Callable[[], Restorer | Chain],
     pipe: Pipeline | None = None,
 ) -> BatchResult:
     """Run the pending jobs in order (the others are reported in their turn).
+
+    ``make_restorer`` gives a Restorer, or for upscale a
+    :class:`~scnrestore.chain.Chain` (each job's steps land in its ``info``).
 
     Ctrl-C stops the batch: writes in flight are dropped (nothing half
     written is left) and the result says it was interrupted.
@@ -161,6 +165,7 @@ class _Run:
         or None with ``job`` marked failed.
         """
         from ..api import auto_level, level_info
+        from ..chain import Chain, describe
 
         assert job.dst is not None and self.restorer is not None
         restorer, task, pipe, level = self.restorer, self.opts.task, self.pipe, self.level
@@ -177,7 +182,15 @@ class _Run:
                 pipe.note(f"{job.src}: estimated {what} {level:g}")
                 warn_if_worse(pipe, restorer, task, level, job.src)
             _record_level(job, restorer, level_info(restorer, level), level)
-            out = restorer.restore(img, level, pipe.reporter.tile_progress(job.src.name))
+            progress = pipe.reporter.tile_progress(job.src.name)
+            if isinstance(restorer, Chain):  # upscale: the steps this input needs
+                chained = restorer.run(img, progress)
+                for note in chained.notes:
+                    pipe.note(f"note: {job.src}: {note}")
+                job.info["steps"] = describe(chained.steps)
+                out = chained.image
+            else:
+                out = restorer.restore(img, level, progress)
             del img
             return out, out_fmt
         except Exception as exc:

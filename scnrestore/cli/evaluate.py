@@ -26,6 +26,7 @@ from .options import (
     TileOpt,
     TtaOpt,
     floats,
+    make_chain,
     make_restorer,
     parse_keep,
     usage,
@@ -61,6 +62,13 @@ def evaluate_cmd(
     keep_luma: KeepLumaOpt = "auto",
     keep_input: KeepInputOpt = "auto",
     level_calibration: CalibrationOpt = True,
+    jpeg: Annotated[
+        str | None,
+        typer.Option(
+            help="upscale: comma-separated JPEG qualities; the low-resolution input is "
+            "saved as a JPEG at each and restored as `scnrestore upscale` does by default.",
+        ),
+    ] = None,
 ) -> None:
     """Degrade clean images as training does, restore them, and score both.
 
@@ -84,8 +92,13 @@ def evaluate_cmd(
         model, num_scales, device, precision.value, tile, tile_overlap, tta,
         keep=keep, calibration=level_calibration,
     )  # fmt: skip
-    restorer = make_restorer(task.value, scale, m)
-    results = [_score(restorer, images, level, as_json) for level in lv]
+    qualities = _qualities(jpeg, task.value)
+    if qualities:
+        restorer: Any = make_chain(scale, m)
+        results = [_score(restorer, images, None, as_json, q) for q in qualities]
+    else:
+        restorer = make_restorer(task.value, scale, m)
+        results = [_score(restorer, images, level, as_json) for level in lv]
     if as_json:
         sys.stdout.write(json.dumps(eval_document(restorer, results), indent=1) + "\n")
 
@@ -102,13 +115,32 @@ def _levels(text: str | None, task: str) -> list[float | None]:
     return values
 
 
-def _score(restorer: Restorer, images: list[Any], level: float | None, as_json: bool) -> Any:
-    """Evaluate at one level; print its table unless ``as_json``; the level's result."""
+def _qualities(text: str | None, task: str) -> list[int]:
+    """--jpeg: whole qualities in 5..100, for upscale only."""
+    if text is None:
+        return []
+    if task != "upscale":
+        usage("--jpeg is for --task upscale (dejpeg takes its qualities with --levels)")
+    values = floats(text, "--jpeg")
+    if not values or any(v != int(v) or not 5 <= v <= 100 for v in values):
+        usage(f"--jpeg must be whole qualities in 5..100, not {text!r}")
+    return [int(v) for v in values]
+
+
+def _score(
+    restorer: Any, images: list[Any], level: float | None, as_json: bool, jpeg: int | None = None
+) -> Any:
+    """Evaluate at one level (or JPEG quality of an upscale's input); print its
+    table unless ``as_json``; the level's result."""
     from ..api import level_info
     from ..evaluate import evaluate, level_result
 
-    rows = evaluate(restorer, images, level)
+    rows = evaluate(restorer, images, level, jpeg=jpeg)
     result = level_result(level, rows, level_info(restorer, level))
+    if jpeg is not None:
+        from ..chain import describe
+
+        result = {"jpeg": jpeg, "steps": describe(restorer.plan_for(jpeg)), **result}
     if not as_json:
         _print_table(restorer, level, rows, result)
     return result
@@ -121,7 +153,7 @@ def _print_table(restorer: Restorer, level: float | None, rows: list[Any], resul
 
     task = restorer.task
     base = {"upscale": "bicubic", "denoise": "noisy"}.get(task, "JPEG")
-    table = Table(title=_title(restorer, level))
+    table = Table(title=_title(restorer, level, result))
     for col in ("image", *(c.format(base=base) for c in TABLE_COLUMNS)):
         table.add_column(col, justify="left" if col == "image" else "right")
     for r in rows:
@@ -138,12 +170,14 @@ def _print_table(restorer: Restorer, level: float | None, rows: list[Any], resul
     console.print(table)
 
 
-def _title(restorer: Restorer, level: float | None) -> str:
-    """"denoise level 25 (network told 26.5), keeping 10% of the noisy input"."""
+def _title(restorer: Restorer, level: float | None, result: dict[str, Any]) -> str:
+    """ "denoise level 25 (network told 26.5), keeping 10% of the noisy input"."""
     from ..api import level_info
 
     task, info = restorer.task, level_info(restorer, level)
     title = task + (f" x{restorer.scale}" if task == "upscale" else f" level {level:g}")
+    if "jpeg" in result:
+        title += f" of a JPEG at quality {result['jpeg']} ({result['steps']})"
     told = info.get("told_level")
     if told is not None and told != level:
         title += f" (network told {told:.3g})"

@@ -19,6 +19,7 @@ from ..tasks import LEVEL_FLAG, LEVEL_RANGES, TASK_SCHEDULES, TASKS
 
 if TYPE_CHECKING:
     from ..api import Restorer
+    from ..chain import Chain
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -197,6 +198,41 @@ def make_restorer(task: str, scale: int, m: ModelOptions) -> Restorer:
         raise typer.Exit(EXIT_USAGE) from None
 
 
+JpegOpt = Annotated[
+    str,
+    typer.Option(
+        "--jpeg",
+        help="auto: a JPEG input (known by its quantisation tables) is upscaled for what "
+        "it is, its artefacts removed in the same pass; off: every input is treated as "
+        "clean; or a quality 5-100 that every input was saved with.",
+    ),
+]
+DenoiseOpt = Annotated[
+    str,
+    typer.Option(
+        "--denoise",
+        help="off, auto (sigma estimated per image) or a sigma 1-75: remove noise "
+        "before upscaling, after the JPEG step.",
+    ),
+]
+
+
+def make_chain(scale: int, m: ModelOptions, jpeg: str = "auto", denoise: str = "off") -> Chain:
+    """The upscale chain (JPEG, noise, scale) for ``upscale``, or exit 2 with one line."""
+    from ..chain import Chain
+    from ..errors import CheckpointError, RegistryError
+
+    try:
+        return Chain(
+            scale, jpeg=jpeg, denoise=denoise, model=m.model, device=m.device,
+            precision=m.precision, tile=m.tile, tile_overlap=m.tile_overlap, tta=m.tta,
+            num_scales=m.num_scales,
+        )  # fmt: skip
+    except (RegistryError, CheckpointError, ValueError, OSError) as exc:
+        typer.echo(one_line(f"error: {exc}"), err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 # -- parsing ----------------------------------------------------------------------
 
 
@@ -232,6 +268,16 @@ def parse_keep(text: str, flag: str) -> float | None:
     if not 0.0 <= value <= 1.0:
         usage(f"{flag} must be a number from 0 to 1 or auto, not {text}")
     return value
+
+
+def parse_steps(jpeg: str, denoise: str) -> tuple[float | str | None, float | str | None]:
+    """upscale's --jpeg and --denoise, checked before any model loads (exit 2)."""
+    from ..chain import parse_denoise, parse_jpeg
+
+    try:
+        return parse_jpeg(jpeg), parse_denoise(denoise)
+    except ValueError as exc:
+        usage(str(exc))
 
 
 def floats(text: str, what: str) -> tuple[float, ...]:

@@ -69,8 +69,9 @@ class ConsoleReporter:
         if job.status == "failed":
             self.error(f"error: {job.src}: {job.error}")
         elif not self.quiet and not job.quiet:
+            steps = _steps_text(job)
             msg = (
-                f"{job.src} -> {job.dst} ({job.seconds:.1f} s)"
+                f"{job.src} -> {job.dst} ({steps}{job.seconds:.1f} s)"
                 if job.status == "ok"
                 else f"{job.src}: skipped ({job.error})"
             )
@@ -104,7 +105,26 @@ def print_summary(result: BatchResult, rep: ConsoleReporter, as_json: bool) -> N
         rep.error(f"interrupted: {msg}, {counts['pending']} not run")
     elif counts["failed"] or not rep.quiet:
         where = f" on {ran_on['device']}, {ran_on['precision']}" if ran_on else ""
-        (rep.error if counts["failed"] else rep.note)(f"{msg} in {result.seconds:.1f} s{where}")
+        (rep.error if counts["failed"] else rep.note)(
+            f"{msg} in {result.seconds:.1f} s{where}{_chains_text(jobs)}"
+        )
+
+
+def _steps_text(job: Job) -> str:
+    """ "dejpeg q30 → x4, " for a file upscaled in more than one plain step, else ""."""
+    steps = job.info.get("steps")
+    return f"{steps}, " if steps and " " in str(steps) else ""
+
+
+def _chains_text(jobs: list[Job]) -> str:
+    """ "; x2 jpeg q74 (3), x2 (1)": the steps the done files took, where any
+    took more than a plain upscale."""
+    from collections import Counter
+
+    chains = Counter(str(j.info["steps"]) for j in jobs if j.status == "ok" and "steps" in j.info)
+    if not any(" " in c for c in chains):
+        return ""
+    return "; " + ", ".join(f"{c} ({n})" for c, n in chains.most_common())
 
 
 def _document(result: BatchResult, counts: dict[str, int]) -> dict[str, object]:

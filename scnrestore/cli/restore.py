@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,9 +13,11 @@ from .options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     CalibrationOpt,
+    DenoiseOpt,
     DeviceOpt,
     FormatOpt,
     Inputs,
+    JpegOpt,
     JpegQualityOpt,
     JsonOpt,
     KeepInputOpt,
@@ -34,10 +36,12 @@ from .options import (
     SkipOpt,
     TileOpt,
     TtaOpt,
+    make_chain,
     make_restorer,
     output_option,
     parse_keep,
     parse_level,
+    parse_steps,
     usage,
 )
 
@@ -48,9 +52,17 @@ __all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
 
 
 def run_batch(
-    inputs: list[str], opts: BatchOptions, model: ModelOptions, quiet: bool, as_json: bool
+    inputs: list[str],
+    opts: BatchOptions,
+    model: ModelOptions,
+    quiet: bool,
+    as_json: bool,
+    steps: tuple[str, str] = ("auto", "off"),
 ) -> None:
-    """Shared body of upscale / denoise / dejpeg: plan, fetch the model, run, sum up."""
+    """Shared body of upscale / denoise / dejpeg: plan, fetch the model, run, sum up.
+
+    ``steps``: upscale's --jpeg and --denoise (its chain; see scnrestore.chain).
+    """
     from ..batch import run_jobs
     from .report import ConsoleReporter, print_summary
 
@@ -60,8 +72,14 @@ def run_batch(
     reporter = ConsoleReporter(quiet, as_json, len(jobs))
     for line in notes:
         reporter.note(line)
+
+    def make() -> Any:
+        if opts.task == "upscale":
+            return make_chain(opts.scale, model, *steps)
+        return make_restorer(opts.task, opts.scale, model)
+
     try:
-        result = run_jobs(jobs, opts, reporter, lambda: make_restorer(opts.task, opts.scale, model))
+        result = run_jobs(jobs, opts, reporter, make)
     finally:
         reporter.close()
     print_summary(result, reporter, as_json)
@@ -146,12 +164,20 @@ def upscale(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
+    jpeg: JpegOpt = "auto",
+    denoise: DenoiseOpt = "off",
 ) -> None:
-    """Upscale images 2x, 3x or 4x.
+    """Upscale images 2x, 3x or 4x; a JPEG's artefacts go in the same pass.
 
-    Example: [bold]scnrestore upscale photo.png -s 4[/bold]
+    Steps, in this order: JPEG artefacts (the last thing done to a file), noise
+    (--denoise), the upscale; in memory, rounded once at the end.
+
+    Example: [bold]scnrestore upscale photo.jpg -s 4[/bold]
     """
     from ..batch import BatchOptions
+
+    steps = (jpeg, denoise)
+    parse_steps(*steps)  # a usage error before anything else
 
     opts = BatchOptions(
         "upscale", None, scale, output=output, recursive=recursive, fmt=fmt,
@@ -161,7 +187,7 @@ def upscale(
     m = ModelOptions(
         model, num_scales, device, precision.value, tile, tile_overlap, tta, offline=offline
     )
-    run_batch(inputs, opts, m, quiet, as_json)
+    run_batch(inputs, opts, m, quiet, as_json, steps)
 
 
 def denoise(

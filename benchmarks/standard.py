@@ -143,7 +143,9 @@ def header(doc: dict, lead: str = "# ") -> str:
         f"{cpu['model_name']} (flags: {cpu['flags']}); torch {doc['torch']}, "
         f"{doc['torch_threads']} threads; device {doc['device']}, precision "
         f"{doc['precision']} -> {', '.join(doc['precision_used']) or 'n/a'}; "
-        f"{doc['total_seconds'] / 60:.1f} min\n"
+        f"{doc['total_seconds'] / 60:.1f} min"
+        + (f"; PARTIAL: {doc['partial']} so far" if doc.get("partial") else "")
+        + "\n"
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,8 +13,10 @@ from .options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     CalibrationOpt,
+    CpusOpt,
     DeviceOpt,
     FormatOpt,
+    GpusOpt,
     Inputs,
     JpegQualityOpt,
     JsonOpt,
@@ -30,10 +32,12 @@ from .options import (
     Precision,
     PrecisionOpt,
     QuietOpt,
+    RayOpt,
     RecursiveOpt,
     SkipOpt,
     TileOpt,
     TtaOpt,
+    WorkersOpt,
     make_restorer,
     output_option,
     parse_keep,
@@ -48,11 +52,28 @@ __all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
 
 
 def run_batch(
-    inputs: list[str], opts: BatchOptions, model: ModelOptions, quiet: bool, as_json: bool
+    inputs: list[str],
+    opts: BatchOptions,
+    model: ModelOptions,
+    quiet: bool,
+    as_json: bool,
+    ray: dict[str, Any] | None = None,
 ) -> None:
-    """Shared body of upscale / denoise / dejpeg: plan, fetch the model, run, sum up."""
+    """Shared body of upscale / denoise / dejpeg: plan, fetch the model, run, sum up.
+    ``ray``: --ray and the worker options, the batch on a Ray cluster instead."""
     from ..batch import run_jobs
     from .report import ConsoleReporter, print_summary
+
+    if ray and ray["ray"] is not None:
+        from .distributed import run_cli
+
+        def before(jobs: list[Job]) -> None:
+            if opts.output is not None and not opts.output.is_dir():
+                _check_output_name(opts.output, opts.fmt, len(jobs))
+            if any(j.status == "pending" for j in jobs):
+                _fetch_model(opts.task, opts.scale, model, quiet=quiet)
+
+        return run_cli(inputs, opts, model, quiet, as_json, before=before, **ray)
 
     jobs, notes = _plan(inputs, opts)
     if any(j.status == "pending" for j in jobs):
@@ -146,6 +167,10 @@ def upscale(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    cpus_per_worker: CpusOpt = 1.0,
 ) -> None:
     """Upscale images 2x, 3x or 4x.
 
@@ -161,7 +186,9 @@ def upscale(
     m = ModelOptions(
         model, num_scales, device, precision.value, tile, tile_overlap, tta, offline=offline
     )
-    run_batch(inputs, opts, m, quiet, as_json)
+    run_batch(inputs, opts, m, quiet, as_json, dict(
+        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    ))  # fmt: skip
 
 
 def denoise(
@@ -192,6 +219,10 @@ def denoise(
     offline: OfflineOpt = False,
     keep_input: KeepInputOpt = "auto",
     level_calibration: CalibrationOpt = True,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    cpus_per_worker: CpusOpt = 1.0,
 ) -> None:
     """Remove Gaussian noise.
 
@@ -209,7 +240,9 @@ def denoise(
         keep=parse_keep(keep_input, "--keep-input"), calibration=level_calibration,
         offline=offline,
     )  # fmt: skip
-    run_batch(inputs, opts, m, quiet, as_json)
+    run_batch(inputs, opts, m, quiet, as_json, dict(
+        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    ))  # fmt: skip
 
 
 def dejpeg(
@@ -242,6 +275,10 @@ def dejpeg(
     offline: OfflineOpt = False,
     keep_luma: KeepLumaOpt = "auto",
     level_calibration: CalibrationOpt = True,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    cpus_per_worker: CpusOpt = 1.0,
 ) -> None:
     """Remove JPEG compression artefacts.
 
@@ -259,4 +296,6 @@ def dejpeg(
         keep=parse_keep(keep_luma, "--keep-luma"), calibration=level_calibration,
         offline=offline,
     )  # fmt: skip
-    run_batch(inputs, opts, m, quiet, as_json)
+    run_batch(inputs, opts, m, quiet, as_json, dict(
+        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    ))  # fmt: skip

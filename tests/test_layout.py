@@ -17,7 +17,7 @@ ROOT = Path(scnrestore.__file__).parent
 # Top to bottom: a module may import its own layer's and lower layers' modules.
 LAYERS = [
     {"__main__", "cli"},
-    {"batch"},
+    {"batch", "distributed"},
     {"standard"},
     {"train", "devicedata"},
     {"evaluate"},

@@ -29,7 +29,7 @@ from .plan import (
     resolved,
     same_file,
 )
-from .run import BatchOptions, BatchResult, run_jobs, warn_if_worse
+from .run import BatchOptions, BatchResult, restore_file, run_jobs, warn_if_worse
 
 __all__ = [
     "BatchOptions",
@@ -48,6 +48,7 @@ __all__ = [
     "guard_outputs",
     "plan_outputs",
     "resolved",
+    "restore_file",
     "run_jobs",
     "same_file",
     "warn_if_worse",

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..imageio import format_for_path
 from ..tasks import LEVEL_FLAG
-from .pipeline import Encoding, Pipeline, Reporter, failure
+from .pipeline import Encoding, Pipeline, Reporter, Ticket, failure, write_output
 from .plan import Job, same_file
 
 if TYPE_CHECKING:
     from ..api import Restorer
     from ..chain import Chain
 
-__all__ = ["BatchOptions", "BatchResult", "run_jobs"]
+__all__ = ["BatchOptions", "BatchResult", "run_jobs", "restore_file"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,58 @@ class _Run:
         except Exception as exc:
             job.status, job.error = "failed", failure(exc)
             return None
+
+
+# -- one file without the pipeline (scnrestore.distributed's workers) ---------------
+
+
+class _NoteSink:
+    """Stands in for the Pipeline a _Run reports to: notes to a callable, no bar."""
+
+    def __init__(self, note: Callable[[str], None]) -> None:
+        self.note = note
+        self.reporter = self
+
+    def tile_progress(self, name: str) -> None:
+        return None
+
+
+def restore_file(
+    job: Job, restorer: Restorer, opts: BatchOptions, note: Callable[[str], None] | None = None
+) -> Job:
+    """One job as run_jobs runs it, in the calling thread and without the
+    pipeline: check the output, read ``job.src``, restore, write ``job.dst``
+    atomically with the input's metadata. Sets ``job``'s status, error,
+    seconds and info (never raises for a bad file); ``note`` receives the
+    notes a batch prints for it."""
+    from ..imageio import read_image
+
+    assert job.dst is not None
+    run = _Run(opts, _NoteSink(note or (lambda msg: None)), lambda: restorer)  # type: ignore[arg-type]
+    run.restorer = restorer
+    if not restorer.conditioned:
+        run.level = None
+    t0 = time.time()
+    if run._settled_at_its_turn(job):
+        return job
+    image: Future = Future()
+    try:
+        image.set_result(read_image(job.src))
+    except Exception as exc:
+        image.set_exception(exc)
+    out = run._process(job, image)
+    del image
+    if out is not None:
+        try:
+            write_output(job, out[0], out[1], opts.encoding, Ticket())
+        except Exception as exc:
+            job.status, job.error = "failed", failure(exc)
+        else:
+            shape = out[0].pixels.shape
+            job.status = "ok"
+            job.info.update(width=int(shape[1]), height=int(shape[0]))
+    job.seconds = time.time() - t0
+    return job
 
 
 def _record_level(job: Job, restorer: Restorer, info: dict[str, float], level: Any) -> None:

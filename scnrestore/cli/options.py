@@ -152,6 +152,23 @@ KeepInputOpt = Annotated[
 ]
 
 
+# scale-out on a Ray cluster (scnrestore.distributed; pip install 'scnrestore[ray]')
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="local|auto|ADDRESS",
+        help="Run on a Ray cluster: local (started here), auto (the one this machine is in) "
+        "or its address. Existing outputs are skipped; a manifest of results is written.",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option(min=1, help="--ray: workers (default: as many as fit).")
+]
+GpusOpt = Annotated[float, typer.Option(min=0, help="--ray: GPUs per worker (0.5: two share one).")]
+CpusOpt = Annotated[float, typer.Option(min=0, help="--ray: CPUs per worker.")]
+
+
 # -- the model a command runs -------------------------------------------------------
 
 

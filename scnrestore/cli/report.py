@@ -93,12 +93,19 @@ class ConsoleReporter:
             self.progress.stop()
 
 
-def print_summary(result: BatchResult, rep: ConsoleReporter, as_json: bool) -> None:
-    """The last line (or JSON document), with the device and precision used."""
+def print_summary(
+    result: BatchResult,
+    rep: ConsoleReporter,
+    as_json: bool,
+    extra: dict[str, object] | None = None,
+) -> None:
+    """The last line (or JSON document), with the device and precision used;
+    ``extra``: more keys of the JSON document (``--ray``: the manifest)."""
     jobs, ran_on = result.jobs, result.ran_on
     counts = {s: sum(j.status == s for j in jobs) for s in ("ok", "failed", "skipped", "pending")}
     if as_json:
-        sys.stdout.write(json.dumps(_document(result, counts), indent=1) + "\n")
+        doc = {**_document(result, counts), **(extra or {})}
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
         sys.stdout.flush()
     msg = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
     if result.interrupted:

@@ -13,9 +13,11 @@ from .options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     CalibrationOpt,
+    CpusOpt,
     DenoiseOpt,
     DeviceOpt,
     FormatOpt,
+    GpusOpt,
     Inputs,
     JpegOpt,
     JpegQualityOpt,
@@ -32,10 +34,12 @@ from .options import (
     Precision,
     PrecisionOpt,
     QuietOpt,
+    RayOpt,
     RecursiveOpt,
     SkipOpt,
     TileOpt,
     TtaOpt,
+    WorkersOpt,
     make_chain,
     make_restorer,
     output_option,
@@ -57,14 +61,27 @@ def run_batch(
     model: ModelOptions,
     quiet: bool,
     as_json: bool,
+    ray: dict[str, Any] | None = None,
     steps: tuple[str, str] = ("auto", "off"),
 ) -> None:
     """Shared body of upscale / denoise / dejpeg: plan, fetch the model, run, sum up.
 
+    ``ray``: --ray and the worker options, the batch on a Ray cluster instead.
     ``steps``: upscale's --jpeg and --denoise (its chain; see scnrestore.chain).
     """
     from ..batch import run_jobs
     from .report import ConsoleReporter, print_summary
+
+    if ray and ray["ray"] is not None:
+        from .distributed import run_cli
+
+        def before(jobs: list[Job]) -> None:
+            if opts.output is not None and not opts.output.is_dir():
+                _check_output_name(opts.output, opts.fmt, len(jobs))
+            if any(j.status == "pending" for j in jobs):
+                _fetch_model(opts.task, opts.scale, model, quiet=quiet)
+
+        return run_cli(inputs, opts, model, quiet, as_json, before=before, steps=steps, **ray)
 
     jobs, notes = _plan(inputs, opts)
     if any(j.status == "pending" for j in jobs):
@@ -164,6 +181,10 @@ def upscale(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    cpus_per_worker: CpusOpt = 1.0,
     jpeg: JpegOpt = "auto",
     denoise: DenoiseOpt = "off",
 ) -> None:
@@ -187,7 +208,9 @@ def upscale(
     m = ModelOptions(
         model, num_scales, device, precision.value, tile, tile_overlap, tta, offline=offline
     )
-    run_batch(inputs, opts, m, quiet, as_json, steps)
+    run_batch(inputs, opts, m, quiet, as_json, dict(
+        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    ), steps)  # fmt: skip
 
 
 def denoise(
@@ -218,6 +241,10 @@ def denoise(
     offline: OfflineOpt = False,
     keep_input: KeepInputOpt = "auto",
     level_calibration: CalibrationOpt = True,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    cpus_per_worker: CpusOpt = 1.0,
 ) -> None:
     """Remove Gaussian noise.
 
@@ -235,7 +262,9 @@ def denoise(
         keep=parse_keep(keep_input, "--keep-input"), calibration=level_calibration,
         offline=offline,
     )  # fmt: skip
-    run_batch(inputs, opts, m, quiet, as_json)
+    run_batch(inputs, opts, m, quiet, as_json, dict(
+        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    ))  # fmt: skip
 
 
 def dejpeg(
@@ -268,6 +297,10 @@ def dejpeg(
     offline: OfflineOpt = False,
     keep_luma: KeepLumaOpt = "auto",
     level_calibration: CalibrationOpt = True,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    cpus_per_worker: CpusOpt = 1.0,
 ) -> None:
     """Remove JPEG compression artefacts.
 
@@ -285,4 +318,6 @@ def dejpeg(
         keep=parse_keep(keep_luma, "--keep-luma"), calibration=level_calibration,
         offline=offline,
     )  # fmt: skip
-    run_batch(inputs, opts, m, quiet, as_json)
+    run_batch(inputs, opts, m, quiet, as_json, dict(
+        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    ))  # fmt: skip

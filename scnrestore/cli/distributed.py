@@ -1,0 +1,108 @@
+"""``--ray`` on upscale / denoise / dejpeg: the batch on a Ray cluster
+(scnrestore.distributed), with a local run's lines, summary and exit codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["run_cli"]
+
+
+class _Lines:
+    """The console side of a run: set up once planned, one line per result."""
+
+    def __init__(self, quiet: bool, as_json: bool, before: Any) -> None:
+        self.quiet, self.as_json, self.before = quiet, as_json, before
+        self.jobs: list[Any] = []
+        self.reporter: Any = None
+
+    def plan(self, jobs: list[Any], notes: list[str]) -> None:
+        from .report import ConsoleReporter
+
+        self.before(jobs)  # usage errors, fetching the model: before anything runs
+        rep = self.reporter = ConsoleReporter(self.quiet, self.as_json, len(jobs))
+        self.jobs = jobs
+        for line in notes:
+            rep.note(line)
+        for j in jobs:
+            if j.status != "pending":
+                rep.done(j)
+
+    def result(self, job: Any, notes: list[str]) -> None:
+        for line in notes:
+            self.reporter.note(line)
+        self.reporter.done(job)
+
+
+def run_cli(
+    inputs: list[str],
+    opts: Any,
+    model: Any,
+    quiet: bool,
+    as_json: bool,
+    *,
+    before: Any,
+    ray: str,
+    steps: tuple[str, str] = ("auto", "off"),
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
+    cpus_per_worker: float = 1.0,
+) -> None:
+    """cli.restore.run_batch with ``--ray``: the same lines, summary, ``--json``
+    and exit codes, plus the manifest; existing outputs are skipped unless
+    ``--overwrite``. ``opts``: a BatchOptions; ``model``: the cli's
+    ModelOptions; ``before(jobs)``: run_batch's checks once the jobs are planned;
+    ``steps``: upscale's --jpeg and --denoise."""
+    import typer
+
+    from ..batch import BatchResult
+    from ..distributed import default_manifest, restore_dataset
+    from ..errors import CheckpointError, RegistryError, first_line, one_line
+    from .options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, usage
+    from .report import ConsoleReporter, print_summary
+
+    try:
+        import ray as _ray  # noqa: F401
+    except ImportError:
+        typer.echo("error: --ray needs Ray: pip install 'scnrestore[ray]'", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if opts.overwrite and opts.skip_existing:
+        usage("--overwrite and --skip-existing exclude each other")
+    lines = _Lines(quiet, as_json, before)
+    manifest = default_manifest(opts.output)
+    interrupted, crashed, report = False, None, None
+    try:
+        report = restore_dataset(
+            inputs, opts.output, opts.task, scale=opts.scale, level=opts.level, address=ray,
+            workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+            skip_existing=not opts.overwrite, overwrite=opts.overwrite, recursive=opts.recursive,
+            model=model.model, num_scales=model.num_scales, device=model.device,
+            precision=model.precision, tile=model.tile, tile_overlap=model.tile_overlap,
+            tta=model.tta, fmt=opts.fmt, jpeg_quality=opts.jpeg_quality,
+            png_compression=opts.png_compression, keep=model.keep, calibration=model.calibration,
+            manifest=manifest, on_plan=lines.plan, on_result=lines.result, steps=steps,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        interrupted = True
+    except (RegistryError, CheckpointError, ValueError, OSError, ConnectionError) as exc:
+        if lines.reporter is not None:
+            lines.reporter.close()
+        typer.echo(one_line(f"error: {exc}"), err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:  # the cluster itself failed (a worker could not start, ...)
+        crashed = first_line(exc)
+    rep = lines.reporter or ConsoleReporter(quiet, as_json, 0)
+    rep.close()
+    if crashed:
+        rep.error(f"error: the Ray job stopped: {crashed}")
+    ran_on = None
+    if report is not None and report.device:
+        ran_on = {"device": report.device, "precision": report.precision}
+    rep.note(f"manifest: {manifest}")
+    seconds = report.seconds if report is not None else 0.0
+    result = BatchResult(lines.jobs, interrupted, seconds, ran_on)
+    print_summary(result, rep, as_json, extra={"manifest": str(manifest)})
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if crashed or any(j.status == "failed" for j in lines.jobs):
+        raise typer.Exit(EXIT_FAILED)

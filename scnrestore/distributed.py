@@ -1,0 +1,642 @@
+"""Restore many images on a Ray cluster (``pip install 'scnrestore[ray]'``).
+
+:func:`restore_dataset` plans the outputs as the local CLI does (same names,
+same clash rules), then hands Ray Data a table of (input, output) paths. A
+pool of long-lived workers (``map_batches`` with a callable class on an actor
+pool) each load the model once and, for each file, read the compressed bytes,
+decode, restore and write the output atomically with its metadata, through
+the local batch's own code (:func:`scnrestore.batch.restore_file`). Only small
+rows come back (input, output, status, error, seconds): decoded pixels never
+leave the worker that decoded them. The rows are written as a JSON-lines
+manifest, keyed by input path.
+
+One bad file fails its own row only. Existing outputs are skipped by default,
+so a re-run resumes. A request the cluster can never schedule (GPUs on a
+cluster without any, more CPUs than it has) is refused before anything runs.
+
+Ray is imported inside the functions, never at ``import scnrestore``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["restore_dataset", "Report", "UnschedulableError", "MANIFEST_NAME", "LIST_EXTS"]
+
+#: The manifest's file name inside an output folder.
+MANIFEST_NAME = "scnrestore-manifest.jsonl"
+#: Inputs with these extensions are lists of paths, one a line (``#`` comments).
+LIST_EXTS = (".txt", ".lst")
+#: Images per batch handed to a worker: small, so memory stays bounded and
+#: results stream back as they are done.
+BATCH_SIZE = 2
+
+
+class UnschedulableError(ValueError):
+    """The cluster can never run the workers asked for (it would wait forever)."""
+
+
+@dataclass
+class Report:
+    """What :func:`restore_dataset` did: counts, the manifest, one job per input."""
+
+    done: int
+    failed: int
+    skipped: int
+    not_run: int
+    manifest: Path
+    seconds: float
+    device: str | None = None
+    precision: str | None = None
+    jobs: list[Any] = field(default_factory=list, repr=False)  # scnrestore.batch.Job
+
+    @property
+    def exit_code(self) -> int:
+        """As the local CLI's: 1 when any file failed, else 0."""
+        return 1 if self.failed else 0
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+def _is_uri(s: str) -> bool:
+    return "://" in s
+
+
+def _read_list(path: Path) -> list[str]:
+    """The paths in a list file, relative ones taken from the list's folder."""
+    out = []
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            out.append(line if _is_uri(line) or os.path.isabs(line) else str(path.parent / line))
+    return out
+
+
+def _list_uri(uri: str, recursive: bool) -> tuple[Any, list[tuple[Path, Path]]]:
+    """(filesystem, [(object path, base)]) for a file, prefix or folder URI that
+    pyarrow can open (s3://, gs://, hdfs://, file://)."""
+    from pyarrow import fs as pafs
+
+    from .imageio import INPUT_EXTS
+
+    fs, root = pafs.FileSystem.from_uri(uri)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.File:
+        return fs, [(Path(root), Path(root).parent)]
+    if info.type != pafs.FileType.Directory:
+        raise FileNotFoundError(f"{uri}: no such file or folder")
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=recursive))
+    files = sorted(
+        i.path
+        for i in infos
+        if i.type == pafs.FileType.File
+        and Path(i.path).suffix.lower() in INPUT_EXTS
+        and not Path(i.path).name.startswith(".")
+    )
+    return fs, [(Path(p), Path(root)) for p in files]
+
+
+def plan_jobs(
+    inputs: Iterable[str],
+    output: str | os.PathLike[str] | None,
+    task: str,
+    *,
+    scale: int = 4,
+    fmt: str | None = None,
+    recursive: bool = False,
+    level: float | str | None = None,
+) -> tuple[list[Any], dict[Path, str], list[str]]:
+    """The jobs of a run as the local CLI plans them (expand_inputs,
+    plan_outputs, guard_outputs), for folders, globs, list files and URIs.
+
+    Returns (jobs, {job.src: URI} for object-store inputs, notes)."""
+    from .batch import (
+        SUFFIX,
+        Job,
+        Source,
+        check_inputs,
+        expand_inputs,
+        guard_outputs,
+        plan_outputs,
+    )
+
+    out = None if output is None else Path(output)
+    if output is not None and _is_uri(str(output)):
+        raise ValueError(f"--output {output}: outputs go to a folder every worker sees (no URI)")
+    local: list[str] = []
+    pairs: list[Any] = []  # batch.Source
+    uris: dict[Path, str] = {}
+    unlisted: list[Any] = []  # URIs that name nothing: failed, as a missing local file
+
+    def add_uri(src: Path, base: Path, scheme: str, named: bool) -> None:
+        if out is None:
+            raise ValueError(f"{scheme}://{src}: an object-store input needs an output folder (-o)")
+        uris[src] = f"{scheme}://{src}"
+        pairs.append(Source(src, base, named=named))
+
+    for raw in [inputs] if isinstance(inputs, str) else list(inputs):
+        if _is_uri(raw):
+            try:
+                _, found = _list_uri(raw, recursive)
+            except FileNotFoundError:
+                why = f"no such file or folder: {raw}"
+                unlisted.append(Job(Path(raw), status="failed", error=why))
+                continue
+            for src, base in found:
+                add_uri(src, base, raw.split("://", 1)[0], named=found == [(src, base)])
+        elif Path(raw).suffix.lower() in LIST_EXTS and Path(raw).is_file():
+            base = Path(raw).parent
+            for entry in _read_list(Path(raw)):
+                if _is_uri(entry):  # not listed one by one (a HEAD request each): files
+                    scheme, key = entry.split("://", 1)
+                    src = Path(key)
+                    add_uri(src, Path(*src.parts[:1]), scheme, True)  # mirrored from the bucket
+                else:
+                    pairs.append(Source(Path(entry), base, named=True))
+        else:
+            local.append(raw)
+    found, missing, notes = expand_inputs(local, recursive)
+    suffix = SUFFIX[task].format(scale=scale)
+    jobs = missing + unlisted + plan_outputs(found + pairs, out, suffix, fmt)
+    guard_outputs(jobs)
+    # headers read here as in a local run; objects only by their workers
+    notes += check_inputs([j for j in jobs if j.src not in uris], task, level)
+    return jobs, uris, notes
+
+
+# -- the cluster --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def connect(address: str | None = None, **init: Any) -> Iterator[bool]:
+    """Use the Ray cluster already initialised in this process, else connect to
+    ``address`` (``auto``, ``ray://host:10001``, ``host:6379``), else start a
+    local one bound to 127.0.0.1 only (``None`` or ``local``). Yields whether
+    this call connected; only then is it disconnected (``ray.shutdown``) after.
+    ``init``: more keywords for ``ray.init`` (``num_cpus``, ``_temp_dir``).
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    kwargs: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False, **init}
+    if address in (None, "local"):
+        # Ray's switch for a one-machine cluster: node address and every
+        # listener on the loopback interface, none reachable from the network.
+        # The driver reads it once, at import (so it is set there too); the
+        # processes of the cluster read it from their environment.
+        with _loopback_only():
+            ray.init(**{"include_dashboard": False, **kwargs})
+    else:
+        ray.init(address=address, **kwargs)
+    try:
+        yield True
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    name = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    saved = os.environ.get(name)
+    os.environ[name] = "0"
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # pragma: no cover - a Ray without it: the environment alone
+        ray_constants = None
+    flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if flag is not None:
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if flag is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = flag
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def check_resources(workers: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """The number of workers to start; UnschedulableError where the cluster
+    (as it is now) could never place them all, which Ray would wait for forever.
+    ``workers=None``: as many as fit (at least 1)."""
+    import ray
+
+    if cpus_per_worker < 0 or gpus_per_worker < 0:
+        raise ValueError("--cpus-per-worker and --gpus-per-worker must not be negative")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, not {workers}")
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    cpus = [float(r.get("CPU", 0)) for r in nodes]
+    gpus = [float(r.get("GPU", 0)) for r in nodes]
+    eps = 1e-9
+    if gpus_per_worker > 0 and sum(gpus) <= 0:
+        raise UnschedulableError(
+            f"--gpus-per-worker {gpus_per_worker:g}: the Ray cluster has no GPUs "
+            f"({len(nodes)} node(s), {sum(cpus):g} CPUs); leave it out to run on CPUs"
+        )
+
+    def fits(cpu: float, gpu: float) -> int:
+        n = []
+        if cpus_per_worker > 0:
+            n.append(int((cpu + eps) // cpus_per_worker))
+        if gpus_per_worker > 0:
+            n.append(int((gpu + eps) // gpus_per_worker))
+        return min(n) if n else 1 << 30
+
+    room = sum(fits(c, g) for c, g in zip(cpus, gpus))
+    if room == 0:
+        what = f"{cpus_per_worker:g} CPUs"
+        if gpus_per_worker:
+            what += f" and {gpus_per_worker:g} GPUs"
+        raise UnschedulableError(
+            f"no node of the Ray cluster has room for one worker of {what} "
+            f"(largest node: {max(cpus, default=0):g} CPUs, {max(gpus, default=0):g} GPUs)"
+        )
+    if workers is None:
+        return max(1, min(room, 1 << 10))
+    if workers > room:
+        raise UnschedulableError(
+            f"{workers} workers x {cpus_per_worker:g} CPUs"
+            + (f" x {gpus_per_worker:g} GPUs" if gpus_per_worker else "")
+            + f" do not fit the Ray cluster ({sum(cpus):g} CPUs, {sum(gpus):g} GPUs on "
+            f"{len(nodes)} node(s)): at most {room} fit; lower --workers or the per-worker share"
+        )
+    return workers
+
+
+# -- the workers --------------------------------------------------------------
+
+
+class RestoreWorker:
+    """One worker of the pool: loads the model once, then restores batches of
+    (input, output) rows; returns one small row per file, never pixels."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        import tempfile
+
+        from .api import Restorer
+        from .batch import BatchOptions
+        from .chain import Chain
+        from .tasks import TASK_SCHEDULES
+
+        self.s = settings
+        task = settings["task"]
+        if not settings["gpus_per_worker"] and settings["cpus_per_worker"] >= 1:
+            import torch
+
+            torch.set_num_threads(int(settings["cpus_per_worker"]))
+        keep = settings["keep"]
+        self.restorer, self.broken = None, None
+        try:
+            if task == "upscale":  # the local upscale's chain: JPEG, noise, scale
+                self.restorer = Chain(
+                    settings["scale"], *settings["steps"], model=settings["model"],
+                    device=settings["device"], precision=settings["precision"],
+                    tile=settings["tile"], tile_overlap=settings["tile_overlap"],
+                    tta=settings["tta"], num_scales=settings["num_scales"],
+                )  # fmt: skip
+            else:
+                self.restorer = Restorer(
+                    task,
+                    settings["model"],
+                    scale=settings["scale"],
+                    device=settings["device"],
+                    precision=settings["precision"],
+                    tile=settings["tile"],
+                    tile_overlap=settings["tile_overlap"],
+                    tta=settings["tta"],
+                    num_scales=settings["num_scales"],
+                    told_level=settings["calibration"],
+                    **({TASK_SCHEDULES[task]: keep} if task in TASK_SCHEDULES else {}),
+                )
+        except Exception as exc:  # each of its files fails with the reason; Ray would
+            # otherwise restart the worker again and again, and the run never end
+            import socket
+
+            self.broken = f"no model on worker {socket.gethostname()}: {_first_line(exc)}"
+            self.ran_on = json.dumps({"device": None, "precision": None})
+        else:
+            engine = self.restorer.engine
+            self.ran_on = json.dumps({"device": str(engine.device), "precision": engine.precision})
+        self.opts = BatchOptions(
+            task,
+            settings["level"],
+            settings["scale"],
+            fmt=settings["fmt"],
+            jpeg_quality=settings["jpeg_quality"],
+            png_compression=settings["png_compression"],
+            overwrite=settings["overwrite"],
+            skip_existing=settings["skip_existing"],
+        )
+        self.tmp = tempfile.mkdtemp(prefix="scnrestore-")
+        self.fs_cache: dict[str, Any] = {}
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        rows: dict[str, list[Any]] = {k: [] for k in _ROW_KEYS}
+        for src, dst, uri in zip(batch["input"], batch["output"], batch["uri"]):
+            row = self.one(str(src), str(dst), str(uri) if uri else "")
+            for k in _ROW_KEYS:
+                rows[k].append(row[k])
+        return rows
+
+    def one(self, src: str, dst: str, uri: str) -> dict[str, Any]:
+        from .batch import Job
+
+        notes: list[str] = []
+        job = Job(Path(src), Path(dst))
+        fetched = None
+        if self.broken:
+            job.status, job.error = "failed", self.broken
+        else:
+            fetched = self._restore(job, uri, notes)
+        tmp_name = str(fetched) if fetched is not None else None
+        return {
+            "input": src,
+            "output": dst,
+            "status": job.status,
+            "error": (job.error or "").replace(tmp_name, src) if tmp_name else job.error or "",
+            "seconds": float(job.seconds),
+            "info": json.dumps(job.info),
+            "notes": json.dumps([n.replace(tmp_name, src) if tmp_name else n for n in notes]),
+            "ran_on": self.ran_on,
+        }
+
+    def _restore(self, job: Any, uri: str, notes: list[str]) -> Path | None:
+        """restore_file, an object fetched first; returns the fetched file's name."""
+        from .batch import failure, restore_file
+
+        s = self.s
+        t0 = time.time()
+        fetched = None
+        try:
+            if uri and not (job.dst.exists() and not s["overwrite"]):
+                fetched = self._fetch(uri, str(job.src))
+                job.src = fetched
+            restore_file(job, self.restorer, self.opts, note=notes.append)
+        except Exception as exc:  # fetching an object; restore_file reports its own
+            job.status, job.error = "failed", failure(exc)
+            job.seconds = time.time() - t0
+        finally:
+            if fetched is not None:
+                with contextlib.suppress(OSError):
+                    fetched.unlink()
+        return fetched
+
+    def _fetch(self, uri: str, key: str) -> Path:
+        """An object's bytes in a private local file of the same name, to be
+        read exactly as a local file is."""
+        from pyarrow import fs as pafs
+
+        scheme = uri.split("://", 1)[0]
+        fs = self.fs_cache.get(scheme)
+        if fs is None:
+            fs, path = pafs.FileSystem.from_uri(uri)
+            self.fs_cache[scheme] = fs
+        else:
+            path = uri.split("://", 1)[1]
+        local = Path(self.tmp) / f"{abs(hash(key)):x}" / Path(path).name
+        local.parent.mkdir(exist_ok=True)
+        with fs.open_input_stream(path) as f, open(local, "wb") as g:
+            while chunk := f.read(1 << 20):
+                g.write(chunk)
+        return local
+
+
+_ROW_KEYS = ("input", "output", "status", "error", "seconds", "info", "notes", "ran_on")
+
+
+# -- the run ------------------------------------------------------------------
+
+
+def restore_dataset(
+    inputs: str | Iterable[str],
+    output: str | os.PathLike[str] | None,
+    task: str = "upscale",
+    *,
+    scale: int = 4,
+    level: float | str | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
+    cpus_per_worker: float = 1.0,
+    skip_existing: bool = True,
+    overwrite: bool = False,
+    recursive: bool = False,
+    model: str | None = None,
+    num_scales: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | None = None,
+    tile_overlap: int = 32,
+    tta: bool = False,
+    fmt: str | None = None,
+    jpeg_quality: int = 95,
+    png_compression: int = 6,
+    keep: float | None = None,
+    calibration: bool = True,
+    manifest: str | os.PathLike[str] | None = None,
+    batch_size: int = BATCH_SIZE,
+    on_result: Callable[[Any, list[str]], None] | None = None,
+    on_plan: Callable[[list[Any], list[str]], None] | None = None,
+    steps: tuple[str, str] = ("auto", "off"),
+) -> Report:
+    """Restore every image of ``inputs`` on a Ray cluster; see the module doc.
+
+    ``inputs``: files, folders, globs, list files (``.txt``/``.lst``, one path
+    or URI a line) and URIs pyarrow can list (``s3://bucket/photos/``).
+    ``output``: a folder every worker can write (or a file for one input);
+    None writes beside each input as the CLI does. ``level``: sigma (denoise)
+    or JPEG quality (dejpeg), a number or ``"auto"``; ``keep``: keep_input /
+    keep_luma (None: the model's schedule). ``address``: see :func:`connect`.
+    ``workers``: None starts as many as fit. ``skip_existing``: outputs that
+    exist are skipped (a re-run resumes); ``overwrite`` replaces them.
+    ``manifest``: where the JSON-lines rows go (default: in the output folder,
+    else the current one, as ``scnrestore-manifest.jsonl``). ``on_plan(jobs,
+    notes)`` is called once planned, ``on_result(job, notes)`` as each file is
+    done. ``steps``: upscale's JPEG and noise steps, (jpeg, denoise) as
+    :class:`~scnrestore.chain.Chain` takes them. Raises ValueError
+    (UnschedulableError included) for a request that cannot run, before any
+    file is written.
+    """
+    from .api import Restorer
+    from .tasks import LEVEL_RANGES
+
+    if overwrite:
+        skip_existing = False
+    if task not in ("upscale", "denoise", "dejpeg"):
+        raise ValueError(f"unknown task {task!r}")
+    if isinstance(level, int | float) and task in LEVEL_RANGES:
+        lo, hi = LEVEL_RANGES[task]
+        if not lo <= level <= hi:
+            raise ValueError(f"level must lie in {lo:g}..{hi:g}, not {level:g}")
+    if device.strip().lower().startswith("cuda") and not gpus_per_worker:
+        # Ray hides every GPU from a worker that asked for none
+        raise ValueError(f"--device {device} needs --gpus-per-worker (a share of a GPU)")
+    if model is not None and not _is_uri(model) and Path(model).expanduser().is_file():
+        model = str(Path(model).expanduser().absolute())  # workers run elsewhere
+    t_start = time.time()
+    jobs, uris, notes = plan_jobs(
+        inputs, output, task, scale=scale, fmt=fmt, recursive=recursive, level=level
+    )
+    manifest = Path(manifest) if manifest is not None else default_manifest(output)
+    if on_plan is not None:
+        on_plan(jobs, notes)
+    pending = [j for j in jobs if j.status == "pending"]
+    by_key: dict[str, Any] = {}
+    rows = []
+    for j in pending:
+        key = uris.get(j.src) or str(j.src.absolute())
+        by_key[key] = j
+        rows.append({"input": key, "output": str(j.dst.absolute()), "uri": uris.get(j.src, "")})
+    # The model is checked here, once, before a cluster is asked for anything:
+    # an unknown name or a bad checkpoint is a usage error, as in a local run.
+    level_used = level
+    if pending:
+        probe = Restorer(task, model, scale=scale, device="cpu", precision="fp32",
+                         num_scales=num_scales, tile=tile, tile_overlap=tile_overlap)  # fmt: skip
+        if level is not None and not probe.conditioned:
+            level_used = None
+        del probe
+    settings = dict(
+        task=task, model=model, scale=scale, level=level_used, device=device,
+        precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta,
+        num_scales=num_scales, keep=keep, calibration=calibration, fmt=fmt,
+        jpeg_quality=jpeg_quality, png_compression=png_compression, overwrite=overwrite,
+        skip_existing=skip_existing, gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker, steps=tuple(steps),
+    )  # fmt: skip
+    ran_on: dict[str, str] | None = None
+    with contextlib.ExitStack() as cluster:
+        if pending:  # refused here, before the manifest of an earlier run is replaced
+            cluster.enter_context(connect(address))
+            n = check_resources(workers, cpus_per_worker, gpus_per_worker)
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        part = manifest.with_name(f".{manifest.name}.part")
+        with _replacing(part, manifest) as mf:
+            for j in jobs:  # settled while planning: in the manifest too
+                if j.status != "pending":
+                    mf.write(_manifest_line(j))
+            for row in _run(rows, settings, n, batch_size) if pending else ():
+                job = by_key.get(row["input"])
+                if job is None:  # pragma: no cover - a row for no input of ours
+                    continue
+                job.status = row["status"]
+                job.error = row["error"] or None
+                job.seconds = float(row["seconds"])
+                job.info.update(json.loads(row["info"]))
+                if ran_on is None:
+                    ran_on = json.loads(row["ran_on"])
+                mf.write(_manifest_line(job))
+                mf.flush()
+                if on_result is not None:
+                    on_result(job, json.loads(row["notes"]))
+    counts = {s: sum(j.status == s for j in jobs) for s in ("ok", "failed", "skipped", "pending")}
+    return Report(
+        done=counts["ok"],
+        failed=counts["failed"],
+        skipped=counts["skipped"],
+        not_run=counts["pending"],
+        manifest=manifest,
+        seconds=time.time() - t_start,
+        device=(ran_on or {}).get("device"),
+        precision=(ran_on or {}).get("precision"),
+        jobs=jobs,
+    )
+
+
+@contextlib.contextmanager
+def _replacing(part: Path, final: Path) -> Iterator[Any]:
+    """A file written at ``part`` and renamed to ``final`` even when the run
+    stops early (its rows are what was done); the other rows are not run."""
+    with open(part, "w", encoding="utf-8", errors="surrogateescape") as f:
+        try:
+            yield f
+        finally:
+            f.flush()
+            os.replace(part, final)
+
+
+def _run(
+    rows: list[dict[str, str]], settings: dict[str, Any], workers: int, batch_size: int
+) -> Iterator[dict[str, Any]]:
+    """Stream the result rows of the pool over ``rows`` (in no set order)."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    _quiet_ray_data()
+    # Blocks of a few batches: work spreads over the pool and rows stream back
+    # as blocks finish, without millions of tiny blocks to schedule.
+    per_block = max(batch_size, min(256, -(-len(rows) // (workers * 4))))
+    ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_block))
+    resources: dict[str, float] = {"num_cpus": settings["cpus_per_worker"]}
+    if settings["gpus_per_worker"]:
+        resources["num_gpus"] = settings["gpus_per_worker"]
+    results = ds.map_batches(
+        RestoreWorker,
+        fn_constructor_args=(settings,),
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        batch_format="numpy",
+        **resources,
+    )
+    for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+        n = len(batch["input"])
+        for i in range(n):
+            yield {k: _plain(batch[k][i]) for k in _ROW_KEYS}
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data's lines (plans, timings, hints) off the console; its log files keep them."""
+    import logging
+    import sys
+
+    for h in logging.getLogger("ray.data").handlers:
+        if getattr(h, "stream", None) in (sys.stderr, sys.stdout):
+            h.setLevel(logging.ERROR)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines and lines[0].strip() else type(exc).__name__
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _manifest_line(job: Any) -> str:
+    row = {
+        "input": str(job.src),
+        "output": str(job.dst) if job.dst else None,
+        "status": job.status if job.status != "pending" else "not run",
+        "error": job.error,
+        "seconds": round(job.seconds, 3),
+        **job.info,
+    }
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+# -- the command line's --ray (scnrestore.cli.distributed) ---------------------
+
+
+def default_manifest(output: str | os.PathLike[str] | None) -> Path:
+    """Where the manifest goes: in the output folder, else the current one."""
+    out = Path(output) if output is not None else None
+    folder = out if out is not None and (out.is_dir() or not out.suffix) else Path()
+    return folder / MANIFEST_NAME

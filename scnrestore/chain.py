@@ -221,7 +221,7 @@ class Chain:
         if not r.conditioned:
             return None
         entry = getattr(r.model, "registry_entry", None)
-        lo, hi = (entry and entry.level_range) or JPEG_QUALITIES
+        lo, hi = (entry and entry.joint_range) or JPEG_QUALITIES
         return (name, model) if lo <= quality <= hi else None
 
     def plan(self, image: Image) -> tuple[list[Step], list[str]]:

@@ -285,3 +285,22 @@ def test_eval_cli_scores_jpeg_inputs_and_train_cli_records_the_jpeg_range(data_d
     bad = _cli("train", "upscale", "--data", data_dir, "--out", tmp_path / "bad",
                "--jpeg-range", "30")  # fmt: skip
     assert bad.returncode == 2 and "--jpeg-range must be two whole qualities" in bad.stderr
+
+
+def test_the_shipped_chain_runs_the_joint_model_only_where_it_was_measured_better(photo):
+    """scn-x2-jpeg's joint_range: one pass for a web-quality JPEG, dejpeg then
+    scn-x2 above it, the plain scn-x2 for a clean input; x4 has no joint model."""
+    from scnrestore import weights
+
+    entry = weights.load_registry()["scn-x2-jpeg"]
+    lo, hi = entry.joint_range
+    chain = Chain(scale=2, precision="fp32")
+    assert describe(chain.plan_for(lo)) == f"x2 jpeg q{lo:g}"
+    assert describe(chain.plan_for(hi + 5)) == f"dejpeg q{hi + 5:g} → x2"
+    assert describe(chain.plan_for(None)) == "x2"
+    assert describe(Chain(scale=4, precision="fp32").plan_for(75)) == "dejpeg q75 → x4"
+    # and the joint pass is the JPEG-aware network told the quality
+    small = photo[:48, :64]
+    out = chain.restore_array(small, 75)
+    told = Restorer("upscale", "scn-x2-jpeg", scale=2, precision="fp32").restore_array(small, 75)
+    assert np.array_equal(out, told)

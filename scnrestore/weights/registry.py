@@ -46,7 +46,7 @@ ARCH_KEYS = (
 )
 # Blend-back schedules, and the task each belongs to.
 ENTRY_KEYS = frozenset(
-    (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "urls",
+    (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "joint_range", "urls",
      "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",
      "status", *SCHEDULES, TOLD_LEVEL)
 )  # fmt: skip
@@ -81,6 +81,14 @@ class ModelEntry:
     def level_range(self) -> tuple[float, float] | None:
         rng = self.raw.get("sigma_range") or self.raw.get("quality_range")
         return (float(rng[0]), float(rng[1])) if rng else None
+
+    @property
+    def joint_range(self) -> tuple[float, float] | None:
+        """A JPEG-aware upscaler: the JPEG qualities for which ``upscale`` runs it
+        in one pass (measured better there than dejpeg then upscale); its
+        ``quality_range`` where the entry gives none."""
+        rng = self.raw.get("joint_range")
+        return (float(rng[0]), float(rng[1])) if rng else self.level_range
 
     def measured_loss(self, level: float) -> tuple[float, float] | None:
         """Whether validation says this model makes images worse at ``level``.
@@ -187,7 +195,7 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
         check(_is_int(scale) and 2 <= scale <= 4, "scale must be 2, 3 or 4")
     else:
         check(scale == 1, f"a {raw['task']} model has scale 1")
-    for key in ("sigma_range", "quality_range"):
+    for key in ("sigma_range", "quality_range", "joint_range"):
         if key in raw:
             rng = raw[key]
             pair = isinstance(rng, list) and len(rng) == 2 and all(map(_is_number, rng))

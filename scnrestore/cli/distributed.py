@@ -42,17 +42,15 @@ def run_cli(
     as_json: bool,
     *,
     before: Any,
-    ray: str,
+    cluster: dict[str, Any],
     steps: tuple[str, str] = ("auto", "off"),
-    workers: int | None = None,
-    gpus_per_worker: float = 0.0,
-    cpus_per_worker: float = 1.0,
 ) -> None:
     """cli.restore.run_batch with ``--ray``: the same lines, summary, ``--json``
     and exit codes, plus the manifest; existing outputs are skipped unless
     ``--overwrite``. ``opts``: a BatchOptions; ``model``: the cli's
     ModelOptions; ``before(jobs)``: run_batch's checks once the jobs are planned;
-    ``steps``: upscale's --jpeg and --denoise."""
+    ``cluster``: --ray (its address) and --workers / --gpus-per-worker /
+    --cpus-per-worker under those names; ``steps``: upscale's --jpeg and --denoise."""
     import typer
 
     from ..batch import BatchResult
@@ -73,8 +71,10 @@ def run_cli(
     interrupted, crashed, report = False, None, None
     try:
         report = restore_dataset(
-            inputs, opts.output, opts.task, scale=opts.scale, level=opts.level, address=ray,
-            workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+            inputs, opts.output, opts.task, scale=opts.scale, level=opts.level,
+            address=cluster["ray"], workers=cluster.get("workers"),
+            gpus_per_worker=cluster.get("gpus_per_worker", 0.0),
+            cpus_per_worker=cluster.get("cpus_per_worker", 1.0),
             skip_existing=not opts.overwrite, overwrite=opts.overwrite, recursive=opts.recursive,
             model=model.model, num_scales=model.num_scales, device=model.device,
             precision=model.precision, tile=model.tile, tile_overlap=model.tile_overlap,

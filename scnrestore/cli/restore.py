@@ -81,7 +81,7 @@ def run_batch(
             if any(j.status == "pending" for j in jobs):
                 _fetch_model(opts.task, opts.scale, model, quiet=quiet)
 
-        return run_cli(inputs, opts, model, quiet, as_json, before=before, steps=steps, **ray)
+        return run_cli(inputs, opts, model, quiet, as_json, before=before, cluster=ray, steps=steps)
 
     jobs, notes = _plan(inputs, opts)
     if any(j.status == "pending" for j in jobs):

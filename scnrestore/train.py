@@ -658,8 +658,11 @@ def resume_config(
 ) -> TrainConfig:
     """The settings to resume the run in ``out`` with: those it recorded, and
     what a resumed run may change: more ``steps``, the ``device``, the CPU
-    ``threads``; ``command`` joins the recorded ones (``&&``)."""
+    ``threads``; ``command`` joins the recorded ones (``&&``). The run goes on
+    in ``out`` wherever it was recorded (a run copied back from another
+    machine resumes where it now is)."""
     cfg = load_run_config(out)
+    cfg.out = str(out)
     cfg.steps = steps or cfg.steps
     cfg.device, cfg.threads = device, threads or cfg.threads
     cfg.command = cfg.command + ["&&"] + (command or [])

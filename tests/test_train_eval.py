@@ -435,3 +435,22 @@ def test_names_with_brackets_are_printed_as_they_are(ckpt_dir, tmp_path):
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert f"weights: {out / 'model.safetensors'}" in r.stderr, r.stderr
+
+
+def test_a_run_moved_elsewhere_resumes_where_it_now_is(data_dir, tmp_path):
+    """A run copied back from a GPU machine records that machine's folder;
+    --resume goes on in the folder it is given."""
+    import shutil
+
+    from scnrestore.train import resume_config
+
+    first = tmp_path / "there"
+    train(_cfg(data_dir, first, steps=4, val=None))
+    moved = tmp_path / "here"
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)
+    cfg = resume_config(moved, steps=6)
+    assert cfg.out == str(moved)
+    last = train(cfg, resume=True)
+    assert last["step"] == 6 and not first.exists()
+    assert json.loads((moved / "log.jsonl").read_text().splitlines()[-1])["step"] == 6

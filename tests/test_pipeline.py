@@ -66,6 +66,9 @@ from pathlib import Path
 from scnrestore.api import Restorer
 from scnrestore.cli import app
 
+# A shell that starts the tests in the background hands them SIGINT ignored,
+# and Python then installs no KeyboardInterrupt handler: put it back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 out, calls, restore = Path(sys.argv[1]), [], Restorer.restore
 
 def interrupted_restore(self, *args, **kw):

@@ -267,10 +267,6 @@ class Chain:
     ) -> Chained:
         """Restore ``image`` through its planned steps; metadata as Restorer.restore."""
         steps, notes = self.plan(image)
-        if len(steps) == 1:  # one network: exactly what Restorer gives
-            step = steps[0]
-            r = self.restorer("upscale", self._model_for(step))
-            return Chained(r.restore(image, step.level, progress), steps, notes)
         pixels, done = self._run_steps(image.pixels, steps, progress)
         out = image.with_pixels(pixels)
         if image.dpi and self.scale > 1:
@@ -302,7 +298,7 @@ class Chain:
         """Run ``steps`` in order; float between them, ``src``'s dtype at the end."""
         from .estimate import estimate_sigma
 
-        if len(steps) == 1:
+        if len(steps) == 1:  # one network: exactly what Restorer gives
             r = self.restorer("upscale", self._model_for(steps[0]))
             return r.restore_array(src, steps[0].level, progress), steps
         pixels = _to_float(src)

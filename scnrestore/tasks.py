@@ -26,9 +26,9 @@ LEVEL_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 100.0)}
 # sigma_range / quality_range: the ranges `scnrestore train` samples. A level
 # beyond them (a JPEG saved at quality 98) is passed as the nearest end.
 TRAINED_RANGES = {"denoise": (1.0, 75.0), "dejpeg": (5.0, 95.0)}
-# JPEG qualities a JPEG-aware upscaler can be told about its input (upscale
-# --jpeg Q; its registry entry's quality_range narrows what it is told).
-JPEG_QUALITIES = (5.0, 100.0)
+# JPEG qualities an input can be said to have: dejpeg --quality, upscale
+# --jpeg Q (a JPEG-aware upscaler's entry narrows what it is told).
+JPEG_QUALITIES = LEVEL_RANGES["dejpeg"]
 # Blend-back schedules, and the task each belongs to.
 SCHEDULES = {"keep_luma": "dejpeg", "keep_input": "denoise"}
 TASK_SCHEDULES = {task: key for key, task in SCHEDULES.items()}

@@ -121,9 +121,12 @@ def _qualities(text: str | None, task: str) -> list[int]:
         return []
     if task != "upscale":
         usage("--jpeg is for --task upscale (dejpeg takes its qualities with --levels)")
+    from ..tasks import JPEG_QUALITIES
+
+    lo, hi = JPEG_QUALITIES
     values = floats(text, "--jpeg")
-    if not values or any(v != int(v) or not 5 <= v <= 100 for v in values):
-        usage(f"--jpeg must be whole qualities in 5..100, not {text!r}")
+    if not values or any(v != int(v) or not lo <= v <= hi for v in values):
+        usage(f"--jpeg must be whole qualities in {lo:g}..{hi:g}, not {text!r}")
     return [int(v) for v in values]
 
 

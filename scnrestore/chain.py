@@ -267,6 +267,9 @@ class Chain:
     ) -> Chained:
         """Restore ``image`` through its planned steps; metadata as Restorer.restore."""
         steps, notes = self.plan(image)
+        if len(steps) == 1:  # one network: exactly what Restorer.restore gives
+            r = self.restorer("upscale", self._model_for(steps[0]))
+            return Chained(r.restore(image, steps[0].level, progress), steps, notes)
         pixels, done = self._run_steps(image.pixels, steps, progress)
         out = image.with_pixels(pixels)
         if image.dpi and self.scale > 1:

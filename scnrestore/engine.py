@@ -17,18 +17,20 @@ on the device, and converted there), never a float copy of the whole output.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .runtime import autocast, resolve_device, resolve_precision
+from .runtime import resolve_device, resolve_precision
 
 if TYPE_CHECKING:
     import torch
 
-    from .model import SCN
+    from .model import SCN, SCNConfig
 
 __all__ = ["Engine", "tile_starts", "even_tile", "blend_weights", "DEFAULT_OVERLAP"]
 
@@ -36,9 +38,15 @@ __all__ = ["Engine", "tile_starts", "even_tile", "blend_weights", "DEFAULT_OVERL
 # with 32 px the tiled output of the x2 network is > 50 dB from whole-image
 # inference; 16 px is not enough for SCN's pyramid.
 DEFAULT_OVERLAP = 32
-# Tile side (input pixels) on the CPU: keeps peak RAM for the paper-size
-# network well under 1 GiB while the per-tile overhead stays small.
-CPU_TILE = 512
+# On the CPU, activations come from glibc's malloc. A buffer above its mmap
+# threshold (at most 32 MiB) is a fresh mapping that the kernel zeroes page by
+# page on every call, and a freed heap top is handed back to the kernel; at
+# 512 px tiles that was a third of the time on top of the convolutions
+# (docs/performance.md). So the CPU tile is the largest whose biggest
+# activation, a block's inner features, stays under that threshold (352 px in
+# bf16, 256 in fp32 for the paper-size network), and the engine asks malloc
+# to keep what it frees (:func:`keep_freed_memory`).
+CPU_BUFFER_BYTES = 32 << 20
 MIN_TILE = 64
 
 ProgressFn = Callable[[int, int], None]
@@ -131,6 +139,8 @@ class Engine:
     def __post_init__(self) -> None:
         import torch
 
+        from .fused import FusedSCN
+
         self.device = (
             self.device if isinstance(self.device, torch.device) else resolve_device(self.device)
         )
@@ -142,6 +152,8 @@ class Engine:
         self.model = self.model.to(self.device).eval()
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+            keep_freed_memory()
+        self._net = FusedSCN(self.model, self.precision, channels_last=self.device.type == "cpu")
         self.scale = int(self.model.scale)
         self._multiple = int(self.model.pad_multiple)
 
@@ -166,23 +178,23 @@ class Engine:
             b = 4 * 3 * s * s * width  # band bytes per tile row of input
             side = int((math.sqrt(b * b + 4 * per_px * free * 0.5) - b) / (2 * per_px))
             return max(MIN_TILE, min(2048, side - side % self._multiple))
-        return CPU_TILE
+        return cpu_tile(self.model.config, self.precision, self._multiple)
 
     # -- model call ---------------------------------------------------------
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch
 
-        with torch.inference_mode(), autocast(self.device, self.precision):
+        with torch.inference_mode():
             if self.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             if not self.tta:
-                return self.model(x).float()
+                return self._net(x)
             acc = None
             for k in range(8):
                 t = x.transpose(2, 3) if k & 4 else x
                 t = torch.rot90(t, k & 3, (2, 3))
-                y = self.model(t.contiguous()).float()
+                y = self._net(t.contiguous())
                 y = torch.rot90(y, -(k & 3), (2, 3))
                 y = y.transpose(2, 3) if k & 4 else y
                 acc = y if acc is None else acc + y
@@ -322,6 +334,47 @@ class Engine:
                 band[:, :, :rest] = band[:, :, final : final + rest].clone()
             band[:, :, max(rest, 0) :] = 0
         return out
+
+
+def cpu_tile(config: SCNConfig, precision: str, multiple: int = 16) -> int:
+    """The CPU tile side whose largest activation fits in :data:`CPU_BUFFER_BYTES`."""
+    inner = int(config.num_residual_units * config.width_multiplier)
+    itemsize = 4 if precision == "fp32" else 2
+    side = int(math.sqrt(CPU_BUFFER_BYTES / (inner * itemsize))) - 1
+    return max(MIN_TILE, side - side % multiple)
+
+
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to reuse freed activation buffers (Linux, once).
+
+    Sets its mmap threshold to the 32 MiB maximum (buffers up to that size come
+    from the heap and are reused) and its trim threshold to 1 GiB (a freed heap
+    top stays mapped, up to that size). Elsewhere, or with
+    ``SCNRESTORE_MALLOC_TUNING=0`` in the environment, it does nothing.
+    Returns whether the settings are in force.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    if os.environ.get("SCNRESTORE_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith(
+        "linux"
+    ):
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_trim_threshold, 1 << 30) == 1
+        ok = libc.mallopt(m_mmap_threshold, CPU_BUFFER_BYTES) == 1 and ok
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    _MALLOC_TUNED = ok
+    return ok
 
 
 BT601_LUMA = (0.299, 0.587, 0.114)  # Y weights of R, G, B (also api.blend_input's)

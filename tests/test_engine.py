@@ -141,3 +141,25 @@ def test_integer_pixels_survive_the_trip_to_float_and_back(dtype):
         back = np.empty_like(img)
         back[...] = from_float(t)
         np.testing.assert_array_equal(back, img)
+
+
+@pytest.mark.parametrize("precision, itemsize", [("fp32", 4), ("bf16", 2)])
+def test_cpu_tile_keeps_the_largest_buffer_under_mallocs_mmap_threshold(precision, itemsize):
+    from scnrestore.engine import CPU_BUFFER_BYTES, cpu_tile
+    from scnrestore.model import SCNConfig
+
+    cfg = SCNConfig()
+    side = cpu_tile(cfg, precision)
+    inner = cfg.num_residual_units * cfg.width_multiplier
+    assert side % 16 == 0
+    assert inner * side**2 * itemsize <= CPU_BUFFER_BYTES
+    assert inner * (side + 16) ** 2 * itemsize >= CPU_BUFFER_BYTES  # + malloc header: over
+    narrow = SCNConfig(width_multiplier=1)  # smaller blocks: larger tiles
+    assert cpu_tile(narrow, precision) > side
+
+
+def test_cpu_engine_uses_the_cpu_tile(golden_x2):
+    from scnrestore.engine import cpu_tile
+
+    eng = Engine(golden_x2, "cpu", "fp32")
+    assert eng.auto_tile(4000) == cpu_tile(golden_x2.config, "fp32")

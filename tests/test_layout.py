@@ -24,6 +24,7 @@ LAYERS = [
     {"chain"},
     {"api"},
     {"engine", "checkpoint"},
+    {"fused"},
     {"model", "runtime", "degrade", "estimate", "metrics"},
     {"weights"},
     {"imageio"},

@@ -110,20 +110,37 @@ def eager_fp32(
 def val_psnr_delta(
     folded, task: str, precision: str, val: Path, scale: int, device: str = "cpu", crop: int = 0
 ) -> float | None:
-    from scnrestore.api import Restorer
-    from scnrestore.evaluate import evaluate, load_images, summarise
+    """PSNR at ``precision`` minus fp32's on the images in ``val`` (None: no folder)."""
+    from scnrestore.evaluate import load_images
 
     if not val.is_dir():
         return None
     images = load_images(val)
     if crop:  # centre crops: emulated bf16 (a CPU without it) is ~10x slower than fp32
         images = [(name, _centre_crop(im, crop)) for name, im in images]
+    res = precision_psnr(folded, task, ("fp32", precision), images, scale, device)
+    return res[precision] - res["fp32"]
+
+
+def precision_psnr(
+    folded: torch.nn.Module,
+    task: str,
+    precisions: tuple[str, ...],
+    images: list[tuple[str, np.ndarray]],
+    scale: int,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Mean PSNR (PSNR-Y for upscale) on ``images`` (name, clean uint8 RGB) at
+    each precision, degraded and restored as ``scnrestore eval`` does."""
+    from scnrestore.api import Restorer
+    from scnrestore.evaluate import evaluate, summarise
+
     key = "psnr_y" if task == "upscale" else "psnr"
     res = {}
-    for p in ("fp32", precision):
+    for p in precisions:
         r = Restorer(task, folded, scale=scale, device=device, precision=p)
         res[p] = summarise(evaluate(r, images, LEVEL[task]))[key]
-    return res[precision] - res["fp32"]
+    return res
 
 
 def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:

@@ -139,14 +139,27 @@ def downscaled(images: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarr
     return out
 
 
+def smoothed(images: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    """Each image downscaled 2x and back with Lanczos: smooth, high-PSNR content."""
+    from PIL import Image
+
+    out = []
+    for name, im in images:
+        h, w = im.shape[:2]
+        pil = Image.fromarray(im)
+        small = pil.resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.LANCZOS)
+        out.append((name, np.asarray(small.resize((w, h), Image.Resampling.LANCZOS))))
+    return out
+
+
 def quality_sets(val: Path, crop: int) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """{"val": the photos, "val/3": the same downscaled}, centre-cropped to ``crop``."""
+    """{"val": the photos, "val/3": downscaled, "smooth": softened}, centre-cropped."""
     from scnrestore.evaluate import load_images
 
     if not val.is_dir():
         return {}
     images = load_images(val)
-    sets = {"val": images, f"val/{DOWN}": downscaled(images)}
+    sets = {"val": images, f"val/{DOWN}": downscaled(images), "smooth": smoothed(images)}
     if crop:
         sets = {k: [(n, _centre_crop(im, crop)) for n, im in v] for k, v in sets.items()}
     return sets
@@ -166,6 +179,9 @@ def main() -> None:
         "--val-crop", type=int, default=0, help="measure PSNR on centre crops of this side"
     )
     ap.add_argument("--no-quality", action="store_true", help="skip the precision cost")
+    ap.add_argument(
+        "--no-speed", action="store_true", help="skip the timings (GEMM peak, engine rate)"
+    )
     ap.add_argument("--model", type=Path, help="checkpoint file to use (with a single --tasks)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     ap.add_argument("--json", type=Path)
@@ -191,12 +207,15 @@ def main() -> None:
     print(f"precision {args.precision} -> {prec} on {dev.type}")
 
     precs = list(dict.fromkeys((prec, "fp32")))
-    peak = {p: gemm_tflops(args.gemm_size, p, dev, args.repeat) for p in precs}
-    print(
-        f"GEMM {args.gemm_size}^2 peak: "
-        + ", ".join(f"{p} {peak[p]:.3f} TFLOP/s" for p in precs)
-        + f" (best of {args.repeat})"
-    )
+    if args.no_speed:
+        peak = {p: float("nan") for p in precs}
+    else:
+        peak = {p: gemm_tflops(args.gemm_size, p, dev, args.repeat) for p in precs}
+        print(
+            f"GEMM {args.gemm_size}^2 peak: "
+            + ", ".join(f"{p} {peak[p]:.3f} TFLOP/s" for p in precs)
+            + f" (best of {args.repeat})"
+        )
 
     img = photo(args.photo_mp)
     h, w = img.shape[:2]
@@ -213,6 +232,7 @@ def main() -> None:
     hdr = (
         f"{'task':9} {'prec':5} {'MFLOP/px':>8} {'tile':>5} {'MP/s':>7} {'TFLOP/s':>8} "
         f"{'% peak':>7} {'dB val':>8} {'(fp32)':>7} {f'dB val/{DOWN}':>9} {'(fp32)':>7}"
+        f" {'dB smooth':>9} {'(fp32)':>7}"
     )
     print(hdr)
     for key in keys:
@@ -223,11 +243,13 @@ def main() -> None:
         cond = None if task == "upscale" else condition_value(task, LEVEL[task])
         engine = Engine(folded, dev, prec)
         tile = engine.auto_tile(w)
-        engine.run(img, cond)  # warm-up: oneDNN primitives for these tile shapes
-        t = best_of(lambda e=engine, c=cond: e.run(img, c), args.repeat, dev)
+        t = float("nan")
+        if not args.no_speed:
+            engine.run(img, cond)  # warm-up: oneDNN primitives for these tile shapes
+            t = best_of(lambda e=engine, c=cond: e.run(img, c), args.repeat, dev)
         achieved = flops_px * in_px / t / 1e12
         cost: dict[str, dict[str, float] | None] = {}
-        for name in sets or ("val", f"val/{DOWN}"):
+        for name in sets or ("val", f"val/{DOWN}", "smooth"):
             if prec == "fp32":
                 cost[name] = {"delta_db": 0.0}
             elif sets and trained:
@@ -252,7 +274,7 @@ def main() -> None:
         print(_fmt(row))
     print(
         "dB: PSNR (PSNR-Y for upscale) at the precision minus fp32's, (fp32): fp32's own; "
-        f"val/{DOWN}: the val photos downscaled {DOWN}x"
+        f"val/{DOWN}: the val photos downscaled {DOWN}x; smooth: downscaled 2x and back"
         + (f", centre crops of {args.val_crop} px" if args.val_crop else "")
     )
     if args.json:
@@ -282,12 +304,14 @@ def _fmt(r: dict) -> str:
     def db(c: dict | None, k: str, fmt: str) -> str:
         return "n/a" if c is None or k not in c else format(c[k], fmt)
 
-    val, down = r["precision_cost"]["val"], r["precision_cost"][f"val/{DOWN}"]
+    cost = r["precision_cost"]
+    val, down, smooth = cost["val"], cost[f"val/{DOWN}"], cost.get("smooth")
     return (
         f"{r['task']:9} {r['precision']:5} {r['mflop_per_input_px']:8.3f} {r['tile']:5d} "
         f"{r['input_mp_per_s']:7.3f} {r['achieved_tflops']:8.3f} {100 * r['peak_share']:6.1f}% "
         f"{db(val, 'delta_db', '+.3f'):>8} {db(val, 'fp32_db', '.2f'):>7} "
         f"{db(down, 'delta_db', '+.3f'):>9} {db(down, 'fp32_db', '.2f'):>7}"
+        f" {db(smooth, 'delta_db', '+.3f'):>9} {db(smooth, 'fp32_db', '.2f'):>7}"
     )
 
 

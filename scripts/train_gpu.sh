@@ -2,7 +2,7 @@
 # The one prepared command for a lent CUDA card (an H200: 15 minutes of device
 # time in all, start-up included, one command at most 10 minutes).
 #
-#   scripts/train_gpu.sh prep             # here, once: .gpudata/train (lossless WebP)
+#   scripts/train_gpu.sh prep             # here, once: .gpudata/train (lossless WebP), .gpudata/val
 #   scripts/train_gpu.sh                  # there: BUDGET=420 s of training per model
 #   PROBE=1 scripts/train_gpu.sh          # end to end: 3 images, 40 steps or 15 s a model, packed
 #   PROBE=1 DEVICE=cpu DATA=../shared/data/train scripts/train_gpu.sh   # the same, here
@@ -46,7 +46,9 @@ for p in sorted(Path(sys.argv[1]).glob("*.png")):
     with Image.open(p) as im:
         im.convert("RGB").save(f".gpudata/train/{p.stem}.webp", lossless=True, quality=100, method=4)
 EOF
-  du -sh .gpudata/train
+  mkdir -p .gpudata/val  # for scripts/bench_gpu.sh's precision cost
+  cp "${VALSRC:-../shared/data/val}"/*.png .gpudata/val/
+  du -sh .gpudata/train .gpudata/val
   exit 0
 fi
 

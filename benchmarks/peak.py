@@ -180,6 +180,11 @@ def main() -> None:
     )
     ap.add_argument("--no-quality", action="store_true", help="skip the precision cost")
     ap.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="NHWC activations on every device (default: on the CPU only, as the engine does)",
+    )
+    ap.add_argument(
         "--no-speed", action="store_true", help="skip the timings (GEMM peak, engine rate)"
     )
     ap.add_argument("--model", type=Path, help="checkpoint file to use (with a single --tasks)")
@@ -241,7 +246,7 @@ def main() -> None:
         folded = fold_weight_norm(copy.deepcopy(model).cpu())
         flops_px = conv_flops_per_pixel(folded)
         cond = None if task == "upscale" else condition_value(task, LEVEL[task])
-        engine = Engine(folded, dev, prec)
+        engine = Engine(folded, dev, prec, channels_last=True if args.channels_last else None)
         tile = engine.auto_tile(w)
         t = float("nan")
         if not args.no_speed:
@@ -263,6 +268,7 @@ def main() -> None:
             "precision": prec,
             "mflop_per_input_px": flops_px / 1e6,
             "tile": tile,
+            "channels_last": engine.channels_last,
             "seconds": t,
             "input_mp_per_s": in_px / 1e6 / t,
             "achieved_tflops": achieved,

@@ -127,6 +127,9 @@ class Engine:
 
     ``tile``: tile side in input pixels; None = automatic from memory,
     0 = whole image. ``overlap``: input pixels shared by neighbouring tiles.
+    ``channels_last``: lay activations out NHWC (None: on the CPU, where
+    oneDNN wants it; CUDA cards may prefer it too, benchmarks/peak.py
+    ``--channels-last`` measures).
     """
 
     model: SCN
@@ -135,6 +138,7 @@ class Engine:
     tile: int | None = None
     overlap: int = DEFAULT_OVERLAP
     tta: bool = False
+    channels_last: bool | None = None
 
     def __post_init__(self) -> None:
         import torch
@@ -150,10 +154,12 @@ class Engine:
         if self.tile is not None and self.tile < 0:
             raise ValueError("tile size must be >= 0 (0 = whole image)")
         self.model = self.model.to(self.device).eval()
-        if self.device.type == "cpu":
+        if self.channels_last is None:
+            self.channels_last = self.device.type == "cpu"
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
             keep_freed_memory()
-        self._net = FusedSCN(self.model, self.precision, channels_last=self.device.type == "cpu")
+        self._net = FusedSCN(self.model, self.precision, channels_last=self.channels_last)
         self.scale = int(self.model.scale)
         self._multiple = int(self.model.pad_multiple)
 
@@ -186,7 +192,7 @@ class Engine:
         import torch
 
         with torch.inference_mode():
-            if self.device.type == "cpu":
+            if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if not self.tta:
                 return self._net(x)
@@ -299,8 +305,8 @@ class Engine:
         # [band_start, band_start + th * s) one tile row tall, allocated once:
         # tiles go in as the image's own dtype and rows come back converted, so
         # the host only copies (on a GPU, host-side float work capped the rate).
-        # Laid out as the model's output is (channels_last on the CPU).
-        layout = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+        # Laid out as the model's output is.
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
         band = torch.empty((1, c, min(th, h) * s, w * s), device=dev, memory_format=layout)
         band.zero_()
         band_start = 0

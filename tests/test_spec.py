@@ -9,10 +9,12 @@ import pickle
 
 import numpy as np
 import pytest
+import typer
 
 from scnrestore import engine
 from scnrestore.api import Restorer
 from scnrestore.chain import Chain
+from scnrestore.cli.options import EXIT_USAGE, make_restorer
 from scnrestore.errors import RegistryError
 from scnrestore.spec import DEFAULT_OVERLAP, DEFAULT_STEPS, RestorerSpec
 
@@ -81,11 +83,21 @@ def test_defaults_are_the_restorers_and_the_commands():
     assert spec.steps == DEFAULT_STEPS == ("auto", "off")  # upscale's --jpeg, --denoise
 
 
-def test_unknown_task_and_models_that_cannot_be_had(ckpt_dir, tmp_path):
+def test_unknown_task_and_models_that_cannot_be_had(ckpt_dir, tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown task 'sharpen'"):
         RestorerSpec("sharpen")
     missing = RestorerSpec("denoise", model=str(tmp_path / "none.safetensors"))
     with pytest.raises((RegistryError, OSError)):
         missing.build()
+    misfit = RestorerSpec("denoise", model=str(ckpt_dir / "x2.safetensors"))
     with pytest.raises(ValueError, match="x2 network, but denoise needs x1"):
-        RestorerSpec("denoise", model=str(ckpt_dir / "x2.safetensors")).build()
+        misfit.build()
+    # the command line's wrapper: one line, exit 2
+    with pytest.raises(typer.Exit) as exit_:
+        make_restorer(missing)
+    assert exit_.value.exit_code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    with pytest.raises(typer.Exit):
+        make_restorer(misfit)
+    assert "x2 network, but denoise needs x1" in capsys.readouterr().err

@@ -29,6 +29,8 @@ import numpy as np
 from PIL import Image as PILImage
 
 from scnrestore import distributed
+from scnrestore.batch import BatchOptions
+from scnrestore.spec import RestorerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,8 +101,9 @@ def main() -> None:
         for n in counts:
             t0 = time.time()
             report = distributed.restore_dataset(
-                [str(tmp / "in")], tmp / f"ray{n}", "upscale", scale=args.scale, workers=n,
-                cpus_per_worker=1,
+                [str(tmp / "in")], RestorerSpec("upscale", args.scale),
+                BatchOptions("upscale", scale=args.scale, output=tmp / f"ray{n}"),
+                cluster=distributed.ClusterOptions(workers=n, cpus_per_worker=1),
             )  # fmt: skip
             dt = time.time() - t0
             if report.done != args.count:

@@ -3,16 +3,19 @@
 :func:`restore_dataset` plans the outputs as the local CLI does (same names,
 same clash rules), then hands Ray Data a table of (input, output) paths. A
 pool of long-lived workers (``map_batches`` with a callable class on an actor
-pool) each load the model once and, for each file, read the compressed bytes,
-decode, restore and write the output atomically with its metadata, through
-the local batch's own code (:func:`scnrestore.batch.restore_file`). Only small
-rows come back (input, output, status, error, seconds): decoded pixels never
-leave the worker that decoded them. The rows are written as a JSON-lines
-manifest, keyed by input path.
+pool) each build the model once from a :class:`~scnrestore.spec.RestorerSpec`
+(a small picklable value, not the model) and, for each file, read the
+compressed bytes, decode, restore and write the output atomically with its
+metadata, through the local batch's own code
+(:func:`scnrestore.batch.restore_file`). Only small rows come back (input,
+output, status, error, seconds): decoded pixels never leave the worker that
+decoded them. The rows are written as a JSON-lines manifest, keyed by input
+path.
 
-One bad file fails its own row only. Existing outputs are skipped by default,
-so a re-run resumes. A request the cluster can never schedule (GPUs on a
-cluster without any, more CPUs than it has) is refused before anything runs.
+One bad file fails its own row only. Existing outputs are skipped (by the
+command line, and by default here), so a re-run resumes. A request the
+cluster can never schedule (GPUs on a cluster without any, more CPUs than it
+has) is refused before anything runs.
 
 Ray is imported inside the functions, never at ``import scnrestore``.
 """
@@ -24,11 +27,23 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["restore_dataset", "Report", "UnschedulableError", "MANIFEST_NAME", "LIST_EXTS"]
+from .spec import RestorerSpec
+
+if TYPE_CHECKING:
+    from .batch import BatchOptions
+
+__all__ = [
+    "restore_dataset",
+    "ClusterOptions",
+    "Report",
+    "UnschedulableError",
+    "MANIFEST_NAME",
+    "LIST_EXTS",
+]
 
 #: The manifest's file name inside an output folder.
 MANIFEST_NAME = "scnrestore-manifest.jsonl"
@@ -41,6 +56,31 @@ BATCH_SIZE = 2
 
 class UnschedulableError(ValueError):
     """The cluster can never run the workers asked for (it would wait forever)."""
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where a run goes and the pool it starts there.
+
+    ``address``: see :func:`connect` (None: a local cluster started here).
+    ``workers``: None starts as many as fit. ``gpus_per_worker``: a share of a
+    GPU each (0.5: two workers share one); ``cpus_per_worker``: CPUs each, and
+    torch threads for a worker without a GPU. ``batch_size``: images handed
+    to a worker at a time.
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    batch_size: int = BATCH_SIZE
+
+    @property
+    def torch_threads(self) -> int | None:
+        """The threads a CPU worker gives torch (None: torch's own choice)."""
+        if not self.gpus_per_worker and self.cpus_per_worker >= 1:
+            return int(self.cpus_per_worker)
+        return None
 
 
 @dataclass
@@ -286,44 +326,19 @@ class RestoreWorker:
     """One worker of the pool: loads the model once, then restores batches of
     (input, output) rows; returns one small row per file, never pixels."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, spec: RestorerSpec, opts: BatchOptions, threads: int | None) -> None:
+        """``spec``: the model; ``opts``: what to do with the files (their level
+        already dropped for a model that takes none); ``threads``: torch's CPU
+        threads (None: left as they are)."""
         import tempfile
 
-        from .api import Restorer
-        from .batch import BatchOptions
-        from .chain import Chain
-        from .tasks import TASK_SCHEDULES
-
-        self.s = settings
-        task = settings["task"]
-        if not settings["gpus_per_worker"] and settings["cpus_per_worker"] >= 1:
+        if threads is not None:
             import torch
 
-            torch.set_num_threads(int(settings["cpus_per_worker"]))
-        keep = settings["keep"]
+            torch.set_num_threads(threads)
         self.restorer, self.broken = None, None
         try:
-            if task == "upscale":  # the local upscale's chain: JPEG, noise, scale
-                self.restorer = Chain(
-                    settings["scale"], *settings["steps"], model=settings["model"],
-                    device=settings["device"], precision=settings["precision"],
-                    tile=settings["tile"], tile_overlap=settings["tile_overlap"],
-                    tta=settings["tta"], num_scales=settings["num_scales"],
-                )  # fmt: skip
-            else:
-                self.restorer = Restorer(
-                    task,
-                    settings["model"],
-                    scale=settings["scale"],
-                    device=settings["device"],
-                    precision=settings["precision"],
-                    tile=settings["tile"],
-                    tile_overlap=settings["tile_overlap"],
-                    tta=settings["tta"],
-                    num_scales=settings["num_scales"],
-                    told_level=settings["calibration"],
-                    **({TASK_SCHEDULES[task]: keep} if task in TASK_SCHEDULES else {}),
-                )
+            self.restorer = spec.build()  # upscale: the local upscale's chain
         except Exception as exc:  # each of its files fails with the reason; Ray would
             # otherwise restart the worker again and again, and the run never end
             import socket
@@ -333,16 +348,7 @@ class RestoreWorker:
         else:
             engine = self.restorer.engine
             self.ran_on = json.dumps({"device": str(engine.device), "precision": engine.precision})
-        self.opts = BatchOptions(
-            task,
-            settings["level"],
-            settings["scale"],
-            fmt=settings["fmt"],
-            jpeg_quality=settings["jpeg_quality"],
-            png_compression=settings["png_compression"],
-            overwrite=settings["overwrite"],
-            skip_existing=settings["skip_existing"],
-        )
+        self.opts = opts
         self.tmp = tempfile.mkdtemp(prefix="scnrestore-")
         self.fs_cache: dict[str, Any] = {}
 
@@ -380,11 +386,10 @@ class RestoreWorker:
         """restore_file, an object fetched first; returns the fetched file's name."""
         from .batch import failure, restore_file
 
-        s = self.s
         t0 = time.time()
         fetched = None
         try:
-            if uri and not (job.dst.exists() and not s["overwrite"]):
+            if uri and not (job.dst.exists() and not self.opts.overwrite):
                 fetched = self._fetch(uri, str(job.src))
                 job.src = fetched
             restore_file(job, self.restorer, self.opts, note=notes.append)
@@ -425,75 +430,65 @@ _ROW_KEYS = ("input", "output", "status", "error", "seconds", "info", "notes", "
 
 def restore_dataset(
     inputs: str | Iterable[str],
-    output: str | os.PathLike[str] | None,
-    task: str = "upscale",
+    spec: RestorerSpec,
+    opts: BatchOptions | None = None,
     *,
-    scale: int = 4,
-    level: float | str | None = None,
-    address: str | None = None,
-    workers: int | None = None,
-    gpus_per_worker: float = 0.0,
-    cpus_per_worker: float = 1.0,
-    skip_existing: bool = True,
-    overwrite: bool = False,
-    recursive: bool = False,
-    model: str | None = None,
-    num_scales: int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    tile_overlap: int = 32,
-    tta: bool = False,
-    fmt: str | None = None,
-    jpeg_quality: int = 95,
-    png_compression: int = 6,
-    keep: float | None = None,
-    calibration: bool = True,
+    cluster: ClusterOptions | None = None,
     manifest: str | os.PathLike[str] | None = None,
-    batch_size: int = BATCH_SIZE,
     on_result: Callable[[Any, list[str]], None] | None = None,
     on_plan: Callable[[list[Any], list[str]], None] | None = None,
-    steps: tuple[str, str] = ("auto", "off"),
 ) -> Report:
     """Restore every image of ``inputs`` on a Ray cluster; see the module doc.
 
     ``inputs``: files, folders, globs, list files (``.txt``/``.lst``, one path
     or URI a line) and URIs pyarrow can list (``s3://bucket/photos/``).
-    ``output``: a folder every worker can write (or a file for one input);
-    None writes beside each input as the CLI does. ``level``: sigma (denoise)
-    or JPEG quality (dejpeg), a number or ``"auto"``; ``keep``: keep_input /
-    keep_luma (None: the model's schedule). ``address``: see :func:`connect`.
-    ``workers``: None starts as many as fit. ``skip_existing``: outputs that
-    exist are skipped (a re-run resumes); ``overwrite`` replaces them.
-    ``manifest``: where the JSON-lines rows go (default: in the output folder,
-    else the current one, as ``scnrestore-manifest.jsonl``). ``on_plan(jobs,
-    notes)`` is called once planned, ``on_result(job, notes)`` as each file is
-    done. ``steps``: upscale's JPEG and noise steps, (jpeg, denoise) as
-    :class:`~scnrestore.chain.Chain` takes them. Raises ValueError
+    ``spec``: the model and how it runs (for upscale, its JPEG and noise
+    steps), built once by each worker. ``opts``: what is done with the files,
+    as in a local batch: ``output``, a folder every worker can write (or a file
+    for one input; None writes beside each input as the CLI does),
+    ``recursive``, ``level`` (sigma or JPEG quality, a number or ``"auto"``),
+    the output format and encoding, ``skip_existing`` / ``overwrite``; its
+    ``task`` and ``scale`` must be the spec's. Default: the spec's task and
+    scale, outputs beside the inputs, existing ones skipped (a re-run
+    resumes). ``cluster``: where and on how many workers (default: a local
+    cluster, as many workers as fit). ``manifest``: where the JSON-lines rows
+    go (default: in the output folder, else the current one, as
+    ``scnrestore-manifest.jsonl``). ``on_plan(jobs, notes)`` is called once
+    planned, ``on_result(job, notes)`` as each file is done. Raises ValueError
     (UnschedulableError included) for a request that cannot run, before any
     file is written.
     """
-    from .api import Restorer
+    from .batch import BatchOptions
     from .tasks import LEVEL_RANGES
 
-    if overwrite:
-        skip_existing = False
-    if task not in ("upscale", "denoise", "dejpeg"):
-        raise ValueError(f"unknown task {task!r}")
+    task, cluster = spec.task, cluster or ClusterOptions()
+    if opts is None:
+        opts = BatchOptions(task, scale=spec.scale, skip_existing=True)
+    if opts.task != task or (task == "upscale" and opts.scale != spec.scale):
+        raise ValueError(
+            f"opts ({opts.task}, scale {opts.scale}) and spec ({task}, scale {spec.scale}) "
+            "disagree: give both the same task and scale"
+        )
+    if opts.overwrite:
+        opts = replace(opts, skip_existing=False)
+    level = opts.level
     if isinstance(level, int | float) and task in LEVEL_RANGES:
         lo, hi = LEVEL_RANGES[task]
         if not lo <= level <= hi:
             raise ValueError(f"level must lie in {lo:g}..{hi:g}, not {level:g}")
-    if device.strip().lower().startswith("cuda") and not gpus_per_worker:
+    if spec.device.strip().lower().startswith("cuda") and not cluster.gpus_per_worker:
         # Ray hides every GPU from a worker that asked for none
-        raise ValueError(f"--device {device} needs --gpus-per-worker (a share of a GPU)")
+        raise ValueError(f"--device {spec.device} needs --gpus-per-worker (a share of a GPU)")
+    model = spec.model
     if model is not None and not _is_uri(model) and Path(model).expanduser().is_file():
         model = str(Path(model).expanduser().absolute())  # workers run elsewhere
+        spec = replace(spec, model=model)
     t_start = time.time()
     jobs, uris, notes = plan_jobs(
-        inputs, output, task, scale=scale, fmt=fmt, recursive=recursive, level=level
-    )
-    manifest = Path(manifest) if manifest is not None else default_manifest(output)
+        inputs, opts.output, task, scale=spec.scale, fmt=opts.fmt, recursive=opts.recursive,
+        level=level,
+    )  # fmt: skip
+    manifest = Path(manifest) if manifest is not None else default_manifest(opts.output)
     if on_plan is not None:
         on_plan(jobs, notes)
     pending = [j for j in jobs if j.status == "pending"]
@@ -505,33 +500,25 @@ def restore_dataset(
         rows.append({"input": key, "output": str(j.dst.absolute()), "uri": uris.get(j.src, "")})
     # The model is checked here, once, before a cluster is asked for anything:
     # an unknown name or a bad checkpoint is a usage error, as in a local run.
-    level_used = level
-    if pending:
-        probe = Restorer(task, model, scale=scale, device="cpu", precision="fp32",
-                         num_scales=num_scales, tile=tile, tile_overlap=tile_overlap)  # fmt: skip
+    if pending:  # the task's network alone (upscale: the chain's clean-input upscaler)
+        on_cpu = replace(spec, device="cpu", precision="fp32", tta=False, keep=None, steps=None)
+        probe = on_cpu.build()
         if level is not None and not probe.conditioned:
-            level_used = None
+            opts = replace(opts, level=None)
         del probe
-    settings = dict(
-        task=task, model=model, scale=scale, level=level_used, device=device,
-        precision=precision, tile=tile, tile_overlap=tile_overlap, tta=tta,
-        num_scales=num_scales, keep=keep, calibration=calibration, fmt=fmt,
-        jpeg_quality=jpeg_quality, png_compression=png_compression, overwrite=overwrite,
-        skip_existing=skip_existing, gpus_per_worker=gpus_per_worker,
-        cpus_per_worker=cpus_per_worker, steps=tuple(steps),
-    )  # fmt: skip
     ran_on: dict[str, str] | None = None
-    with contextlib.ExitStack() as cluster:
+    with contextlib.ExitStack() as stack:
         if pending:  # refused here, before the manifest of an earlier run is replaced
-            cluster.enter_context(connect(address))
-            n = check_resources(workers, cpus_per_worker, gpus_per_worker)
+            stack.enter_context(connect(cluster.address))
+            n = check_resources(cluster.workers, cluster.cpus_per_worker, cluster.gpus_per_worker)
         manifest.parent.mkdir(parents=True, exist_ok=True)
         part = manifest.with_name(f".{manifest.name}.part")
         with _replacing(part, manifest) as mf:
             for j in jobs:  # settled while planning: in the manifest too
                 if j.status != "pending":
                     mf.write(_manifest_line(j))
-            for row in _run(rows, settings, n, batch_size) if pending else ():
+            worker = (spec, opts, cluster.torch_threads)  # each RestoreWorker's arguments
+            for row in _run(rows, worker, n, cluster) if pending else ():
                 job = by_key.get(row["input"])
                 if job is None:  # pragma: no cover - a row for no input of ours
                     continue
@@ -572,9 +559,10 @@ def _replacing(part: Path, final: Path) -> Iterator[Any]:
 
 
 def _run(
-    rows: list[dict[str, str]], settings: dict[str, Any], workers: int, batch_size: int
+    rows: list[dict[str, str]], worker: tuple[Any, ...], workers: int, cluster: ClusterOptions
 ) -> Iterator[dict[str, Any]]:
-    """Stream the result rows of the pool over ``rows`` (in no set order)."""
+    """Stream the result rows of the pool over ``rows`` (in no set order);
+    ``worker``: the arguments of each :class:`RestoreWorker`."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
@@ -582,14 +570,15 @@ def _run(
     _quiet_ray_data()
     # Blocks of a few batches: work spreads over the pool and rows stream back
     # as blocks finish, without millions of tiny blocks to schedule.
+    batch_size = cluster.batch_size
     per_block = max(batch_size, min(256, -(-len(rows) // (workers * 4))))
     ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_block))
-    resources: dict[str, float] = {"num_cpus": settings["cpus_per_worker"]}
-    if settings["gpus_per_worker"]:
-        resources["num_gpus"] = settings["gpus_per_worker"]
+    resources: dict[str, float] = {"num_cpus": cluster.cpus_per_worker}
+    if cluster.gpus_per_worker:
+        resources["num_gpus"] = cluster.gpus_per_worker
     results = ds.map_batches(
         RestoreWorker,
-        fn_constructor_args=(settings,),
+        fn_constructor_args=worker,
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=workers),
         batch_format="numpy",

@@ -287,10 +287,9 @@ def test_help_does_not_import_torch():
 
 
 def test_cli_overlap_default_is_the_engines():
-    from scnrestore import engine
-    from scnrestore.cli import options as cli
+    from scnrestore import engine, spec
 
-    assert cli.DEFAULT_OVERLAP == engine.DEFAULT_OVERLAP
+    assert spec.DEFAULT_OVERLAP == engine.DEFAULT_OVERLAP
 
 
 def test_examples_exist():

@@ -27,7 +27,10 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'scnrestore
 from typer.testing import CliRunner  # noqa: E402
 
 from scnrestore import distributed  # noqa: E402
+from scnrestore.batch import BatchOptions  # noqa: E402
 from scnrestore.cli import app  # noqa: E402
+from scnrestore.distributed import ClusterOptions  # noqa: E402
+from scnrestore.spec import RestorerSpec  # noqa: E402
 
 # Ray Data's own deprecation notices (its DataContext), not scnrestore's.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
@@ -225,9 +228,10 @@ def test_library_denoise_from_a_list_and_a_uri(cluster, photos, ckpt_dir, tmp_pa
         f"{os.path.relpath(p, tmp_path)}\n" for p in pngs[:3]
     ))  # fmt: skip
     seen = []
+    spec = RestorerSpec("denoise", model=str(ckpt))
     report = distributed.restore_dataset(
-        [str(listing)], tmp_path / "from_list", "denoise", level="auto", model=str(ckpt),
-        workers=1, on_result=lambda job, notes: seen.append((job, notes)),
+        [str(listing)], spec, BatchOptions("denoise", "auto", output=tmp_path / "from_list"),
+        cluster=ClusterOptions(workers=1), on_result=lambda job, notes: seen.append((job, notes)),
     )  # fmt: skip
     assert (report.done, report.failed, report.skipped, report.exit_code) == (3, 0, 0, 0)
     assert report.manifest == tmp_path / "from_list" / distributed.MANIFEST_NAME
@@ -237,8 +241,9 @@ def test_library_denoise_from_a_list_and_a_uri(cluster, photos, ckpt_dir, tmp_pa
         assert job.dst.read_bytes() == (local / job.src.name).read_bytes()
 
     report = distributed.restore_dataset(
-        [f"file://{photos}"], tmp_path / "from_uri", "denoise", level=25, model=str(ckpt),
-        workers=2, skip_existing=True,
+        [f"file://{photos}"], spec,
+        BatchOptions("denoise", 25, output=tmp_path / "from_uri", skip_existing=True),
+        cluster=ClusterOptions(workers=2),
     )  # fmt: skip
     assert (report.done, report.failed) == (9, 1)  # not recursive: sub/alpha.png is not in it
     bad = [j for j in report.jobs if j.status == "failed"]
@@ -264,8 +269,9 @@ def test_unschedulable_requests_are_refused_at_once(cluster, photos, ckpt_dir, t
     t0 = time.time()
     with pytest.raises(distributed.UnschedulableError, match=says):
         distributed.restore_dataset(
-            [str(photos)], tmp_path / "out", "upscale", scale=2,
-            model=str(ckpt_dir / "x2.safetensors"), **kw,
+            [str(photos)], RestorerSpec("upscale", 2, str(ckpt_dir / "x2.safetensors")),
+            BatchOptions("upscale", scale=2, output=tmp_path / "out"),
+            cluster=ClusterOptions(**kw),
         )  # fmt: skip
     assert time.time() - t0 < 30
     assert not (tmp_path / "out").exists()  # nothing written, no manifest
@@ -318,11 +324,18 @@ def test_a_worker_without_its_model_fails_each_file_and_the_run_ends(
 ):
     """A worker that cannot load the model (here: a device its node lacks) must
     not be restarted forever: every file it gets fails with the reason."""
+    spec = RestorerSpec("upscale", 2, str(ckpt_dir / "x2.safetensors"), device="mps")
     report = distributed.restore_dataset(
-        [str(photos / "p0.png"), str(photos / "p1.png")], tmp_path / "out", "upscale",
-        scale=2, model=str(ckpt_dir / "x2.safetensors"), device="mps", workers=1,
+        [str(photos / "p0.png"), str(photos / "p1.png")], spec,
+        BatchOptions("upscale", scale=2, output=tmp_path / "out"),
+        cluster=ClusterOptions(workers=1),
     )  # fmt: skip
     assert (report.done, report.failed, report.exit_code) == (0, 2, 1)
     assert all("no model on worker" in j.error and "mps" in j.error for j in report.jobs)
     with pytest.raises(ValueError, match="needs --gpus-per-worker"):
-        distributed.restore_dataset([str(photos)], tmp_path / "o2", "upscale", device="cuda")
+        distributed.restore_dataset(
+            [str(photos)], RestorerSpec("upscale", device="cuda"),
+            BatchOptions("upscale", scale=4, output=tmp_path / "o2"),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="disagree"):  # nothing planned, nothing written
+        distributed.restore_dataset([str(photos)], spec, BatchOptions("upscale", scale=4))

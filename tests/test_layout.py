@@ -21,6 +21,7 @@ LAYERS = [
     {"standard"},
     {"train", "devicedata"},
     {"evaluate"},
+    {"spec"},
     {"chain"},
     {"api"},
     {"engine", "checkpoint"},

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..batch import BatchOptions, Job
+    from ..distributed import ClusterOptions
+    from ..spec import RestorerSpec
 
 __all__ = ["run_cli"]
 
@@ -36,21 +43,20 @@ class _Lines:
 
 def run_cli(
     inputs: list[str],
-    opts: Any,
-    model: Any,
+    opts: BatchOptions,
+    spec: RestorerSpec,
     quiet: bool,
     as_json: bool,
     *,
-    before: Any,
-    cluster: dict[str, Any],
-    steps: tuple[str, str] = ("auto", "off"),
+    before: Callable[[list[Job]], None],
+    cluster: ClusterOptions,
 ) -> None:
     """cli.restore.run_batch with ``--ray``: the same lines, summary, ``--json``
     and exit codes, plus the manifest; existing outputs are skipped unless
-    ``--overwrite``. ``opts``: a BatchOptions; ``model``: the cli's
-    ModelOptions; ``before(jobs)``: run_batch's checks once the jobs are planned;
-    ``cluster``: --ray (its address) and --workers / --gpus-per-worker /
-    --cpus-per-worker under those names; ``steps``: upscale's --jpeg and --denoise."""
+    ``--overwrite``. ``spec``: the model (for upscale, with its --jpeg and
+    --denoise steps); ``before(jobs)``: run_batch's checks once the jobs are
+    planned; ``cluster``: --ray (its address) and --workers /
+    --gpus-per-worker / --cpus-per-worker."""
     import typer
 
     from ..batch import BatchResult
@@ -71,16 +77,8 @@ def run_cli(
     interrupted, crashed, report = False, None, None
     try:
         report = restore_dataset(
-            inputs, opts.output, opts.task, scale=opts.scale, level=opts.level,
-            address=cluster["ray"], workers=cluster.get("workers"),
-            gpus_per_worker=cluster.get("gpus_per_worker", 0.0),
-            cpus_per_worker=cluster.get("cpus_per_worker", 1.0),
-            skip_existing=not opts.overwrite, overwrite=opts.overwrite, recursive=opts.recursive,
-            model=model.model, num_scales=model.num_scales, device=model.device,
-            precision=model.precision, tile=model.tile, tile_overlap=model.tile_overlap,
-            tta=model.tta, fmt=opts.fmt, jpeg_quality=opts.jpeg_quality,
-            png_compression=opts.png_compression, keep=model.keep, calibration=model.calibration,
-            manifest=manifest, on_plan=lines.plan, on_result=lines.result, steps=steps,
+            inputs, spec, replace(opts, skip_existing=not opts.overwrite), cluster=cluster,
+            manifest=manifest, on_plan=lines.plan, on_result=lines.result,
         )  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True

@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..spec import DEFAULT_OVERLAP, DEFAULT_STEPS, RestorerSpec
 from .options import (
-    DEFAULT_OVERLAP,
     CalibrationOpt,
     DeviceOpt,
     JsonOpt,
     KeepInputOpt,
     KeepLumaOpt,
     ModelOpt,
-    ModelOptions,
     NumScalesOpt,
     OverlapOpt,
     Precision,
@@ -26,7 +25,6 @@ from .options import (
     TileOpt,
     TtaOpt,
     floats,
-    make_chain,
     make_restorer,
     parse_keep,
     usage,
@@ -88,16 +86,16 @@ def evaluate_cmd(
         if task.value == "denoise"
         else parse_keep(keep_luma, "--keep-luma")
     )
-    m = ModelOptions(
-        model, num_scales, device, precision.value, tile, tile_overlap, tta,
-        keep=keep, calibration=level_calibration,
-    )  # fmt: skip
     qualities = _qualities(jpeg, task.value)
+    # --jpeg: upscale's chain, as the command runs it; else the task's network alone
+    spec = RestorerSpec(
+        task.value, scale, model, num_scales, device, precision.value, tile, tile_overlap, tta,
+        keep=keep, calibration=level_calibration, steps=DEFAULT_STEPS if qualities else None,
+    )  # fmt: skip
+    restorer: Any = make_restorer(spec)
     if qualities:
-        restorer: Any = make_chain(scale, m)
         results = [_score(restorer, images, None, as_json, q) for q in qualities]
     else:
-        restorer = make_restorer(task.value, scale, m)
         results = [_score(restorer, images, level, as_json) for level in lv]
     if as_json:
         sys.stdout.write(json.dumps(eval_document(restorer, results), indent=1) + "\n")

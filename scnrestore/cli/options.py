@@ -1,4 +1,4 @@
-"""What the commands share: exit codes, option types, their parsing, the model options.
+"""What the commands share: exit codes, option types, their parsing, the model they run.
 
 torch is imported only when a command runs a model, so ``--help`` is instant:
 nothing here imports more than typer.
@@ -6,7 +6,6 @@ nothing here imports more than typer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -15,17 +14,14 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..errors import one_line
 from ..runtime import PRECISIONS
-from ..tasks import LEVEL_FLAG, LEVEL_RANGES, TASK_SCHEDULES, TASKS
+from ..tasks import LEVEL_FLAG, LEVEL_RANGES, TASKS
 
 if TYPE_CHECKING:
     from ..api import Restorer
     from ..chain import Chain
+    from ..spec import RestorerSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-# engine.DEFAULT_OVERLAP, repeated so that start-up (--help, models list) does
-# not import the engine and with it numpy (0.13 s here); a test keeps them equal.
-DEFAULT_OVERLAP = 32
 
 Precision = StrEnum("Precision", [(p, p) for p in PRECISIONS])
 Task = StrEnum("Task", [(t, t) for t in TASKS])
@@ -169,52 +165,6 @@ GpusOpt = Annotated[float, typer.Option(min=0, help="--ray: GPUs per worker (0.5
 CpusOpt = Annotated[float, typer.Option(min=0, help="--ray: CPUs per worker.")]
 
 
-# -- the model a command runs -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """Which model, and how it runs: --model, --num-scales, --device,
-    --precision, --tile, --tile-overlap, --tta, the share of the input
-    blended back (--keep-input / --keep-luma; None: the model's schedule),
-    --level-calibration and --offline."""
-
-    model: str | None = None
-    num_scales: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int | None = None
-    tile_overlap: int = DEFAULT_OVERLAP
-    tta: bool = False
-    keep: float | None = None
-    calibration: bool = True
-    offline: bool = False
-
-
-def make_restorer(task: str, scale: int, m: ModelOptions) -> Restorer:
-    """A Restorer, or exit 2 with one line."""
-    from ..api import Restorer
-    from ..errors import CheckpointError, RegistryError
-
-    try:
-        return Restorer(
-            task,
-            m.model,
-            scale=scale,
-            device=m.device,
-            precision=m.precision,
-            tile=m.tile,
-            tile_overlap=m.tile_overlap,
-            tta=m.tta,
-            num_scales=m.num_scales,
-            told_level=m.calibration,
-            **({TASK_SCHEDULES[task]: m.keep} if task in TASK_SCHEDULES else {}),
-        )
-    except (RegistryError, CheckpointError, ValueError, OSError) as exc:
-        typer.echo(one_line(f"error: {exc}"), err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-
-
 JpegOpt = Annotated[
     str,
     typer.Option(
@@ -234,17 +184,15 @@ DenoiseOpt = Annotated[
 ]
 
 
-def make_chain(scale: int, m: ModelOptions, jpeg: str = "auto", denoise: str = "off") -> Chain:
-    """The upscale chain (JPEG, noise, scale) for ``upscale``, or exit 2 with one line."""
-    from ..chain import Chain
+# -- the model a command runs -------------------------------------------------------
+
+
+def make_restorer(spec: RestorerSpec) -> Restorer | Chain:
+    """``spec.build()``: the command's Restorer, or Chain for upscale; or exit 2 with one line."""
     from ..errors import CheckpointError, RegistryError
 
     try:
-        return Chain(
-            scale, jpeg=jpeg, denoise=denoise, model=m.model, device=m.device,
-            precision=m.precision, tile=m.tile, tile_overlap=m.tile_overlap, tta=m.tta,
-            num_scales=m.num_scales,
-        )  # fmt: skip
+        return spec.build()
     except (RegistryError, CheckpointError, ValueError, OSError) as exc:
         typer.echo(one_line(f"error: {exc}"), err=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..spec import DEFAULT_OVERLAP, RestorerSpec
 from .options import (
-    DEFAULT_OVERLAP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -25,7 +25,6 @@ from .options import (
     KeepInputOpt,
     KeepLumaOpt,
     ModelOpt,
-    ModelOptions,
     NumScalesOpt,
     OfflineOpt,
     OverlapOpt,
@@ -40,7 +39,6 @@ from .options import (
     TileOpt,
     TtaOpt,
     WorkersOpt,
-    make_chain,
     make_restorer,
     output_option,
     parse_keep,
@@ -51,6 +49,7 @@ from .options import (
 
 if TYPE_CHECKING:
     from ..batch import BatchOptions, Job
+    from ..distributed import ClusterOptions
 
 __all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
 
@@ -58,45 +57,41 @@ __all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
 def run_batch(
     inputs: list[str],
     opts: BatchOptions,
-    model: ModelOptions,
+    spec: RestorerSpec,
     quiet: bool,
     as_json: bool,
-    ray: dict[str, Any] | None = None,
-    steps: tuple[str, str] = ("auto", "off"),
+    cluster: ClusterOptions | None = None,
+    offline: bool = False,
 ) -> None:
     """Shared body of upscale / denoise / dejpeg: plan, fetch the model, run, sum up.
 
-    ``ray``: --ray and the worker options, the batch on a Ray cluster instead.
-    ``steps``: upscale's --jpeg and --denoise (its chain; see scnrestore.chain).
+    ``spec``: the model and how it runs (for upscale, its chain; see
+    scnrestore.chain). ``cluster``: --ray and the worker options, the batch on
+    a Ray cluster instead. ``offline``: --offline, for fetching the model.
     """
     from ..batch import run_jobs
     from .report import ConsoleReporter, print_summary
 
-    if ray and ray["ray"] is not None:
+    if cluster is not None:
         from .distributed import run_cli
 
         def before(jobs: list[Job]) -> None:
             if opts.output is not None and not opts.output.is_dir():
                 _check_output_name(opts.output, opts.fmt, len(jobs))
             if any(j.status == "pending" for j in jobs):
-                _fetch_model(opts.task, opts.scale, model, quiet=quiet)
+                _fetch_model(spec, offline, quiet=quiet)
 
-        return run_cli(inputs, opts, model, quiet, as_json, before=before, cluster=ray, steps=steps)
+        return run_cli(inputs, opts, spec, quiet, as_json, before=before, cluster=cluster)
 
     jobs, notes = _plan(inputs, opts)
     if any(j.status == "pending" for j in jobs):
-        _fetch_model(opts.task, opts.scale, model, quiet=quiet)
+        _fetch_model(spec, offline, quiet=quiet)
     reporter = ConsoleReporter(quiet, as_json, len(jobs))
     for line in notes:
         reporter.note(line)
 
-    def make() -> Any:
-        if opts.task == "upscale":
-            return make_chain(opts.scale, model, *steps)
-        return make_restorer(opts.task, opts.scale, model)
-
     try:
-        result = run_jobs(jobs, opts, reporter, make)
+        result = run_jobs(jobs, opts, reporter, lambda: make_restorer(spec))
     finally:
         reporter.close()
     print_summary(result, reporter, as_json)
@@ -146,16 +141,27 @@ def _check_output_name(output: Path, fmt: str | None, n_inputs: int) -> None:
         usage(f"--output {output} and --format {fmt} disagree; give one of them")
 
 
-def _fetch_model(task: str, scale: int, model: ModelOptions, *, quiet: bool) -> None:
+def _fetch_model(spec: RestorerSpec, offline: bool, *, quiet: bool) -> None:
     """Have the model's file before the batch starts (a download draws its own bar)."""
     from ..weights import RegistryError, default_model, resolve
 
     try:
-        name = model.model or default_model(task, scale)
-        resolve(name, offline=model.offline or None, quiet=quiet)
+        name = spec.model or default_model(spec.task, spec.scale)
+        resolve(name, offline=offline or None, quiet=quiet)
     except RegistryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
+
+
+def _cluster(
+    ray: str | None, workers: int | None, gpus_per_worker: float, cpus_per_worker: float
+) -> ClusterOptions | None:
+    """--ray and the worker options; None without --ray (a local run)."""
+    if ray is None:
+        return None
+    from ..distributed import ClusterOptions
+
+    return ClusterOptions(ray, workers, gpus_per_worker, cpus_per_worker)
 
 
 # -- the commands -------------------------------------------------------------------
@@ -197,20 +203,19 @@ def upscale(
     """
     from ..batch import BatchOptions
 
-    steps = (jpeg, denoise)
-    parse_steps(*steps)  # a usage error before anything else
+    parse_steps(jpeg, denoise)  # a usage error before anything else
 
     opts = BatchOptions(
         "upscale", None, scale, output=output, recursive=recursive, fmt=fmt,
         jpeg_quality=jpeg_quality, png_compression=png_compression, overwrite=overwrite,
         skip_existing=skip_existing,
     )  # fmt: skip
-    m = ModelOptions(
-        model, num_scales, device, precision.value, tile, tile_overlap, tta, offline=offline
-    )
-    run_batch(inputs, opts, m, quiet, as_json, dict(
-        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
-    ), steps)  # fmt: skip
+    spec = RestorerSpec(
+        "upscale", scale, model, num_scales, device, precision.value, tile, tile_overlap, tta,
+        steps=(jpeg, denoise),
+    )  # fmt: skip
+    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker)
+    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)
 
 
 def denoise(
@@ -257,14 +262,12 @@ def denoise(
         fmt=fmt, jpeg_quality=jpeg_quality, png_compression=png_compression,
         overwrite=overwrite, skip_existing=skip_existing,
     )  # fmt: skip
-    m = ModelOptions(
-        model, num_scales, device, precision.value, tile, tile_overlap, tta,
+    spec = RestorerSpec(
+        "denoise", 1, model, num_scales, device, precision.value, tile, tile_overlap, tta,
         keep=parse_keep(keep_input, "--keep-input"), calibration=level_calibration,
-        offline=offline,
     )  # fmt: skip
-    run_batch(inputs, opts, m, quiet, as_json, dict(
-        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
-    ))  # fmt: skip
+    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker)
+    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)
 
 
 def dejpeg(
@@ -313,11 +316,9 @@ def dejpeg(
         fmt=fmt, jpeg_quality=jpeg_quality, png_compression=png_compression,
         overwrite=overwrite, skip_existing=skip_existing,
     )  # fmt: skip
-    m = ModelOptions(
-        model, num_scales, device, precision.value, tile, tile_overlap, tta,
+    spec = RestorerSpec(
+        "dejpeg", 1, model, num_scales, device, precision.value, tile, tile_overlap, tta,
         keep=parse_keep(keep_luma, "--keep-luma"), calibration=level_calibration,
-        offline=offline,
     )  # fmt: skip
-    run_batch(inputs, opts, m, quiet, as_json, dict(
-        ray=ray, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
-    ))  # fmt: skip
+    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker)
+    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)

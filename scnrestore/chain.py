@@ -8,7 +8,7 @@ compression when it is saved. :class:`Chain` undoes them in reverse:
 2. noise (``denoise``; off unless asked), then
 3. the upscale.
 
-When a JPEG-aware upscaler ships for the scale (``scn-x2-jpeg``: an SR network
+When a JPEG-aware upscaler ships for the scale (``scn-x2-jpeg``, ``scn-x4-jpeg``: SR networks
 trained on JPEG-compressed low-resolution images and told their quality on an
 extra input plane) and no denoising is asked, steps 1 and 3 are one network
 pass: the joint model sees the blocks and the detail together, which a cascade

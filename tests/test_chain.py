@@ -288,17 +288,21 @@ def test_eval_cli_scores_jpeg_inputs_and_train_cli_records_the_jpeg_range(data_d
 
 
 def test_the_shipped_chain_runs_the_joint_model_only_where_it_was_measured_better(photo):
-    """scn-x2-jpeg's joint_range: one pass for a web-quality JPEG, dejpeg then
-    scn-x2 above it, the plain scn-x2 for a clean input; x4 has no joint model."""
+    """Each JPEG-aware model's joint_range: one pass for a web-quality JPEG,
+    dejpeg then the plain upscaler above it, the plain one for a clean input;
+    x3 has no joint model."""
     from scnrestore import weights
 
-    entry = weights.load_registry()["scn-x2-jpeg"]
-    lo, hi = entry.joint_range
+    registry = weights.load_registry()
+    for scale in (2, 4):
+        lo, hi = registry[f"scn-x{scale}-jpeg"].joint_range
+        chain = Chain(scale=scale, precision="fp32")
+        assert describe(chain.plan_for(lo)) == f"x{scale} jpeg q{lo:g}"
+        assert describe(chain.plan_for(hi + 5)) == f"dejpeg q{hi + 5:g} → x{scale}"
+        assert describe(chain.plan_for(None)) == f"x{scale}"
+    assert "scn-x3-jpeg" not in registry
+    assert describe(Chain(scale=3, precision="fp32").plan_for(75)) == "dejpeg q75 → x3"
     chain = Chain(scale=2, precision="fp32")
-    assert describe(chain.plan_for(lo)) == f"x2 jpeg q{lo:g}"
-    assert describe(chain.plan_for(hi + 5)) == f"dejpeg q{hi + 5:g} → x2"
-    assert describe(chain.plan_for(None)) == "x2"
-    assert describe(Chain(scale=4, precision="fp32").plan_for(75)) == "dejpeg q75 → x4"
     # and the joint pass is the JPEG-aware network told the quality
     small = photo[:48, :64]
     out = chain.restore_array(small, 75)

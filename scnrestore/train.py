@@ -3,7 +3,9 @@
 A run lives in one directory::
 
     RUN/last.pt        model + optimiser + scheduler + step + RNG state (resume)
-    RUN/model.safetensors  the latest weights alone (what gets shipped)
+    RUN/model.safetensors  the latest weights alone (what gets shipped; with
+                       ``ema`` the moving average, and the raw weights beside
+                       it in RUN/model.raw.safetensors)
     RUN/log.jsonl      one JSON object per log interval and per validation
     RUN/run.json       the training configuration, the command line, and the
                        device/precision/torch version that ``auto`` resolved to
@@ -99,6 +101,11 @@ class TrainConfig:
     # The device pipeline's JPEG bank holds every Nth quality of the range
     # (and its top): quality is quantised to those levels.
     jpeg_bank_step: int = 5
+    # Exponential moving average of the weights (0 = off): the average is what
+    # validation measures and model.safetensors holds (with a warm-up, so a
+    # fresh average follows the weights quickly: decay min(ema, (1+n)/(10+n))
+    # after n updates). Recorded runs without it replay exactly.
+    ema: float = 0.0
     # torch.compile the model for training (pays only on long runs).
     compile: bool = False
     val_every: int = 500
@@ -152,6 +159,8 @@ class TrainConfig:
             raise ValueError(
                 f"data_pipeline must be one of {', '.join(PIPELINES)}, not {self.data_pipeline!r}"
             )
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must lie in [0, 1), not {self.ema:g}")
         if not self.jpeg_bank_step >= 1:
             raise ValueError(f"jpeg_bank_step must be >= 1, not {self.jpeg_bank_step}")
         self.image_scales = tuple(float(f) for f in self.image_scales)
@@ -459,6 +468,10 @@ def train(
     val_images = load_images(cfg.val) if cfg.val else []
     model.train()
     model = model.to(memory_format=torch.channels_last)
+    # After the layout change, which gives the parameters new storage.
+    ema = Ema(model, cfg.ema) if cfg.ema else None
+    if ema is not None and state is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # training shapes never change
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -484,13 +497,19 @@ def train(
                 "numpy_rng": feed.rng_state,
                 "torch_rng": torch.get_rng_state(),
                 **({"device_rng": feed.get_state()} if pipeline["kind"] == "device" else {}),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
                 "train_config": asdict(cfg),
                 "model_config": mcfg.to_dict(),
             },
             ckpt_path,
         )
         meta = weights_metadata(mcfg.to_dict(), cfg.task, step, cfg.command)
-        _atomic_save_safetensors(model.state_dict(), meta, out / "model.safetensors")
+        if ema is None:
+            _atomic_save_safetensors(model.state_dict(), meta, out / "model.safetensors")
+            return
+        _atomic_save_safetensors(model.state_dict(), meta, out / "model.raw.safetensors")
+        _atomic_save_safetensors(ema.weights, meta | {"ema": f"{cfg.ema:g}"},
+                                 out / "model.safetensors")  # fmt: skip
 
     from .runtime import autocast
 
@@ -536,6 +555,8 @@ def train(
                 scaler.step(opt)
                 scaler.update()
             sched.step()
+            if ema is not None:
+                ema.update()
             step += 1
             loss_acc += loss.detach()
             n_acc += 1
@@ -558,12 +579,9 @@ def train(
                 loss_acc.zero_()
                 n_acc = 0
                 if val_images and (step % cfg.val_every == 0 or step == cfg.steps):
-                    record.update(
-                        {
-                            "val_" + k: v
-                            for k, v in validate(model, cfg, val_images, device, precision).items()
-                        }
-                    )
+                    measured = ema.model_copy() if ema is not None else model
+                    scores = validate(measured, cfg, val_images, device, precision)
+                    record.update({"val_" + k: v for k, v in scores.items()})
                 log_f.write(json.dumps(record) + "\n")
                 log_f.flush()
                 if progress:
@@ -586,6 +604,58 @@ def train(
     record["step"] = step
     record["stopped"] = bool(stop["flag"])
     return record
+
+
+class Ema:
+    """An exponential moving average of a model's weights (fp32).
+
+    ``update`` after each optimiser step folds the live weights in with decay
+    ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so an average
+    started from a fine-tuned network follows it at first instead of holding
+    on to the starting weights. The optimiser updates parameters in place, so
+    the live tensors are gathered once.
+    """
+
+    def __init__(self, model: Any, decay: float):
+        self.model = model
+        self.decay = decay
+        self.n = 0
+        live = model.state_dict()
+        self.names = [k for k, v in live.items() if v.is_floating_point()]
+        self._live = [live[k] for k in self.names]
+        self.avg = [v.detach().float().clone() for v in self._live]
+
+    def update(self) -> None:
+        import torch
+
+        d = min(self.decay, (1 + self.n) / (10 + self.n))
+        with torch.no_grad():
+            torch._foreach_lerp_(self.avg, [v.float() for v in self._live], 1.0 - d)
+        self.n += 1
+
+    @property
+    def weights(self) -> dict[str, Any]:
+        """The averaged state dict (non-float entries from the live model)."""
+        out = dict(self.model.state_dict())
+        out.update({k: a.to(out[k].dtype) for k, a in zip(self.names, self.avg, strict=True)})
+        return out
+
+    def model_copy(self) -> Any:
+        """A copy of the model holding the averaged weights (to validate)."""
+        import copy
+
+        twin = copy.deepcopy(self.model)
+        twin.load_state_dict(self.weights)
+        return twin
+
+    def state_dict(self) -> dict[str, Any]:
+        avg = dict(zip(self.names, self.avg, strict=True))
+        return {"n": self.n, "decay": self.decay, "avg": avg}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.n = int(state["n"])
+        for i, k in enumerate(self.names):
+            self.avg[i].copy_(state["avg"][k])
 
 
 class _Budget:

@@ -165,5 +165,3 @@ def cache(tmp_path: Path) -> Path:
 
 def get(url: str, data: bytes, sha: str, folder: Path, **kw: Any) -> Path:
     return retrieve("m.bin", sha256=sha, size=len(data), urls=[url], cache=folder, **kw)
-
-

@@ -36,8 +36,12 @@ def test_value_options_keep_their_types():
 
 
 @pytest.mark.parametrize(
-    "command,own", [("upscale", "NAME_x4.png"), ("denoise", "NAME_denoised.png"),
-                    ("dejpeg", "NAME_dejpeg.png")],  # fmt: skip
+    "command,own",
+    [
+        ("upscale", "NAME_x4.png"),
+        ("denoise", "NAME_denoised.png"),
+        ("dejpeg", "NAME_dejpeg.png"),
+    ],  # fmt: skip
 )
 def test_each_command_names_its_own_default_output(command, own):
     text = help_text(command)

@@ -454,3 +454,50 @@ def test_a_run_moved_elsewhere_resumes_where_it_now_is(data_dir, tmp_path):
     last = train(cfg, resume=True)
     assert last["step"] == 6 and not first.exists()
     assert json.loads((moved / "log.jsonl").read_text().splitlines()[-1])["step"] == 6
+
+
+def test_ema_averages_the_weights_and_resumes_exactly(data_dir, tmp_path):
+    """--ema: model.safetensors holds the moving average, model.raw.safetensors
+    the live weights, and a stopped-and-resumed run ends where an unbroken one
+    does (the average is part of the checkpoint)."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    kw = dict(val=None, steps=12, lr_milestones=(), ckpt_every=100, ema=0.9)
+    train(_cfg(data_dir, tmp_path / "whole", **kw))
+    train(_cfg(data_dir, tmp_path / "split", **(kw | {"steps": 5})))
+    train(_cfg(data_dir, tmp_path / "split", **kw), resume=True)
+    avg = load_file(tmp_path / "whole" / "model.safetensors")
+    raw = load_file(tmp_path / "whole" / "model.raw.safetensors")
+    assert avg.keys() == raw.keys()
+    assert any(not torch.equal(avg[k], raw[k]) for k in avg)
+    with safe_open(tmp_path / "whole" / "model.safetensors", "pt") as f:
+        assert f.metadata()["ema"] == "0.9"
+    split = load_file(tmp_path / "split" / "model.safetensors")
+    for k in avg:
+        torch.testing.assert_close(avg[k], split[k], rtol=1e-5, atol=1e-6, msg=k)
+    # The run without --ema writes no raw file and its weights are the live ones.
+    train(_cfg(data_dir, tmp_path / "plain", **(kw | {"ema": 0.0})))
+    assert not (tmp_path / "plain" / "model.raw.safetensors").exists()
+    for k in raw:
+        torch.testing.assert_close(raw[k], load_file(tmp_path / "plain" / "model.safetensors")[k])
+
+
+def test_ema_follows_its_warm_up_schedule():
+    import torch
+
+    from scnrestore.train import Ema
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = Ema(model, 0.99)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update()  # decay min(0.99, 1/10) = 0.1: 0.1 * 0 + 0.9 * 1
+    assert ema.weights["weight"].item() == pytest.approx(0.9)
+    ema.update()  # decay 2/11
+    assert ema.weights["weight"].item() == pytest.approx(0.9 * 2 / 11 + 9 / 11)
+    with pytest.raises(ValueError, match="ema must lie in"):
+        TrainConfig(task="upscale", data="d", out="o", ema=1.0)

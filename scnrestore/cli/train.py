@@ -92,6 +92,16 @@ def train(
         float,
         typer.Option(min=0, max=0.99, help="With --jpeg-range: share of clean patches."),
     ] = 0.2,
+    ema: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=0.9999,
+            help="Keep a moving average of the weights with this decay, e.g. 0.999 "
+            "(0: off); validation and model.safetensors use it, model.raw.safetensors "
+            "holds the raw weights.",
+        ),
+    ] = 0.0,
     time_budget: Annotated[
         float,
         typer.Option(
@@ -131,7 +141,7 @@ def train(
                 time_budget=time_budget, level_focus=level_focus,
                 detail_floor=detail_floor,
                 image_scales=floats(image_scales, "--image-scales"),
-                jpeg_range=_jpeg_range(jpeg_range), jpeg_clean=jpeg_clean,
+                jpeg_range=_jpeg_range(jpeg_range), jpeg_clean=jpeg_clean, ema=ema,
             )  # fmt: skip
     except ValueError as exc:
         usage(str(exc))

@@ -90,6 +90,11 @@ class Chained(NamedTuple):
     steps: list[Step]
     notes: list[str]
 
+    @property
+    def plain(self) -> bool:
+        """One plain upscale: what ``--jpeg off`` on a clean input runs."""
+        return len(self.steps) == 1 and self.steps[0].task == "upscale" and not self.steps[0].joint
+
 
 def parse_jpeg(value: str | float | None) -> float | str | None:
     """``--jpeg``: "auto", "off" (None) or a quality 5..100; ValueError otherwise."""

@@ -378,6 +378,7 @@ class RestoreWorker:
             "error": (job.error or "").replace(tmp_name, src) if tmp_name else job.error or "",
             "seconds": float(job.seconds),
             "info": json.dumps(job.info),
+            "chained": bool(job.chained),
             "notes": json.dumps([n.replace(tmp_name, src) if tmp_name else n for n in notes]),
             "ran_on": self.ran_on,
         }
@@ -422,7 +423,7 @@ class RestoreWorker:
         return local
 
 
-_ROW_KEYS = ("input", "output", "status", "error", "seconds", "info", "notes", "ran_on")
+_ROW_KEYS = ("input", "output", "status", "error", "seconds", "info", "chained", "notes", "ran_on")
 
 
 # -- the run ------------------------------------------------------------------
@@ -501,7 +502,7 @@ def restore_dataset(
     # The model is checked here, once, before a cluster is asked for anything:
     # an unknown name or a bad checkpoint is a usage error, as in a local run.
     if pending:  # the task's network alone (upscale: the chain's clean-input upscaler)
-        on_cpu = replace(spec, device="cpu", precision="fp32", tta=False, keep=None, steps=None)
+        on_cpu = replace(spec, device="cpu", precision="fp32", tta=False, steps=None)
         probe = on_cpu.build()
         if level is not None and not probe.conditioned:
             opts = replace(opts, level=None)
@@ -526,6 +527,7 @@ def restore_dataset(
                 job.error = row["error"] or None
                 job.seconds = float(row["seconds"])
                 job.info.update(json.loads(row["info"]))
+                job.chained = bool(row["chained"])
                 if ran_on is None:
                     ran_on = json.loads(row["ran_on"])
                 mf.write(_manifest_line(job))

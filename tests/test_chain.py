@@ -242,6 +242,7 @@ def test_upscale_cli_takes_the_jpeg_path_for_a_jpeg_and_not_with_jpeg_off(files,
     r = _cli(*args, "-o", tmp_path / "b", "--jpeg", "off")
     assert r.returncode == 0, r.stderr
     assert [f["steps"] for f in json.loads(r.stdout)["files"]] == ["x2", "x2"]
+    assert "x2 (2)" not in r.stderr  # plain upscales: the summary names no steps
     r = _cli(*args[:2], "-s", "2", "--model", nets["x2"], "--precision", "fp32", "--json",
              "--denoise", "3", "-o", tmp_path / "c")  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -308,3 +309,15 @@ def test_the_shipped_chain_runs_the_joint_model_only_where_it_was_measured_bette
     out = chain.restore_array(small, 75)
     told = Restorer("upscale", "scn-x2-jpeg", scale=2, precision="fp32").restore_array(small, 75)
     assert np.array_equal(out, told)
+
+
+def test_chained_is_plain_only_for_one_plain_upscale():
+    from scnrestore.chain import Chained, Step
+
+    def plain(*steps: Step) -> bool:
+        return Chained(None, list(steps), []).plain  # type: ignore[arg-type]
+
+    assert plain(Step("upscale", None, 2))
+    assert not plain(Step("upscale", 74, 2))  # JPEG-aware: one pass, but not plain
+    assert not plain(Step("dejpeg", 74), Step("upscale", None, 2))
+    assert not plain(Step("denoise", 3), Step("upscale", None, 4))

@@ -339,3 +339,10 @@ def test_a_worker_without_its_model_fails_each_file_and_the_run_ends(
         )  # fmt: skip
     with pytest.raises(ValueError, match="disagree"):  # nothing planned, nothing written
         distributed.restore_dataset([str(photos)], spec, BatchOptions("upscale", scale=4))
+    # A share to keep outside 0..1 is refused before the cluster is asked.
+    bad = RestorerSpec("denoise", 1, str(ckpt_dir / "denoise.safetensors"), keep=1.5)
+    with pytest.raises(ValueError, match="keep_input must lie in 0..1"):
+        distributed.restore_dataset(
+            [str(photos)], bad, BatchOptions("denoise", output=tmp_path / "o3", level=25)
+        )
+    assert not (tmp_path / "o3").exists()

@@ -37,7 +37,9 @@ class Job:
 
     ``named``: the input was named on its own (not found in a folder or by a
     glob); ``status``: pending, ok, failed or skipped, ``error`` saying why;
-    ``info``: what the JSON summary adds (level, told_level, size...).
+    ``info``: what the JSON summary adds (level, told_level, size...);
+    ``chained``: an upscale that took more than one plain step (the summary
+    names its steps).
     """
 
     src: Path
@@ -48,6 +50,7 @@ class Job:
     info: dict[str, Any] = field(default_factory=dict)
     named: bool = False
     quiet: bool = False  # settled without a line of its own (a note covers it)
+    chained: bool = False
 
 
 class Source(NamedTuple):

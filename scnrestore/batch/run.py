@@ -188,6 +188,7 @@ class _Run:
                 for note in chained.notes:
                     pipe.note(f"note: {job.src}: {note}")
                 job.info["steps"] = describe(chained.steps)
+                job.chained = not chained.plain
                 out = chained.image
             else:
                 out = restorer.restore(img, level, progress)

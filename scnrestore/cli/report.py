@@ -119,8 +119,7 @@ def print_summary(
 
 def _steps_text(job: Job) -> str:
     """ "dejpeg q30 → x4, " for a file upscaled in more than one plain step, else ""."""
-    steps = job.info.get("steps")
-    return f"{steps}, " if steps and " " in str(steps) else ""
+    return f"{job.info['steps']}, " if job.chained else ""
 
 
 def _chains_text(jobs: list[Job]) -> str:
@@ -128,9 +127,10 @@ def _chains_text(jobs: list[Job]) -> str:
     took more than a plain upscale."""
     from collections import Counter
 
-    chains = Counter(str(j.info["steps"]) for j in jobs if j.status == "ok" and "steps" in j.info)
-    if not any(" " in c for c in chains):
+    done = [j for j in jobs if j.status == "ok" and "steps" in j.info]
+    if not any(j.chained for j in done):
         return ""
+    chains = Counter(str(j.info["steps"]) for j in done)
     return "; " + ", ".join(f"{c} ({n})" for c, n in chains.most_common())
 
 

@@ -2,7 +2,8 @@
 
     python scripts/ship.py runs/upscale_x2 --name scn-x2 [--val ../shared/data/val]
 
-1. Reads RUN/model.safetensors (fp32) and RUN/run.json (settings, command).
+1. Reads RUN/model.safetensors (fp32; --weights model.raw.safetensors for the
+   live weights of a run trained with --ema) and RUN/run.json (settings, command).
 2. Writes scnrestore/models/NAME.safetensors in fp16 with the architecture,
    task, steps and command in its header.
 3. Evaluates fp32 and fp16 weights on --val with `scnrestore eval`'s code
@@ -153,6 +154,7 @@ def main() -> None:
     ap.add_argument("--status", default="", help="a note for the entry, e.g. 'in training'")
     ap.add_argument("--eval-json", type=Path, help="also write the scores as eval --json does")
     ap.add_argument("--extra-levels", default="", help="e.g. 1,2,5: measured once, recorded too")
+    ap.add_argument("--weights", default="model.safetensors", help="the file in RUN to ship")
     ap.add_argument(
         "--stage", default="", help="e.g. 'stage 7, CPU fp32 (AVX2, 1 thread)': append to the entry"
     )
@@ -161,7 +163,7 @@ def main() -> None:
     old = previous_entry(args.name) if args.stage else None
     run = json.loads((args.run / "run.json").read_text())
     cfg, mcfg = run["config"], run["model"]
-    src = args.run / "model.safetensors"
+    src = args.run / args.weights
     from safetensors import safe_open
 
     with safe_open(str(src), "pt") as f:

@@ -289,8 +289,8 @@ def test_eval_cli_scores_jpeg_inputs_and_train_cli_records_the_jpeg_range(data_d
 
 
 def test_the_shipped_chain_runs_the_joint_model_only_where_it_was_measured_better(photo):
-    """Each JPEG-aware model's joint_range: one pass for a web-quality JPEG,
-    dejpeg then the plain upscaler above it, the plain one for a clean input;
+    """Each JPEG-aware model's joint_range: one pass for a JPEG inside it,
+    dejpeg then the plain upscaler outside it, the plain one for a clean input;
     x3 has no joint model."""
     from scnrestore import weights
 
@@ -299,7 +299,9 @@ def test_the_shipped_chain_runs_the_joint_model_only_where_it_was_measured_bette
         lo, hi = registry[f"scn-x{scale}-jpeg"].joint_range
         chain = Chain(scale=scale, precision="fp32")
         assert describe(chain.plan_for(lo)) == f"x{scale} jpeg q{lo:g}"
-        assert describe(chain.plan_for(hi + 5)) == f"dejpeg q{hi + 5:g} → x{scale}"
+        outside = hi + 5 if hi < 100 else lo - 5  # x4's covers every quality up to 100
+        assert describe(chain.plan_for(outside)) == f"dejpeg q{outside:g} → x{scale}"
+        assert describe(chain.plan_for(hi)) == f"x{scale} jpeg q{hi:g}"
         assert describe(chain.plan_for(None)) == f"x{scale}"
     assert "scn-x3-jpeg" not in registry
     assert describe(Chain(scale=3, precision="fp32").plan_for(75)) == "dejpeg q75 → x3"

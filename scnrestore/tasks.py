@@ -15,6 +15,7 @@ __all__ = [
     "TASK_SCHEDULES",
     "TOLD_LEVEL",
     "LEVEL_FLAG",
+    "LOSSES",
 ]
 
 TASKS = ("upscale", "denoise", "dejpeg")
@@ -36,3 +37,7 @@ TASK_SCHEDULES = {task: key for key, task in SCHEDULES.items()}
 TOLD_LEVEL = "told_level"
 # The command-line option that gives each task's level.
 LEVEL_FLAG = {"denoise": "--sigma", "dejpeg": "--quality"}
+
+# Pixel losses `scnrestore train --loss` may train with: l1 (the usual SR
+# loss) or l2 (mean squared error, which PSNR measures).
+LOSSES = ("l1", "l2")

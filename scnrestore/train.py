@@ -35,7 +35,7 @@ import numpy as np
 from . import degrade
 from .evaluate import evaluate, load_images, summarise
 from .files import atomic_output
-from .tasks import TASKS
+from .tasks import LOSSES, TASKS
 
 __all__ = ["TrainConfig", "train", "TASKS", "load_run_config", "resume_config"]
 
@@ -106,6 +106,11 @@ class TrainConfig:
     # fresh average follows the weights quickly: decay min(ema, (1+n)/(10+n))
     # after n updates). Recorded runs without it replay exactly.
     ema: float = 0.0
+    # The pixel loss: "l1" (mean absolute error, the usual SR loss, robust
+    # from the first step) or "l2" (mean squared error, which PSNR measures:
+    # the field's short fine-tune at the end of an L1 run). Recorded runs
+    # without it replay exactly.
+    loss: str = "l1"
     # torch.compile the model for training (pays only on long runs).
     compile: bool = False
     val_every: int = 500
@@ -159,6 +164,8 @@ class TrainConfig:
             raise ValueError(
                 f"data_pipeline must be one of {', '.join(PIPELINES)}, not {self.data_pipeline!r}"
             )
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must lie in [0, 1), not {self.ema:g}")
         if not self.jpeg_bank_step >= 1:
@@ -479,6 +486,7 @@ def train(
     # fp16 needs loss scaling; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     forward = torch.compile(model) if cfg.compile else model
+    loss_fn = {"l1": torch.nn.functional.l1_loss, "l2": torch.nn.functional.mse_loss}[cfg.loss]
 
     stop = {"flag": False}
 
@@ -542,7 +550,7 @@ def train(
             x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
                 pred = forward(x)
-            loss = torch.nn.functional.l1_loss(pred.float(), y)
+            loss = loss_fn(pred.float(), y)
             if step < cfg.warmup:
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * (step + 1) / cfg.warmup

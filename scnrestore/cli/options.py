@@ -14,7 +14,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..errors import one_line
 from ..runtime import PRECISIONS
-from ..tasks import LEVEL_FLAG, LEVEL_RANGES, TASKS
+from ..tasks import LEVEL_FLAG, LEVEL_RANGES, LOSSES, TASKS
 
 if TYPE_CHECKING:
     from ..api import Restorer
@@ -25,6 +25,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 Precision = StrEnum("Precision", [(p, p) for p in PRECISIONS])
 Task = StrEnum("Task", [(t, t) for t in TASKS])
+Loss = StrEnum("Loss", [(n, n) for n in LOSSES])
 
 
 # -- help that reads like typer's own ---------------------------------------------

@@ -12,6 +12,7 @@ from .options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     DeviceOpt,
+    Loss,
     Precision,
     PrecisionOpt,
     QuietOpt,
@@ -102,6 +103,13 @@ def train(
             "holds the raw weights.",
         ),
     ] = 0.0,
+    loss: Annotated[
+        Loss,
+        typer.Option(
+            help="Pixel loss: l1, or l2 (what PSNR measures) for a short fine-tune "
+            "at the end of an l1 run, e.g. --init RUN/model.safetensors --lr 1e-4.",
+        ),
+    ] = Loss.l1,
     time_budget: Annotated[
         float,
         typer.Option(
@@ -116,7 +124,7 @@ def train(
     ] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train an SCN (L1, Adam, multi-step decay, flips and transposes).
+    """Train an SCN (L1 or L2, Adam, multi-step decay, flips and transposes).
 
     Example: [bold]scnrestore train upscale -s 2 --data train/ --val val/ --out runs/x2[/bold]
     """
@@ -142,6 +150,7 @@ def train(
                 detail_floor=detail_floor,
                 image_scales=floats(image_scales, "--image-scales"),
                 jpeg_range=_jpeg_range(jpeg_range), jpeg_clean=jpeg_clean, ema=ema,
+                loss=loss.value,
             )  # fmt: skip
     except ValueError as exc:
         usage(str(exc))

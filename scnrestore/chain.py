@@ -12,7 +12,9 @@ When a JPEG-aware upscaler ships for the scale (``scn-x2-jpeg``, ``scn-x4-jpeg``
 trained on JPEG-compressed low-resolution images and told their quality on an
 extra input plane) and no denoising is asked, steps 1 and 3 are one network
 pass: the joint model sees the blocks and the detail together, which a cascade
-of two networks cannot. Otherwise each step is its own network. Between steps
+of two networks cannot. A near-lossless JPEG (from the model's ``plain_from``
+quality: 98 at x2) takes the plain upscaler alone, where dejpeg then upscale
+was measured to gain nothing. Otherwise each step is its own network. Between steps
 the image stays in memory in float (no 8-bit rounding, no file); only the last
 step's output is rounded to the input's bit depth.
 
@@ -229,6 +231,16 @@ class Chain:
         lo, hi = (entry and entry.joint_range) or JPEG_QUALITIES
         return (name, model) if lo <= quality <= hi else None
 
+    def _near_lossless(self, quality: float) -> bool:
+        """A JPEG the registry's JPEG-aware upscaler for this scale sends to
+        the plain upscaler alone (its ``plain_from``: measured, the JPEG steps
+        gain nothing there)."""
+        if self.model is not None:
+            return False
+        _, model = self._upscaler(jpeg=True)
+        entry = getattr(self.restorer("upscale", model).model, "registry_entry", None)
+        return bool(entry and entry.plain_from is not None and quality >= entry.plain_from)
+
     def plan(self, image: Image) -> tuple[list[Step], list[str]]:
         """The steps for ``image`` (a denoise "auto" level is settled when it runs)."""
         notes: list[str] = []
@@ -245,7 +257,10 @@ class Chain:
         """The steps for an input that is a JPEG of ``quality`` (None: clean)."""
         joint = None
         if quality is not None and self.denoise is None:
-            joint = self._joint(quality)
+            if self._near_lossless(quality):
+                quality = None  # one plain pass, as for a clean input
+            else:
+                joint = self._joint(quality)
         steps: list[Step] = []
         if quality is not None and joint is None:
             steps.append(Step("dejpeg", quality, model=weights.default_model("dejpeg")))

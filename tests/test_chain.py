@@ -290,19 +290,29 @@ def test_eval_cli_scores_jpeg_inputs_and_train_cli_records_the_jpeg_range(data_d
 
 def test_the_shipped_chain_runs_the_joint_model_only_where_it_was_measured_better(photo):
     """Each JPEG-aware model's joint_range: one pass for a JPEG inside it,
-    dejpeg then the plain upscaler outside it, the plain one for a clean input;
-    x3 has no joint model."""
+    dejpeg then the plain upscaler below it (and above it, up to the entry's
+    plain_from), the plain one alone for a clean input and from plain_from
+    up; x3 has no joint model."""
     from scnrestore import weights
 
     registry = weights.load_registry()
     for scale in (2, 4):
-        lo, hi = registry[f"scn-x{scale}-jpeg"].joint_range
+        entry = registry[f"scn-x{scale}-jpeg"]
+        (lo, hi), plain_from = entry.joint_range, entry.plain_from
         chain = Chain(scale=scale, precision="fp32")
         assert describe(chain.plan_for(lo)) == f"x{scale} jpeg q{lo:g}"
-        outside = hi + 5 if hi < 100 else lo - 5  # x4's covers every quality up to 100
-        assert describe(chain.plan_for(outside)) == f"dejpeg q{outside:g} → x{scale}"
+        assert describe(chain.plan_for(lo - 5)) == f"dejpeg q{lo - 5:g} → x{scale}"
         assert describe(chain.plan_for(hi)) == f"x{scale} jpeg q{hi:g}"
+        if hi < 100 and (plain_from is None or hi + 1 < plain_from):
+            assert describe(chain.plan_for(hi + 1)) == f"dejpeg q{hi + 1:g} → x{scale}"
+        if plain_from is not None:
+            assert describe(chain.plan_for(plain_from)) == f"x{scale}"
+            assert describe(chain.plan_for(100)) == f"x{scale}"
+            # with --denoise the JPEG-aware rules do not apply: the steps run one by one
+            steps = Chain(scale=scale, denoise=5, precision="fp32").plan_for(100)
+            assert [s.task for s in steps] == ["dejpeg", "denoise", "upscale"]
         assert describe(chain.plan_for(None)) == f"x{scale}"
+    assert registry["scn-x2-jpeg"].plain_from is not None  # near-lossless x2 JPEGs: one pass
     assert "scn-x3-jpeg" not in registry
     assert describe(Chain(scale=3, precision="fp32").plan_for(75)) == "dejpeg q75 → x3"
     chain = Chain(scale=2, precision="fp32")

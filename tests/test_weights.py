@@ -147,6 +147,8 @@ def test_malformed_registry_names_the_file(tmp_path):
         ({"urls": "http://x/m.bin"}, "urls must be a list"),
         ({"num_blocks": 0}, "num_blocks must be an integer"),
         ({"sigma_range": [75, 1]}, "sigma_range must be [low, high]"),
+        ({"plain_from": 101}, "plain_from must be a JPEG quality, 5-100"),
+        ({"plain_from": "98"}, "plain_from must be a JPEG quality, 5-100"),
         ({"licence": 3}, "licence must be a string"),
         ({"sah256": "x"}, "unknown field(s) sah256"),
         ({"name": "other"}, "differs from the table name"),

@@ -46,9 +46,9 @@ ARCH_KEYS = (
 )
 # Blend-back schedules, and the task each belongs to.
 ENTRY_KEYS = frozenset(
-    (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "joint_range", "urls",
-     "embedded", "licence", "provenance", "quality", "quality_note", "steps", "data",
-     "status", *SCHEDULES, TOLD_LEVEL)
+    (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "joint_range",
+     "plain_from", "urls", "embedded", "licence", "provenance", "quality", "quality_note",
+     "steps", "data", "status", *SCHEDULES, TOLD_LEVEL)
 )  # fmt: skip
 TOP_KEYS = frozenset(("format", "base_url", "models"))
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -89,6 +89,14 @@ class ModelEntry:
         ``quality_range`` where the entry gives none."""
         rng = self.raw.get("joint_range")
         return (float(rng[0]), float(rng[1])) if rng else self.level_range
+
+    @property
+    def plain_from(self) -> float | None:
+        """A JPEG-aware upscaler: the JPEG quality from which ``upscale`` runs
+        the plain upscaler alone (near-lossless JPEGs, where dejpeg then
+        upscale was measured to gain nothing over it); None: no such rule."""
+        q = self.raw.get("plain_from")
+        return None if q is None else float(q)
 
     def measured_loss(self, level: float) -> tuple[float, float] | None:
         """Whether validation says this model makes images worse at ``level``.
@@ -200,6 +208,9 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
             rng = raw[key]
             pair = isinstance(rng, list) and len(rng) == 2 and all(map(_is_number, rng))
             check(pair and rng[0] <= rng[1], f"{key} must be [low, high]")
+    if "plain_from" in raw:
+        q = raw["plain_from"]
+        check(_is_number(q) and 5 <= q <= 100, "plain_from must be a JPEG quality, 5-100")
     urls = raw.get("urls", [])
     strings = isinstance(urls, list) and all(isinstance(u, str) for u in urls)
     check(strings, "urls must be a list of strings")

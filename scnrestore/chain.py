@@ -221,13 +221,18 @@ class Chain:
             self._restorers[key] = Restorer(task, model, scale=self.scale, **self.options)
         return self._restorers[key]
 
-    def _joint(self, quality: float) -> tuple[str, Any] | None:
-        """The JPEG-aware upscaler for a JPEG of ``quality``, if one fits."""
+    def _jpeg_upscaler(self) -> tuple[str, Any, Restorer, Any]:
+        """(name, model, Restorer, registry entry or None) of the upscaler for
+        a JPEG at this scale (the JPEG-aware one where it ships)."""
         name, model = self._upscaler(jpeg=True)
         r = self.restorer("upscale", model)
+        return name, model, r, getattr(r.model, "registry_entry", None)
+
+    def _joint(self, quality: float) -> tuple[str, Any] | None:
+        """The JPEG-aware upscaler for a JPEG of ``quality``, if one fits."""
+        name, model, r, entry = self._jpeg_upscaler()
         if not r.conditioned:
             return None
-        entry = getattr(r.model, "registry_entry", None)
         lo, hi = (entry and entry.joint_range) or JPEG_QUALITIES
         return (name, model) if lo <= quality <= hi else None
 
@@ -237,8 +242,7 @@ class Chain:
         gain nothing there)."""
         if self.model is not None:
             return False
-        _, model = self._upscaler(jpeg=True)
-        entry = getattr(self.restorer("upscale", model).model, "registry_entry", None)
+        entry = self._jpeg_upscaler()[3]
         return bool(entry and entry.plain_from is not None and quality >= entry.plain_from)
 
     def plan(self, image: Image) -> tuple[list[Step], list[str]]:

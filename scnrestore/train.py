@@ -599,11 +599,16 @@ def train(
     finally:
         feed.close()
         if budget is not None and cfg.time_budget:
-            # Stopped before the total was fixed: record the unspent budget and
-            # the cap it was given, so --resume re-measures the pace (the
-            # machine may differ) and still fits the rest into the budget.
-            cfg.time_budget = max(1.0, budget.deadline - time.time())
-            cfg.steps = budget.cap
+            if step >= cfg.steps:
+                # Reached the estimated total before the freeze (a slow pace
+                # estimates a short run): that total is the run.
+                cfg.time_budget = 0.0
+            else:
+                # Stopped before the total was fixed: record the unspent budget
+                # and the cap it was given, so --resume re-measures the pace
+                # (the machine may differ) and still fits the rest into it.
+                cfg.time_budget = max(1.0, budget.deadline - time.time())
+                cfg.steps = budget.cap
             write_run_json()
         save()
         log_f.close()

@@ -122,8 +122,12 @@ def test_budgeted_run_stopped_before_its_total_is_fixed_resumes_within_budget(da
 
     run = tmp_path / "run"
     budget = 8.0
+    # A record every step: the first estimate of the total is logged in the
+    # step that made it, so the interrupt lands before the next revision can
+    # freeze the total, however slow the machine (a slow pace estimates a
+    # small total that freezes at the very next revision).
     cfg = _cfg(data_dir, run, val=None, steps=10**7, time_budget=budget,
-               ckpt_every=10**6, log_every=2)  # fmt: skip
+               ckpt_every=10**6, log_every=1)  # fmt: skip
     t0 = time.time()
 
     def interrupt_once_estimated(record):
@@ -136,13 +140,37 @@ def test_budgeted_run_stopped_before_its_total_is_fixed_resumes_within_budget(da
     assert first["stopped"] and interrupt_once_estimated.sent
     recorded = json.loads((run / "run.json").read_text())["config"]
     assert recorded["steps"] == 10**7  # the cap, re-fitted on resume
-    assert 0 < recorded["time_budget"] <= budget - spent + 1.0
+    assert 0 < recorded["time_budget"] <= max(1.0, budget - spent) + 1.0
     resumed = train(load_run_config(run), resume=True)
     assert not resumed.get("stopped") and resumed["step"] > first["step"]
     recorded = json.loads((run / "run.json").read_text())["config"]
     assert recorded["time_budget"] == 0.0 and resumed["step"] == recorded["steps"] < 10**7
     lrs = [json.loads(ln)["lr"] for ln in (run / "log.jsonl").read_text().splitlines()]
     assert lrs[-1] < 2e-3 * 0.3**2  # the decay schedule ran to its end
+
+
+def test_budgeted_run_that_reaches_its_estimate_before_the_freeze_is_finished(data_dir, tmp_path):
+    """A machine that stalls while the pace is measured estimates a total only
+    a step away, and reaches it before the next revision could freeze it. That
+    run is finished: run.json must say so, not record the unspent budget and
+    the 10^7 cap as if Ctrl-C had stopped it (which made --resume train on)."""
+    import time
+
+    run = tmp_path / "run"
+    cfg = _cfg(data_dir, run, val=None, steps=10**7, time_budget=6.0,
+               ckpt_every=10**6, log_every=1)  # fmt: skip
+
+    def stall_past_the_budget(record):
+        if record["step"] == 10:  # the step the pace is measured from
+            time.sleep(6.5)
+
+    last = train(cfg, progress=stall_past_the_budget)
+    recorded = json.loads((run / "run.json").read_text())["config"]
+    assert not last["stopped"]
+    assert recorded["time_budget"] == 0.0
+    assert last["step"] == recorded["steps"] == 12
+    resumed = train(load_run_config(run), resume=True)
+    assert resumed["step"] == 12  # nothing left to do
 
 
 def test_milestones_passed_before_a_late_estimate_all_still_decay(data_dir, tmp_path):

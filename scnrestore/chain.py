@@ -221,29 +221,23 @@ class Chain:
             self._restorers[key] = Restorer(task, model, scale=self.scale, **self.options)
         return self._restorers[key]
 
-    def _jpeg_upscaler(self) -> tuple[str, Any, Restorer, Any]:
-        """(name, model, Restorer, registry entry or None) of the upscaler for
-        a JPEG at this scale (the JPEG-aware one where it ships)."""
+    def _jpeg_route(self, quality: float) -> tuple[tuple[str, Any] | None, float | None]:
+        """How a JPEG of ``quality`` is upscaled (no denoising asked): the
+        JPEG-aware upscaler if one ships for this scale and its ``joint_range``
+        holds the quality (else None: dejpeg, then the plain upscaler), and the
+        quality left for the steps (None where the registry's ``plain_from``
+        sends a near-lossless JPEG to the plain upscaler alone: measured, the
+        JPEG steps gain nothing there)."""
         name, model = self._upscaler(jpeg=True)
         r = self.restorer("upscale", model)
-        return name, model, r, getattr(r.model, "registry_entry", None)
-
-    def _joint(self, quality: float) -> tuple[str, Any] | None:
-        """The JPEG-aware upscaler for a JPEG of ``quality``, if one fits."""
-        name, model, r, entry = self._jpeg_upscaler()
+        entry = getattr(r.model, "registry_entry", None)
+        plain_from = entry.plain_from if entry and self.model is None else None
+        if plain_from is not None and quality >= plain_from:
+            return None, None
         if not r.conditioned:
-            return None
+            return None, quality
         lo, hi = (entry and entry.joint_range) or JPEG_QUALITIES
-        return (name, model) if lo <= quality <= hi else None
-
-    def _near_lossless(self, quality: float) -> bool:
-        """A JPEG the registry's JPEG-aware upscaler for this scale sends to
-        the plain upscaler alone (its ``plain_from``: measured, the JPEG steps
-        gain nothing there)."""
-        if self.model is not None:
-            return False
-        entry = self._jpeg_upscaler()[3]
-        return bool(entry and entry.plain_from is not None and quality >= entry.plain_from)
+        return ((name, model) if lo <= quality <= hi else None), quality
 
     def plan(self, image: Image) -> tuple[list[Step], list[str]]:
         """The steps for ``image`` (a denoise "auto" level is settled when it runs)."""
@@ -261,10 +255,7 @@ class Chain:
         """The steps for an input that is a JPEG of ``quality`` (None: clean)."""
         joint = None
         if quality is not None and self.denoise is None:
-            if self._near_lossless(quality):
-                quality = None  # one plain pass, as for a clean input
-            else:
-                joint = self._joint(quality)
+            joint, quality = self._jpeg_route(quality)
         steps: list[Step] = []
         if quality is not None and joint is None:
             steps.append(Step("dejpeg", quality, model=weights.default_model("dejpeg")))

@@ -79,7 +79,9 @@ def load_or_random(
     try:
         path, hp, _ = weights.resolve(weights.default_model_name(task, scale))
         return load(path, hp), True
-    except Exception:
+    except Exception as exc:  # say why: a random network has no PSNR to report
+        print(f"{task} x{scale}: shipped weights not loaded ({type(exc).__name__}: {exc});"
+              " timing a random network of the same size", file=sys.stderr)  # fmt: skip
         torch.manual_seed(0)
         cond = 0 if task == "upscale" else 1
         return SCN(SCNConfig(scale=scale, num_cond_channels=cond)).eval(), False

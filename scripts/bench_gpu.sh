@@ -23,6 +23,7 @@ MP=${MP:-4}
 GEMM=${GEMM:-8192}
 VAL=${VAL:-.gpudata/val}
 mkdir -p "$OUT"
+. scripts/gpu_env.sh
 cd benchmarks
 for prec in bf16 fp16; do
   if [ "$DEVICE" = cpu ] && [ "$prec" = fp16 ]; then continue; fi

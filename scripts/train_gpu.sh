@@ -2,7 +2,7 @@
 # The one prepared command for a lent CUDA card (an H200: 15 minutes of device
 # time in all, start-up included, one command at most 10 minutes).
 #
-#   scripts/train_gpu.sh prep             # here, once: .gpudata/train (lossless WebP), .gpudata/val
+#   PY=venv/bin/python scripts/train_gpu.sh prep   # here, once: .gpudata/{train (lossless WebP),val,whl}
 #   scripts/train_gpu.sh                  # there: BUDGET=420 s of training per model
 #   PROBE=1 scripts/train_gpu.sh          # end to end: 3 images, 40 steps or 15 s a model, packed
 #   PROBE=1 DEVICE=cpu DATA=../shared/data/train scripts/train_gpu.sh   # the same, here
@@ -37,7 +37,9 @@ PY=${PY:-python3}
 if [ "${1:-}" = prep ]; then
   SRC=${SRC:-../shared/data/train}
   mkdir -p .gpudata/train
-  grep -qx '/.gpudata/' .git/info/exclude 2>/dev/null || echo /.gpudata/ >> .git/info/exclude
+  exclude=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")"
+  grep -qx '/.gpudata/' "$exclude" 2>/dev/null || echo /.gpudata/ >> "$exclude"
   $PY - "$SRC" <<'EOF'
 import sys
 from pathlib import Path
@@ -48,7 +50,10 @@ for p in sorted(Path(sys.argv[1]).glob("*.png")):
 EOF
   mkdir -p .gpudata/val  # for scripts/bench_gpu.sh's precision cost
   cp "${VALSRC:-../shared/data/val}"/*.png .gpudata/val/
-  du -sh .gpudata/train .gpudata/val
+  # what the card's image lacks (see scripts/gpu_env.sh): pure-Python wheels
+  $PY -m pip download -q --no-deps --only-binary=:all: -d .gpudata/whl platformdirs pypng \
+    || echo "prep: wheels not fetched; the benchmarks there may time random weights" >&2
+  du -sh .gpudata/train .gpudata/val .gpudata/whl
   exit 0
 fi
 
@@ -83,6 +88,7 @@ exec > >(tee -a "$LOG") 2>&1
 export PYTHONUNBUFFERED=1
 date
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
+. scripts/gpu_env.sh
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 echo "models: $MODELS; budget ${BUDGET}s each; data $DATA ($(ls "$DATA" | wc -l) images)"
 

@@ -117,9 +117,9 @@ for name in $MODELS; do
                --seed 104 --init $SHIPPED/scn-denoise.safetensors ;;
     dejpeg) launch $name dejpeg --patch 96 --lr 3e-4 --seed 105 --init $SHIPPED/scn-dejpeg.safetensors ;;
     jpeg_x2) launch $name upscale -s 2 --jpeg-range 30,100 --jpeg-clean 0.2 "${sr[@]}" --seed 106 \
-               --init $SHIPPED/scn-x2.safetensors ;;
+               --init $SHIPPED/scn-x2-jpeg.safetensors ;;
     jpeg_x4) launch $name upscale -s 4 --jpeg-range 30,100 --jpeg-clean 0.2 "${sr[@]}" --seed 107 \
-               --init $SHIPPED/scn-x4.safetensors ;;
+               --init $SHIPPED/scn-x4-jpeg.safetensors ;;
     *) echo "unknown model $name" >&2; exit 2 ;;
   esac
 done

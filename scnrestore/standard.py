@@ -264,6 +264,7 @@ def run_case(
         res["model_info"] = model_info(restorer.model)
         res["precision"] = restorer.engine.precision
         res["device"] = str(restorer.engine.device)
+        res["tta"] = restorer.engine.tta
         if restorer.conditioned:
             res["told_level"] = restorer.told(case.level)
         if case.task in ("denoise", "dejpeg"):
@@ -316,12 +317,14 @@ def run(
     baseline_only: bool = False,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_image: Callable[[Case, Any], None] | None = None,
+    tta: bool = False,
 ) -> dict[str, Any]:
     """Run ``case_list`` on the sets under ``root`` (folders as in SETS, or a
     folder named like the set). ``models``: model key (x2 ... dejpeg) -> a
     registry name, checkpoint path or loaded SCN; missing keys: the registry's
-    default. Returns the JSON document: results in case order, and the
-    seconds each set took."""
+    default. ``tta``: the models run with x8 self-ensemble (``--tta``; the
+    published "+" figures, e.g. EDSR+, are measured so). Returns the JSON
+    document: results in case order, and the seconds each set took."""
     from .api import Restorer
 
     models = models or {}
@@ -342,7 +345,7 @@ def run(
             if mk not in restorers:
                 restorers[mk] = Restorer(
                     case.task, models.get(mk), scale=case.scale, device=device,
-                    precision=precision,
+                    precision=precision, tta=tta,
                 )  # fmt: skip
             restorer = restorers[mk]
         hook = (lambda row, c=case: on_image(c, row)) if on_image else None
@@ -356,6 +359,7 @@ def run(
         "denoise / dejpeg PSNR RGB",
         "precision": precision,
         "device": device,
+        "tta": tta,
         "models": {k: model_info(r.model) for k, r in restorers.items()},
         "results": results,
         "set_seconds": set_seconds,
@@ -377,10 +381,13 @@ def _join(values: list[float | None], fmt: str) -> str:
 
 def _row_label(set_name: str, task: str, res: list[dict[str, Any]]) -> str:
     if task == "upscale":
-        return f"{set_name} " + " / ".join(r["key"] for r in res) + " (PSNR-Y)"
-    if task == "denoise":
-        return f"{set_name} σ " + " / ".join(f"{r['level']:g}" for r in res) + " (PSNR)"
-    return f"{set_name} JPEG q " + " / ".join(f"{r['level']:g}" for r in res) + " (gain over JPEG)"
+        label = f"{set_name} " + " / ".join(r["key"] for r in res) + " (PSNR-Y)"
+    elif task == "denoise":
+        label = f"{set_name} σ " + " / ".join(f"{r['level']:g}" for r in res) + " (PSNR)"
+    else:
+        label = f"{set_name} JPEG q " + " / ".join(f"{r['level']:g}" for r in res)
+        label += " (gain over JPEG)"
+    return label + (", `--tta`" if any(r.get("tta") for r in res) else "")
 
 
 def markdown_table(doc: dict[str, Any]) -> str:
@@ -390,13 +397,13 @@ def markdown_table(doc: dict[str, Any]) -> str:
     published bicubic or CBM3D, SRCNN, VDSR or CDnCNN, EDSR or DRUNet, ours
     (dejpeg: the gain over the JPEG), and issue 33's bar.
     """
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
     for r in doc["results"]:
-        groups.setdefault((r["set"], r["task"]), []).append(r)
+        groups.setdefault((r["set"], r["task"], bool(r.get("tta"))), []).append(r)
     head = ("| set | input (measured) | bicubic / CBM3D (published) | SRCNN | VDSR / CDnCNN "
             "| EDSR / DRUNet | scnrestore | bar |")  # fmt: skip
     lines = [head, "|" + "---|" * 8]
-    for (set_name, task), res in groups.items():
+    for (set_name, task, _), res in groups.items():
         res = sorted(res, key=lambda r: (r["scale"], r["level"] or 0))
         pub = [r["published"] for r in res]
         first = [p.get("bicubic", p.get("CBM3D")) for p in pub]

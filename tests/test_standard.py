@@ -185,6 +185,22 @@ def test_end_to_end_run_agrees_with_scnrestore_eval(bench_root, ckpt_dir):
     assert f"{res[('CBSD68', 'q20')]['gain']:+.2f}" in table
 
 
+def test_tta_runs_the_self_ensemble_and_labels_its_rows(bench_root, ckpt_dir):
+    models = {"x2": str(ckpt_dir / "x2.safetensors")}
+    cs = standard.cases(["Set5"], ["x2"], [], [])
+    plain = standard.run(bench_root, cs, models, precision="fp32", device="cpu")
+    tta = standard.run(bench_root, cs, models, precision="fp32", device="cpu", tta=True)
+    p, t = plain["results"][0], tta["results"][0]
+    assert (p["tta"], t["tta"], tta["tta"]) == (False, True, True)
+    assert t["input"] == pytest.approx(p["input"])
+    assert abs(t["ours"] - p["ours"]) > 1e-4  # eight passes averaged, not one
+    assert "`--tta`" not in standard.markdown_table(plain)
+    both = {"results": plain["results"] + tta["results"]}
+    rows = [ln for ln in standard.markdown_table(both).splitlines() if ln.startswith("| Set5")]
+    labels = [r.split(" | ")[0] for r in rows]
+    assert labels == ["| Set5 x2 (PSNR-Y)", "| Set5 x2 (PSNR-Y), `--tta`"]
+
+
 def test_script_json_and_save(bench_root, ckpt_dir, tmp_path):
     prefix = tmp_path / "out" / "std"
     r = subprocess.run(

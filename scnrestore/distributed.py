@@ -1,21 +1,25 @@
 """Restore many images on a Ray cluster (``pip install 'scnrestore[ray]'``).
 
 :func:`restore_dataset` plans the outputs as the local CLI does (same names,
-same clash rules), then hands Ray Data a table of (input, output) paths. A
-pool of long-lived workers (``map_batches`` with a callable class on an actor
-pool) each build the model once from a :class:`~scnrestore.spec.RestorerSpec`
-(a small picklable value, not the model) and, for each file, read the
-compressed bytes, decode, restore and write the output atomically with its
-metadata, through the local batch's own code
-(:func:`scnrestore.batch.restore_file`). Only small rows come back (input,
-output, status, error, seconds): decoded pixels never leave the worker that
-decoded them. The rows are written as a JSON-lines manifest, keyed by input
-path.
+same clash rules), then drives a pool of long-lived Ray actors from this
+process: each worker builds the model once from a
+:class:`~scnrestore.spec.RestorerSpec` (a small picklable value, not the
+model) and is handed one file at a time: it reads the compressed bytes,
+decodes, restores and writes the output atomically with its metadata, through
+the local batch's own code (:func:`scnrestore.batch.restore_file`). Only small
+rows come back (input, output, status, error, seconds): decoded pixels never
+leave the worker that decoded them. The rows are written as a JSON-lines
+manifest, keyed by input path.
 
-One bad file fails its own row only. Existing outputs are skipped (by the
-command line, and by default here), so a re-run resumes. A request the
-cluster can never schedule (GPUs on a cluster without any, more CPUs than it
-has) is refused before anything runs.
+One bad file fails its own row only. A worker that dies (killed, out of
+memory, a crash in a decoder, its node lost) is replaced and the one file it
+was restoring is tried again, up to ``max_retries`` times in all; then that
+file fails with the reason and the run goes on. Outputs that exist before the
+run are skipped (by the command line, and by default here), so a re-run
+resumes; an output that a dead worker finished counts as done. A request the
+cluster can never schedule (GPUs on a cluster without any, more CPUs or
+memory than it has) is refused before anything runs, and with a worker
+memory set, a picture too large for it is refused by name.
 
 Ray is imported inside the functions, never at ``import scnrestore``.
 """
@@ -25,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,15 +49,24 @@ __all__ = [
     "UnschedulableError",
     "MANIFEST_NAME",
     "LIST_EXTS",
+    "parse_size",
+    "worker_bytes",
 ]
 
 #: The manifest's file name inside an output folder.
 MANIFEST_NAME = "scnrestore-manifest.jsonl"
 #: Inputs with these extensions are lists of paths, one a line (``#`` comments).
 LIST_EXTS = (".txt", ".lst")
-#: Images per batch handed to a worker: small, so memory stays bounded and
-#: results stream back as they are done.
-BATCH_SIZE = 2
+#: Tries of a file whose worker dies while restoring it, the first included.
+MAX_RETRIES = 3
+#: What a worker needs besides its picture (the interpreter, torch, the model,
+#: tile buffers) and the share of the output's bytes on top: the bound
+#: benchmarks/memory.py holds the local command line to (docs/performance.md).
+WORKER_BASE_BYTES = 3 << 29  # 1.5 GiB
+OUTPUT_FACTOR = 1.5
+#: How long the pool waits for a worker to start when none is running (its
+#: node's room taken, a node lost) before the rest of the files are not run.
+START_TIMEOUT_S = 600.0
 
 
 class UnschedulableError(ValueError):
@@ -65,15 +80,18 @@ class ClusterOptions:
     ``address``: see :func:`connect` (None: a local cluster started here).
     ``workers``: None starts as many as fit. ``gpus_per_worker``: a share of a
     GPU each (0.5: two workers share one); ``cpus_per_worker``: CPUs each, and
-    torch threads for a worker without a GPU. ``batch_size``: images handed
-    to a worker at a time.
+    torch threads for a worker without a GPU. ``worker_memory``: bytes of
+    memory reserved for each worker (Ray's ``memory`` resource; None: none
+    reserved, no picture refused). ``max_retries``: tries of a file whose
+    worker dies while restoring it, the first included; then it fails.
     """
 
     address: str | None = None
     workers: int | None = None
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
-    batch_size: int = BATCH_SIZE
+    worker_memory: int | None = None
+    max_retries: int = MAX_RETRIES
 
     @property
     def torch_threads(self) -> int | None:
@@ -270,10 +288,16 @@ def _loopback_only() -> Iterator[None]:
             os.environ[name] = saved
 
 
-def check_resources(workers: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
+def check_resources(
+    workers: int | None,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+    memory_per_worker: int | None = None,
+) -> int:
     """The number of workers to start; UnschedulableError where the cluster
     (as it is now) could never place them all, which Ray would wait for forever.
-    ``workers=None``: as many as fit (at least 1)."""
+    ``workers=None``: as many as fit (at least 1). ``memory_per_worker``:
+    bytes of Ray's ``memory`` resource each (None: not asked for)."""
     import ray
 
     if cpus_per_worker < 0 or gpus_per_worker < 0:
@@ -283,6 +307,7 @@ def check_resources(workers: int | None, cpus_per_worker: float, gpus_per_worker
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     cpus = [float(r.get("CPU", 0)) for r in nodes]
     gpus = [float(r.get("GPU", 0)) for r in nodes]
+    mems = [float(r.get("memory", 0)) for r in nodes]
     eps = 1e-9
     if gpus_per_worker > 0 and sum(gpus) <= 0:
         raise UnschedulableError(
@@ -290,41 +315,106 @@ def check_resources(workers: int | None, cpus_per_worker: float, gpus_per_worker
             f"({len(nodes)} node(s), {sum(cpus):g} CPUs); leave it out to run on CPUs"
         )
 
-    def fits(cpu: float, gpu: float) -> int:
+    def fits(cpu: float, gpu: float, mem: float) -> int:
         n = []
         if cpus_per_worker > 0:
             n.append(int((cpu + eps) // cpus_per_worker))
         if gpus_per_worker > 0:
             n.append(int((gpu + eps) // gpus_per_worker))
+        if memory_per_worker:
+            n.append(int(mem // memory_per_worker))
         return min(n) if n else 1 << 30
 
-    room = sum(fits(c, g) for c, g in zip(cpus, gpus))
+    room = sum(fits(c, g, m) for c, g, m in zip(cpus, gpus, mems))
+    share = f"{cpus_per_worker:g} CPUs"
+    if gpus_per_worker:
+        share += f" x {gpus_per_worker:g} GPUs"
+    if memory_per_worker:
+        share += f" x {_gib(memory_per_worker)} memory"
     if room == 0:
-        what = f"{cpus_per_worker:g} CPUs"
-        if gpus_per_worker:
-            what += f" and {gpus_per_worker:g} GPUs"
         raise UnschedulableError(
-            f"no node of the Ray cluster has room for one worker of {what} "
-            f"(largest node: {max(cpus, default=0):g} CPUs, {max(gpus, default=0):g} GPUs)"
+            f"no node of the Ray cluster has room for one worker of {share} "
+            f"(largest node: {max(cpus, default=0):g} CPUs, {max(gpus, default=0):g} GPUs, "
+            f"{_gib(max(mems, default=0))} memory)"
         )
     if workers is None:
         return max(1, min(room, 1 << 10))
     if workers > room:
         raise UnschedulableError(
-            f"{workers} workers x {cpus_per_worker:g} CPUs"
-            + (f" x {gpus_per_worker:g} GPUs" if gpus_per_worker else "")
-            + f" do not fit the Ray cluster ({sum(cpus):g} CPUs, {sum(gpus):g} GPUs on "
-            f"{len(nodes)} node(s)): at most {room} fit; lower --workers or the per-worker share"
+            f"{workers} workers x {share} do not fit the Ray cluster ({sum(cpus):g} CPUs, "
+            f"{sum(gpus):g} GPUs, {_gib(sum(mems))} memory on {len(nodes)} node(s)): at most "
+            f"{room} fit; lower --workers or the per-worker share"
         )
     return workers
+
+
+def _gib(n: float) -> str:
+    return f"{n / (1 << 30):.3g} GiB"
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``4G``, ``512M``, ``1.5GiB``, ``2000000`` (K, M, G, T: powers
+    of 1024); ValueError for anything else."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"--worker-memory {text}: a size such as 4G, 512M or 1.5GiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def worker_bytes(width: int, height: int, scale: int, channels: int = 3, itemsize: int = 1) -> int:
+    """The memory a worker may need for one picture: the bound the local
+    command line is measured against (benchmarks/memory.py: 1.5 x the
+    output's bytes + 1.5 GiB)."""
+    out = width * height * scale * scale * channels * itemsize
+    return int(OUTPUT_FACTOR * out) + WORKER_BASE_BYTES
+
+
+def _picture_bytes(path: Path, scale: int) -> tuple[int, int, int] | None:
+    """(width, height, worker_bytes) from a picture's header; None when only
+    decoding can tell (the worker then finds out)."""
+    import warnings
+
+    from PIL import Image as PILImage
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with open(path, "rb") as f, PILImage.open(f) as im:
+                (w, h), mode = im.size, im.mode
+                bands = len(im.getbands())
+                raw = str(im.tile[0][3]) if im.tile else ""  # "RGB;16B": 16-bit samples
+    except Exception:  # a bomb, a TIFF only tifffile reads, no header...
+        return None
+    channels = 4 if mode in ("P", "PA") else bands  # a palette: RGB(A) once decoded
+    itemsize = 4 if mode in ("F", "I") else 2 if "16" in mode or "16" in raw else 1
+    return w, h, worker_bytes(w, h, scale, channels, itemsize)
+
+
+def _refuse_too_large(jobs: list[Any], uris: dict[Path, str], scale: int, memory: int) -> None:
+    """Fail, by name and before they run, the pending pictures whose header
+    shows they need more than a worker's ``memory``."""
+    for job in jobs:
+        if job.status != "pending" or job.src in uris:  # objects: only their workers read them
+            continue
+        found = _picture_bytes(job.src, scale)
+        if found is not None and found[2] > memory:
+            w, h, need = found
+            job.status = "failed"
+            job.error = (
+                f"too large for a worker: {w} x {h} pixels needs about {_gib(need)} "
+                f"(1.5 x the output + 1.5 GiB), --worker-memory is {_gib(memory)}"
+            )
 
 
 # -- the workers --------------------------------------------------------------
 
 
 class RestoreWorker:
-    """One worker of the pool: loads the model once, then restores batches of
-    (input, output) rows; returns one small row per file, never pixels."""
+    """One worker of the pool: loads the model once, then restores one file
+    per call; returns one small row per file, never pixels."""
 
     def __init__(self, spec: RestorerSpec, opts: BatchOptions, threads: int | None) -> None:
         """``spec``: the model; ``opts``: what to do with the files (their level
@@ -339,8 +429,8 @@ class RestoreWorker:
         self.restorer, self.broken = None, None
         try:
             self.restorer = spec.build()  # upscale: the local upscale's chain
-        except Exception as exc:  # each of its files fails with the reason; Ray would
-            # otherwise restart the worker again and again, and the run never end
+        except Exception as exc:  # each of its files fails with the reason; a worker
+            # that died instead would be replaced again and again
             import socket
 
             self.broken = f"no model on worker {socket.gethostname()}: {_first_line(exc)}"
@@ -352,15 +442,15 @@ class RestoreWorker:
         self.tmp = tempfile.mkdtemp(prefix="scnrestore-")
         self.fs_cache: dict[str, Any] = {}
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        rows: dict[str, list[Any]] = {k: [] for k in _ROW_KEYS}
-        for src, dst, uri in zip(batch["input"], batch["output"], batch["uri"]):
-            row = self.one(str(src), str(dst), str(uri) if uri else "")
-            for k in _ROW_KEYS:
-                rows[k].append(row[k])
-        return rows
+    def ready(self) -> str:
+        """Where the model runs (JSON: device, precision), once it is built."""
+        return self.ran_on
 
-    def one(self, src: str, dst: str, uri: str) -> dict[str, Any]:
+    def one(self, src: str, dst: str, uri: str, attempt: int = 1) -> dict[str, Any]:
+        """Restore ``src`` (fetched from ``uri`` first, if any) into ``dst``.
+        ``attempt``: 2 and more when a worker died on this file before; an
+        output found then is that attempt's (outputs that existed before the
+        run are not handed out), so the file is done."""
         from .batch import Job
 
         notes: list[str] = []
@@ -368,6 +458,9 @@ class RestoreWorker:
         fetched = None
         if self.broken:
             job.status, job.error = "failed", self.broken
+        elif attempt > 1 and not self.opts.overwrite and job.dst.exists():
+            job.status = "ok"
+            job.info.update(_written_by_earlier_attempt(job.dst))
         else:
             fetched = self._restore(job, uri, notes)
         tmp_name = str(fetched) if fetched is not None else None
@@ -423,7 +516,15 @@ class RestoreWorker:
         return local
 
 
-_ROW_KEYS = ("input", "output", "status", "error", "seconds", "info", "chained", "notes", "ran_on")
+def _written_by_earlier_attempt(dst: Path) -> dict[str, Any]:
+    """The size of an output a dead worker finished (as a done file's row has it)."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(dst) as im:
+            return {"width": im.size[0], "height": im.size[1]}
+    except Exception:  # a format Pillow cannot open: the row goes without it
+        return {}
 
 
 # -- the run ------------------------------------------------------------------
@@ -438,6 +539,7 @@ def restore_dataset(
     manifest: str | os.PathLike[str] | None = None,
     on_result: Callable[[Any, list[str]], None] | None = None,
     on_plan: Callable[[list[Any], list[str]], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> Report:
     """Restore every image of ``inputs`` on a Ray cluster; see the module doc.
 
@@ -451,15 +553,16 @@ def restore_dataset(
     the output format and encoding, ``skip_existing`` / ``overwrite``; its
     ``task`` and ``scale`` must be the spec's. Default: the spec's task and
     scale, outputs beside the inputs, existing ones skipped (a re-run
-    resumes). ``cluster``: where and on how many workers (default: a local
-    cluster, as many workers as fit). ``manifest``: where the JSON-lines rows
-    go (default: in the output folder, else the current one, as
-    ``scnrestore-manifest.jsonl``). ``on_plan(jobs, notes)`` is called once
-    planned, ``on_result(job, notes)`` as each file is done. Raises ValueError
-    (UnschedulableError included) for a request that cannot run, before any
-    file is written.
+    resumes). ``cluster``: where, on how many workers, their memory and the
+    tries per file (default: a local cluster, as many workers as fit).
+    ``manifest``: where the JSON-lines rows go (default: in the output folder,
+    else the current one, as ``scnrestore-manifest.jsonl``). ``on_plan(jobs,
+    notes)`` is called once planned, ``on_result(job, notes)`` as each file is
+    done, ``on_note(line)`` when a worker died and its file is tried again.
+    Raises ValueError (UnschedulableError included) for a request that cannot
+    run, before any file is written.
     """
-    from .batch import BatchOptions
+    from .batch import BatchOptions, settled_by_output
     from .tasks import LEVEL_RANGES
 
     task, cluster = spec.task, cluster or ClusterOptions()
@@ -480,6 +583,7 @@ def restore_dataset(
     if spec.device.strip().lower().startswith("cuda") and not cluster.gpus_per_worker:
         # Ray hides every GPU from a worker that asked for none
         raise ValueError(f"--device {spec.device} needs --gpus-per-worker (a share of a GPU)")
+    _check_cluster_options(cluster)
     model = spec.model
     if model is not None and not _is_uri(model) and Path(model).expanduser().is_file():
         model = str(Path(model).expanduser().absolute())  # workers run elsewhere
@@ -489,6 +593,11 @@ def restore_dataset(
         inputs, opts.output, task, scale=spec.scale, fmt=opts.fmt, recursive=opts.recursive,
         level=level,
     )  # fmt: skip
+    for j in jobs:  # what exists now existed before the run: only that is "skipped"
+        if j.status == "pending":
+            settled_by_output(j, opts)
+    if cluster.worker_memory:
+        _refuse_too_large(jobs, uris, spec.scale, cluster.worker_memory)
     manifest = Path(manifest) if manifest is not None else default_manifest(opts.output)
     if on_plan is not None:
         on_plan(jobs, notes)
@@ -511,15 +620,19 @@ def restore_dataset(
     with contextlib.ExitStack() as stack:
         if pending:  # refused here, before the manifest of an earlier run is replaced
             stack.enter_context(connect(cluster.address))
-            n = check_resources(cluster.workers, cluster.cpus_per_worker, cluster.gpus_per_worker)
+            n = check_resources(
+                cluster.workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
+                cluster.worker_memory,
+            )  # fmt: skip
         manifest.parent.mkdir(parents=True, exist_ok=True)
         part = manifest.with_name(f".{manifest.name}.part")
         with _replacing(part, manifest) as mf:
             for j in jobs:  # settled while planning: in the manifest too
                 if j.status != "pending":
                     mf.write(_manifest_line(j))
-            worker = (spec, opts, cluster.torch_threads)  # each RestoreWorker's arguments
-            for row in _run(rows, worker, n, cluster) if pending else ():
+            mf.flush()
+            pool = _Pool((spec, opts, cluster.torch_threads), cluster, n) if pending else None
+            for row in pool.run(rows, on_note) if pool is not None else ():
                 job = by_key.get(row["input"])
                 if job is None:  # pragma: no cover - a row for no input of ours
                     continue
@@ -528,7 +641,7 @@ def restore_dataset(
                 job.seconds = float(row["seconds"])
                 job.info.update(json.loads(row["info"]))
                 job.chained = bool(row["chained"])
-                if ran_on is None:
+                if ran_on is None and row["ran_on"]:
                     ran_on = json.loads(row["ran_on"])
                 mf.write(_manifest_line(job))
                 mf.flush()
@@ -548,6 +661,18 @@ def restore_dataset(
     )
 
 
+def _check_cluster_options(cluster: ClusterOptions) -> None:
+    """ValueError for a retry count or worker memory that cannot work."""
+    if cluster.max_retries < 1:
+        raise ValueError(f"--max-retries must be at least 1 (one try), not {cluster.max_retries}")
+    memory = cluster.worker_memory
+    if memory is not None and memory < WORKER_BASE_BYTES:
+        raise ValueError(
+            f"--worker-memory {_gib(memory)}: a worker needs at least {_gib(WORKER_BASE_BYTES)} "
+            "besides its picture (the model and its buffers)"
+        )
+
+
 @contextlib.contextmanager
 def _replacing(part: Path, final: Path) -> Iterator[Any]:
     """A file written at ``part`` and renamed to ``final`` even when the run
@@ -560,55 +685,139 @@ def _replacing(part: Path, final: Path) -> Iterator[Any]:
             os.replace(part, final)
 
 
-def _run(
-    rows: list[dict[str, str]], worker: tuple[Any, ...], workers: int, cluster: ClusterOptions
-) -> Iterator[dict[str, Any]]:
-    """Stream the result rows of the pool over ``rows`` (in no set order);
-    ``worker``: the arguments of each :class:`RestoreWorker`."""
-    import ray.data
+class _Pool:
+    """The workers of a run, driven from here: one file per worker at a time,
+    so a worker that dies names the file it died on. A dead worker is replaced
+    by a fresh one (Ray's own restarts would try its file again forever) and
+    the file goes to the back of the queue, until it has had ``max_retries``
+    tries; then its row says why it failed."""
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    _quiet_ray_data()
-    # Blocks of a few batches: work spreads over the pool and rows stream back
-    # as blocks finish, without millions of tiny blocks to schedule.
-    batch_size = cluster.batch_size
-    per_block = max(batch_size, min(256, -(-len(rows) // (workers * 4))))
-    ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_block))
-    resources: dict[str, float] = {"num_cpus": cluster.cpus_per_worker}
-    if cluster.gpus_per_worker:
-        resources["num_gpus"] = cluster.gpus_per_worker
-    results = ds.map_batches(
-        RestoreWorker,
-        fn_constructor_args=worker,
-        batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        batch_format="numpy",
-        **resources,
-    )
-    for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
-        n = len(batch["input"])
-        for i in range(n):
-            yield {k: _plain(batch[k][i]) for k in _ROW_KEYS}
+    def __init__(self, args: tuple[Any, ...], cluster: ClusterOptions, size: int) -> None:
+        """``args``: each :class:`RestoreWorker`'s; ``size``: workers at most."""
+        import ray
+
+        options: dict[str, Any] = {"num_cpus": cluster.cpus_per_worker}
+        if cluster.gpus_per_worker:
+            options["num_gpus"] = cluster.gpus_per_worker
+        if cluster.worker_memory:
+            options["memory"] = cluster.worker_memory
+        self.worker = ray.remote(max_restarts=0, max_task_retries=0)(RestoreWorker).options(
+            **options
+        )
+        self.args, self.size, self.tries = args, size, cluster.max_retries
+        self.starting: dict[Any, Any] = {}  # ready() call -> worker
+        self.idle: list[Any] = []
+        self.busy: dict[Any, tuple[Any, int, int]] = {}  # one() call -> (worker, row, try)
+        self.start_deaths = 0
+
+    def run(
+        self, rows: list[dict[str, str]], on_note: Callable[[str], None] | None
+    ) -> Iterator[dict[str, Any]]:
+        """The result row of each of ``rows``, as each is done (in no set order)."""
+        import ray
+
+        todo = deque((i, 1) for i in range(len(rows)))
+        try:
+            for _ in range(min(self.size, len(rows))):
+                self._start()
+            while todo or self.busy:
+                while todo and self.idle:
+                    i, k = todo.popleft()
+                    w, row = self.idle.pop(), rows[i]
+                    self.busy[w.one.remote(row["input"], row["output"], row["uri"], k)] = (w, i, k)
+                waiting = [*self.starting, *self.busy]
+                wait = None if self.busy else START_TIMEOUT_S
+                done, _ = ray.wait(waiting, num_returns=1, timeout=wait)
+                if not done:
+                    raise RuntimeError(
+                        f"no worker could start in {START_TIMEOUT_S:g} s "
+                        "(the cluster lost the room for them?)"
+                    )
+                if done[0] in self.starting:
+                    self._started(done[0])
+                    continue
+                w, i, k = self.busy.pop(done[0])
+                try:
+                    result = ray.get(done[0])
+                except ray.exceptions.RayError as exc:
+                    ray.kill(w)  # (dead already, or unreachable: none of its calls will run)
+                    self._start()  # a fresh worker in its place
+                    why = _why_it_died(exc)
+                    if k < self.tries:
+                        todo.append((i, k + 1))
+                        if on_note is not None:
+                            on_note(
+                                f"note: {rows[i]['input']}: {why[0]} (try {k} of "
+                                f"{self.tries}), trying it again: {why[1]}"
+                            )
+                        continue
+                    yield _died_row(rows[i], why, k)
+                    continue
+                self.idle.append(w)
+                if k > 1:
+                    info = json.loads(result["info"])
+                    result["info"] = json.dumps({**info, "attempts": k})
+                yield result
+        finally:
+            for w in [*self.starting.values(), *self.idle, *(b[0] for b in self.busy.values())]:
+                with contextlib.suppress(Exception):
+                    ray.kill(w)
+
+    def _start(self) -> None:
+        w = self.worker.remote(*self.args)
+        self.starting[w.ready.remote()] = w
+
+    def _started(self, ref: Any) -> None:
+        """A worker's ready() returned: into the pool, or replaced if it died
+        starting (up to ``max_retries`` times per worker, in a row)."""
+        import ray
+
+        w = self.starting.pop(ref)
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            self.start_deaths += 1
+            if self.start_deaths >= self.tries * self.size:
+                why = _why_it_died(exc)[1]
+                raise RuntimeError(f"workers die as they start: {why}") from None
+            self._start()
+            return
+        self.start_deaths = 0
+        self.idle.append(w)
 
 
-def _quiet_ray_data() -> None:
-    """Ray Data's lines (plans, timings, hints) off the console; its log files keep them."""
-    import logging
-    import sys
+def _why_it_died(exc: BaseException) -> tuple[str, str]:
+    """(what, detail) on a failed call from Ray's error: a worker's death
+    (its pid and exit detail), or an exception in the call itself."""
+    import ray
 
-    for h in logging.getLogger("ray.data").handlers:
-        if getattr(h, "stream", None) in (sys.stderr, sys.stdout):
-            h.setLevel(logging.ERROR)
+    if not isinstance(exc, ray.exceptions.RayActorError):
+        return "internal error", _first_line(exc)
+    text = " ".join(str(exc).split())
+    detail = re.search(r"exit detail: (.*?)(?: Some common causes|$)", text)
+    pid = re.search(r"\bpid: (\d+)", str(exc))
+    what = detail.group(1).rstrip(". ") if detail else _first_line(exc).rstrip(". ")
+    return "worker died while restoring", (f"pid {pid.group(1)}: " if pid else "") + what
+
+
+def _died_row(row: dict[str, str], why: tuple[str, str], tries: int) -> dict[str, Any]:
+    """The failed row of a file whose every try ended with its worker's death."""
+    return {
+        "input": row["input"],
+        "output": row["output"],
+        "status": "failed",
+        "error": f"{why[0]} ({tries} attempts): {why[1]}",
+        "seconds": 0.0,
+        "info": json.dumps({"attempts": tries}),
+        "chained": False,
+        "notes": "[]",
+        "ran_on": "",
+    }
 
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0].strip() if lines and lines[0].strip() else type(exc).__name__
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
 
 
 def _manifest_line(job: Any) -> str:

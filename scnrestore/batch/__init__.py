@@ -29,7 +29,14 @@ from .plan import (
     resolved,
     same_file,
 )
-from .run import BatchOptions, BatchResult, restore_file, run_jobs, warn_if_worse
+from .run import (
+    BatchOptions,
+    BatchResult,
+    restore_file,
+    run_jobs,
+    settled_by_output,
+    warn_if_worse,
+)
 
 __all__ = [
     "BatchOptions",
@@ -51,6 +58,7 @@ __all__ = [
     "restore_file",
     "run_jobs",
     "same_file",
+    "settled_by_output",
     "warn_if_worse",
     "write_output",
     "write_slots",

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..api import Restorer
     from ..chain import Chain
 
-__all__ = ["BatchOptions", "BatchResult", "run_jobs", "restore_file"]
+__all__ = ["BatchOptions", "BatchResult", "run_jobs", "restore_file", "settled_by_output"]
 
 
 @dataclass(frozen=True)
@@ -132,18 +132,7 @@ class _Run:
 
     def _settled_at_its_turn(self, job: Job) -> bool:
         """Fail or skip ``job`` for what its output is now; True if it was."""
-        assert job.dst is not None
-        if same_file(job.src, job.dst):
-            job.status, job.error = "failed", "output would overwrite the input"
-            return True
-        if job.dst.exists() and not self.opts.overwrite:
-            if self.opts.skip_existing:
-                job.status, job.error = "skipped", f"{job.dst} exists"
-            else:
-                job.status = "failed"
-                job.error = f"output {job.dst} exists (use --overwrite or --skip-existing)"
-            return True
-        return False
+        return settled_by_output(job, self.opts)
 
     def _load(self) -> None:
         self.restorer = restorer = self.make_restorer()
@@ -249,6 +238,23 @@ def restore_file(
             job.info.update(width=int(shape[1]), height=int(shape[0]))
     job.seconds = time.time() - t0
     return job
+
+
+def settled_by_output(job: Job, opts: BatchOptions) -> bool:
+    """Fail or skip ``job`` for what its output is now (the input itself, or
+    an existing file without ``--overwrite``); True if it was."""
+    assert job.dst is not None
+    if same_file(job.src, job.dst):
+        job.status, job.error = "failed", "output would overwrite the input"
+        return True
+    if job.dst.exists() and not opts.overwrite:
+        if opts.skip_existing:
+            job.status, job.error = "skipped", f"{job.dst} exists"
+        else:
+            job.status = "failed"
+            job.error = f"output {job.dst} exists (use --overwrite or --skip-existing)"
+        return True
+    return False
 
 
 def _record_level(job: Job, restorer: Restorer, info: dict[str, float], level: Any) -> None:

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,37 @@ class _Lines:
             self.reporter.note(line)
         self.reporter.done(job)
 
+    def note(self, line: str) -> None:
+        if self.reporter is not None:
+            self.reporter.note(line)
+
+
+@contextlib.contextmanager
+def _stdout_for_the_summary_only() -> Iterator[None]:
+    """While Ray runs, what anything writes to stdout goes to stderr: Python's
+    ``sys.stdout`` (Ray's driver prints its raylet's messages there) and file
+    descriptor 1 (its C++ core, and the processes of a cluster started here,
+    inherit it). Ray's colour codes only where stderr is a terminal. Put back
+    after, for the summary (``--json``: a JSON document, alone)."""
+    sys.stdout.flush()
+    saved_fd, saved_stdout = os.dup(1), sys.stdout
+    colour = os.environ.get("RAY_COLOR_PREFIX")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    if not sys.stderr.isatty():
+        os.environ["RAY_COLOR_PREFIX"] = "0"  # read by Ray as it prints each line
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stdout = saved_stdout
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+        if colour is None:
+            os.environ.pop("RAY_COLOR_PREFIX", None)
+        else:
+            os.environ["RAY_COLOR_PREFIX"] = colour
+
 
 def run_cli(
     inputs: list[str],
@@ -56,7 +90,8 @@ def run_cli(
     ``--overwrite``. ``spec``: the model (for upscale, with its --jpeg and
     --denoise steps); ``before(jobs)``: run_batch's checks once the jobs are
     planned; ``cluster``: --ray (its address) and --workers /
-    --gpus-per-worker / --cpus-per-worker."""
+    --gpus-per-worker / --cpus-per-worker / --worker-memory / --max-retries.
+    Whatever Ray prints goes to stderr: stdout holds the summary alone."""
     import typer
 
     from ..batch import BatchResult
@@ -76,10 +111,11 @@ def run_cli(
     manifest = default_manifest(opts.output)
     interrupted, crashed, report = False, None, None
     try:
-        report = restore_dataset(
-            inputs, spec, replace(opts, skip_existing=not opts.overwrite), cluster=cluster,
-            manifest=manifest, on_plan=lines.plan, on_result=lines.result,
-        )  # fmt: skip
+        with _stdout_for_the_summary_only():
+            report = restore_dataset(
+                inputs, spec, replace(opts, skip_existing=not opts.overwrite), cluster=cluster,
+                manifest=manifest, on_plan=lines.plan, on_result=lines.result, on_note=lines.note,
+            )  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True
     except (RegistryError, CheckpointError, ValueError, OSError, ConnectionError) as exc:

@@ -164,6 +164,22 @@ WorkersOpt = Annotated[
 ]
 GpusOpt = Annotated[float, typer.Option(min=0, help="--ray: GPUs per worker (0.5: two share one).")]
 CpusOpt = Annotated[float, typer.Option(min=0, help="--ray: CPUs per worker.")]
+WorkerMemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="SIZE",
+        help="--ray: memory reserved for each worker (4G, 512M); a picture that "
+        "cannot fit in it fails, by name, before it runs.",
+    ),
+]
+MaxRetriesOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="--ray: tries of a file whose worker dies on it (a crash, out of "
+        "memory); then that file fails and the run goes on.",
+    ),
+]
 
 
 JpegOpt = Annotated[

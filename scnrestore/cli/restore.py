@@ -24,6 +24,7 @@ from .options import (
     JsonOpt,
     KeepInputOpt,
     KeepLumaOpt,
+    MaxRetriesOpt,
     ModelOpt,
     NumScalesOpt,
     OfflineOpt,
@@ -38,6 +39,7 @@ from .options import (
     SkipOpt,
     TileOpt,
     TtaOpt,
+    WorkerMemoryOpt,
     WorkersOpt,
     make_restorer,
     output_option,
@@ -154,14 +156,26 @@ def _fetch_model(spec: RestorerSpec, offline: bool, *, quiet: bool) -> None:
 
 
 def _cluster(
-    ray: str | None, workers: int | None, gpus_per_worker: float, cpus_per_worker: float
+    ray: str | None,
+    workers: int | None,
+    gpus_per_worker: float,
+    cpus_per_worker: float,
+    worker_memory: str | None = None,
+    max_retries: int = 3,
 ) -> ClusterOptions | None:
     """--ray and the worker options; None without --ray (a local run)."""
     if ray is None:
         return None
-    from ..distributed import ClusterOptions
+    from ..distributed import ClusterOptions, parse_size
 
-    return ClusterOptions(ray, workers, gpus_per_worker, cpus_per_worker)
+    try:
+        memory = None if worker_memory is None else parse_size(worker_memory)
+    except ValueError as exc:
+        usage(str(exc))
+    return ClusterOptions(
+        ray, workers, gpus_per_worker, cpus_per_worker, worker_memory=memory,
+        max_retries=max_retries,
+    )  # fmt: skip
 
 
 # -- the commands -------------------------------------------------------------------
@@ -191,6 +205,8 @@ def upscale(
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
     cpus_per_worker: CpusOpt = 1.0,
+    worker_memory: WorkerMemoryOpt = None,
+    max_retries: MaxRetriesOpt = 3,
     jpeg: JpegOpt = "auto",
     denoise: DenoiseOpt = "off",
 ) -> None:
@@ -214,7 +230,7 @@ def upscale(
         "upscale", scale, model, num_scales, device, precision.value, tile, tile_overlap, tta,
         steps=(jpeg, denoise),
     )  # fmt: skip
-    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker)
+    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker, worker_memory, max_retries)
     run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)
 
 
@@ -250,6 +266,8 @@ def denoise(
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
     cpus_per_worker: CpusOpt = 1.0,
+    worker_memory: WorkerMemoryOpt = None,
+    max_retries: MaxRetriesOpt = 3,
 ) -> None:
     """Remove Gaussian noise.
 
@@ -266,7 +284,7 @@ def denoise(
         "denoise", 1, model, num_scales, device, precision.value, tile, tile_overlap, tta,
         keep=parse_keep(keep_input, "--keep-input"), calibration=level_calibration,
     )  # fmt: skip
-    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker)
+    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker, worker_memory, max_retries)
     run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)
 
 
@@ -304,6 +322,8 @@ def dejpeg(
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
     cpus_per_worker: CpusOpt = 1.0,
+    worker_memory: WorkerMemoryOpt = None,
+    max_retries: MaxRetriesOpt = 3,
 ) -> None:
     """Remove JPEG compression artefacts.
 
@@ -320,5 +340,5 @@ def dejpeg(
         "dejpeg", 1, model, num_scales, device, precision.value, tile, tile_overlap, tta,
         keep=parse_keep(keep_luma, "--keep-luma"), calibration=level_calibration,
     )  # fmt: skip
-    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker)
+    cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker, worker_memory, max_retries)
     run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)

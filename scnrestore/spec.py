@@ -25,6 +25,7 @@ from .tasks import TASK_SCHEDULES, TASKS
 if TYPE_CHECKING:
     from .api import Restorer
     from .chain import Chain
+    from .outsize import OutSize, Resized
 
 __all__ = ["RestorerSpec", "DEFAULT_OVERLAP", "DEFAULT_STEPS"]
 
@@ -50,7 +51,10 @@ class RestorerSpec:
     the model's schedule). ``calibration``: tell the network the model's
     calibrated level (Restorer's ``told_level``). ``steps``: upscale's
     (jpeg, denoise) as :class:`~scnrestore.chain.Chain` takes them; None: the
-    upscale network alone, a Restorer (no JPEG or noise step).
+    upscale network alone, a Restorer (no JPEG or noise step). ``size``:
+    upscale to any size (--outscale, --width, --height; see
+    :mod:`scnrestore.outsize`): :meth:`build` makes a
+    :class:`~scnrestore.outsize.Resized` with ``steps``, ``scale`` unused.
 
     The level of a denoise / dejpeg run is not here: it is the batch's
     (:class:`scnrestore.batch.BatchOptions`), a number or ``"auto"`` for each
@@ -69,6 +73,7 @@ class RestorerSpec:
     keep: float | None = None
     calibration: bool = True
     steps: tuple[str, str] | None = DEFAULT_STEPS
+    size: OutSize | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -81,7 +86,7 @@ class RestorerSpec:
         """Whether :meth:`build` makes a Chain (upscale with its steps)."""
         return self.task == "upscale" and self.steps is not None
 
-    def build(self) -> Restorer | Chain:
+    def build(self) -> Restorer | Chain | Resized:
         """The Chain (upscale with steps) or Restorer this spec describes,
         its model loaded. Raises what they raise for a model that cannot be
         had or does not fit (RegistryError, CheckpointError, ValueError,
@@ -96,6 +101,13 @@ class RestorerSpec:
             tta=self.tta,
             num_scales=self.num_scales,
         )
+        if self.size is not None:
+            from .outsize import Resized
+
+            if self.task != "upscale" or self.model is not None:
+                raise ValueError("an output size is for upscale with the shipped models")
+            jpeg, denoise = self.steps or ("off", "off")
+            return Resized(self.size, jpeg, denoise, **run)
         if self.chained:
             from .chain import Chain
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,6 +20,8 @@ __all__ = [
     "Job",
     "Source",
     "check_inputs",
+    "check_writable",
+    "skip_earlier_outputs",
     "SUFFIX",
     "expand_inputs",
     "plan_outputs",
@@ -29,6 +32,9 @@ __all__ = [
 
 # What each task appends to an input's name for its output beside it.
 SUFFIX = {"upscale": "_x{scale}", "denoise": "_denoised", "dejpeg": "_dejpeg"}
+# The names this tool gives its outputs beside their inputs: NAME_x2, NAME_x3.5,
+# NAME_w1920, NAME_h1080, NAME_1920x1080, NAME_denoised, NAME_dejpeg.
+_OUTPUT_STEM = re.compile(r"^(?P<name>.+?)(_x\d+(\.\d+)?|_[wh]\d+|_\d+x\d+|_denoised|_dejpeg)$")
 
 
 @dataclass
@@ -275,3 +281,88 @@ def check_inputs(jobs: list[Job], task: str, level: float | str | None) -> list[
         f"note: skipped {what} (--quality auto reads each JPEG's quality; "
         "give --quality N to restore them too)"
     ]
+
+
+def _input_beside(path: Path, suffixes: tuple[str, ...]) -> Path | None:
+    """The input ``path`` looks like this tool's output of (``a.png`` for
+    ``a_x2.png`` beside it), or None."""
+    stems = []
+    m = _OUTPUT_STEM.match(path.stem)
+    if m:
+        stems.append(m["name"])
+    stems += [path.stem[: -len(s)] for s in suffixes if s and path.stem.endswith(s)]
+    for stem in stems:
+        for ext in INPUT_EXTS:
+            for name in (stem + ext, stem + ext.upper()):
+                other = path.with_name(name)
+                if other != path and other.is_file():
+                    return other
+    return None
+
+
+def skip_earlier_outputs(
+    pairs: list[Source], suffixes: tuple[str, ...] = ()
+) -> tuple[list[Source], list[Job], list[str]]:
+    """Leave out what a folder or glob brought that is an earlier output of
+    this tool beside its input (``a_x2.png``, ``a_denoised.png`` beside
+    ``a.png``; also ``a`` + each of ``suffixes``, a --suffix), so a re-run
+    with another ``-o`` does not restore its own outputs again. A file named
+    on its own is always an input. Returns the inputs kept, the skipped jobs
+    (quiet: one note speaks for them) and that note."""
+    kept: list[Source] = []
+    skipped: list[tuple[Job, Path]] = []
+    for source in pairs:
+        other = None if source.named else _input_beside(source.file, suffixes)
+        if other is None:
+            kept.append(source)
+            continue
+        job = Job(
+            source.file, status="skipped", error=f"it looks like an earlier output of {other}"
+        )
+        job.quiet = True
+        skipped.append((job, other))
+    if not skipped:
+        return kept, [], []
+    n = len(skipped)
+    job, other = skipped[0]
+    what = "a file that looks like" if n == 1 else f"{n} files that look like"
+    note = (
+        f"note: skipped {what} this tool's earlier output{'s' if n > 1 else ''} beside "
+        f"{'its input' if n == 1 else 'their inputs'} ({job.src.name} beside {other.name}"
+        f"{', ...' if n > 1 else ''}); name a file to restore it anyway"
+    )
+    return kept, [j for j, _ in skipped], [note]
+
+
+def check_writable(jobs: list[Job]) -> None:
+    """Fail, before any model loads, each pending job whose output cannot be
+    written: a folder on its path is a file, the output is a folder, or the
+    nearest existing folder is not writable."""
+    verdicts: dict[Path, str | None] = {}
+    for job in jobs:
+        if job.status != "pending" or job.dst is None:
+            continue
+        if job.dst.is_dir():
+            job.status, job.error = "failed", f"cannot write {job.dst}: it is a folder"
+            continue
+        folder = job.dst.parent
+        while not folder.exists() and folder != folder.parent:
+            if folder.is_symlink():  # a dangling link: mkdir cannot go through it
+                break
+            folder = folder.parent
+        if folder not in verdicts:
+            verdicts[folder] = _unwritable(folder)
+        if verdicts[folder]:
+            job.status, job.error = "failed", f"cannot write {job.dst}: {verdicts[folder]}"
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be made in ``folder`` (or below it), or None."""
+    shown = folder if str(folder) else Path(".")
+    if folder.is_symlink() and not folder.exists():
+        return f"{shown} is a broken link"
+    if not folder.is_dir():
+        return f"{shown} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {shown} is not writable"
+    return None

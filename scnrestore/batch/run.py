@@ -23,6 +23,7 @@ from .plan import Job, same_file
 if TYPE_CHECKING:
     from ..api import Restorer
     from ..chain import Chain
+    from ..outsize import Resized
 
 __all__ = ["BatchOptions", "BatchResult", "run_jobs", "restore_file", "settled_by_output"]
 
@@ -70,7 +71,7 @@ def run_jobs(
     jobs: list[Job],
     opts: BatchOptions,
     reporter: Reporter,
-    make_restorer: Callable[[], Restorer | Chain],
+    make_restorer: Callable[[], Restorer | Chain | Resized],
     pipe: Pipeline | None = None,
 ) -> BatchResult:
     """Run the pending jobs in order (the others are reported in their turn).
@@ -155,6 +156,7 @@ class _Run:
         """
         from ..api import auto_level, level_info
         from ..chain import Chain, describe
+        from ..outsize import Resized
 
         assert job.dst is not None and self.restorer is not None
         restorer, task, pipe, level = self.restorer, self.opts.task, self.pipe, self.level
@@ -172,7 +174,7 @@ class _Run:
                 warn_if_worse(pipe, restorer, task, level, job.src)
             _record_level(job, restorer, level_info(restorer, level), level)
             progress = pipe.reporter.tile_progress(job.src.name)
-            if isinstance(restorer, Chain):  # upscale: the steps this input needs
+            if isinstance(restorer, Chain | Resized):  # upscale: the steps this input needs
                 chained = restorer.run(img, progress)
                 for note in chained.notes:
                     pipe.note(f"note: {job.src}: {note}")

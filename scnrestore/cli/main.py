@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
-from . import evaluate, models, restore, train
+from . import compare, evaluate, models, restore, train
 from .options import Command, Group
 
 __all__ = ["app"]
@@ -50,6 +50,7 @@ def main(
 app.command(cls=Command)(restore.upscale)
 app.command(cls=Command)(restore.denoise)
 app.command(cls=Command)(restore.dejpeg)
+app.command(cls=Command)(compare.compare)
 app.command(cls=Command)(train.train)
 app.command("eval", cls=Command)(evaluate.evaluate_cmd)
 app.add_typer(models.app, name="models")

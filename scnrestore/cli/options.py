@@ -19,6 +19,7 @@ from ..tasks import LEVEL_FLAG, LEVEL_RANGES, LOSSES, TASKS
 if TYPE_CHECKING:
     from ..api import Restorer
     from ..chain import Chain
+    from ..outsize import Resized
     from ..spec import RestorerSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -45,10 +46,22 @@ def _plain(params: list[Any]) -> list[Any]:
 
 
 class Command(TyperCommand):
-    """A command whose --help shows a value type only where there is a value."""
+    """A command whose --help fits 80 columns and a pipe (see :mod:`.help`):
+    two columns, options grouped by their ``rich_help_panel``, value lists
+    shown, a plain usage line (``INPUTS...``)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        from .help import usage_line
+
+        return usage_line(self, ctx).split(" ")[1 + len(ctx.command_path.split(" ")) :]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from .help import format_command_help
+
+        format_command_help(self, ctx)
 
 
 class Group(TyperGroup):
@@ -60,9 +73,14 @@ class Group(TyperGroup):
 
 # -- shared options ---------------------------------------------------------------
 
+# The --help panels (see .help): a command's own options come first, in RESTORE.
+RESTORE, OUTPUT, PERFORMANCE, CLUSTER = "Restore", "Output", "Performance", "Cluster"
+
 Inputs = Annotated[
     list[str],
-    typer.Argument(help="Image files, directories or glob patterns.", show_default=False),
+    typer.Argument(
+        help="Image files, directories or glob patterns.", show_default=False, metavar="INPUTS..."
+    ),
 ]
 
 
@@ -71,71 +89,144 @@ def output_option(default_name: str) -> Any:
     return typer.Option(
         "--output",
         "-o",
+        metavar="PATH",
+        rich_help_panel=OUTPUT,
         help="Output file (one input) or directory (mirrors the input tree). "
         f"Default: beside each input, as {default_name}.",
     )
 
 
 RecursiveOpt = Annotated[
-    bool, typer.Option("--recursive", "-r", help="Descend into subdirectories.")
+    bool,
+    typer.Option("--recursive", "-r", rich_help_panel=OUTPUT, help="Descend into subdirectories."),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option(help="Registry name or checkpoint file (.safetensors / .pt / .pth)."),
+    typer.Option(
+        metavar="NAME|FILE",
+        rich_help_panel=RESTORE,
+        help="Registry name or checkpoint file (.safetensors / .pt / .pth).",
+    ),
 ]
 NumScalesOpt = Annotated[
     int | None,
-    typer.Option(min=1, max=6, help="Pyramid levels of a checkpoint that does not record it."),
+    typer.Option(
+        min=1,
+        max=6,
+        rich_help_panel=RESTORE,
+        help="Pyramid levels of a checkpoint that does not record it.",
+    ),
 ]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="auto|cpu|cuda|cuda:N|mps",
+        rich_help_panel=PERFORMANCE,
+        help="auto: CUDA, else MPS, else the CPU.",
+    ),
+]
 PrecisionOpt = Annotated[
     Precision,
     typer.Option(
+        rich_help_panel=PERFORMANCE,
         help="Compute precision. auto: bf16 on CUDA cards with bf16 (else fp16), "
-        "on CPUs where bf16 is measured faster (AMX; AVX512-BF16 probed once), else fp32."
+        "on CPUs where bf16 is measured faster (AMX; AVX512-BF16 probed once), else fp32.",
     ),
 ]
 TileOpt = Annotated[
     int | None,
-    typer.Option(min=0, help="Tile side in input pixels; 0 = whole image. Default: from memory."),
+    typer.Option(
+        min=0,
+        rich_help_panel=PERFORMANCE,
+        help="Tile side in input pixels; 0 = whole image. Default: from memory.",
+    ),
 ]
-OverlapOpt = Annotated[int, typer.Option(min=0, help="Pixels shared by neighbouring tiles.")]
-TtaOpt = Annotated[bool, typer.Option(help="x8 self-ensemble (8x slower, slightly better).")]
+OverlapOpt = Annotated[
+    int,
+    typer.Option(min=0, rich_help_panel=PERFORMANCE, help="Pixels shared by neighbouring tiles."),
+]
+TtaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tta",
+        rich_help_panel=PERFORMANCE,
+        help="x8 self-ensemble (flips and transposes): 8x slower, slightly better.",
+    ),
+]
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", "-f", help="Output format: png, jpg, webp, tif, bmp."),
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="png|jpg|webp|tif|bmp",
+        rich_help_panel=OUTPUT,
+        help="Output format. Default: the input's (PNG for a JPEG input).",
+    ),
 ]
 JpegQualityOpt = Annotated[
-    int, typer.Option(min=1, max=100, help="Quality of JPEG / WebP output files.")
+    int,
+    typer.Option(
+        min=1, max=100, rich_help_panel=OUTPUT, help="Quality of JPEG / WebP output files."
+    ),
 ]
 PngCompressionOpt = Annotated[
     int,
     typer.Option(
         min=0,
         max=9,
+        rich_help_panel=OUTPUT,
         help="zlib level of PNG output files: 1 encodes 3-5x faster than 6 for files"
         " 10-20% larger (big upscales on a GPU spend more time encoding than computing).",
     ),
 ]
-OverwriteOpt = Annotated[bool, typer.Option(help="Replace existing output files.")]
-SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output exists.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", rich_help_panel=OUTPUT, help="Replace existing output files."),
+]
+SkipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing", rich_help_panel=OUTPUT, help="Skip inputs whose output exists."
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT, help="Print errors only.")
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", rich_help_panel=OUTPUT, help="Print one JSON summary on stdout."),
+]
+SuffixOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TEXT",
+        rich_help_panel=OUTPUT,
+        help="What the output name adds to the input's, beside it "
+        "(NAME + TEXT + extension). Default: the command's (_x4, _denoised, ...).",
+    ),
+]
 OfflineOpt = Annotated[
     bool,
-    typer.Option("--offline", help="Never download a model: use embedded or cached files only."),
+    typer.Option(
+        "--offline",
+        rich_help_panel=RESTORE,
+        help="Never download a model: use embedded or cached files only.",
+    ),
 ]
 KeepLumaOpt = Annotated[
     str,
     typer.Option(
+        metavar="W|auto",
+        rich_help_panel=RESTORE,
         help="Share of the JPEG's own luma to keep, 0-1, or auto: the model's measured "
-        "share for the quality (dejpeg; none at low quality, all at 99-100)."
+        "share for the quality (dejpeg; none at low quality, all at 99-100).",
     ),
 ]
 CalibrationOpt = Annotated[
     bool,
     typer.Option(
         "--level-calibration/--no-level-calibration",
+        rich_help_panel=RESTORE,
         help="Tell the network the model's calibrated level for the given sigma / quality "
         "(measured per model; see docs/models.md). Off: the level as given.",
     ),
@@ -143,8 +234,10 @@ CalibrationOpt = Annotated[
 KeepInputOpt = Annotated[
     str,
     typer.Option(
+        metavar="W|auto",
+        rich_help_panel=RESTORE,
         help="Share of the noisy input to blend back, 0-1, or auto: the model's measured "
-        "share for the sigma (denoise; most for nearly clean photos, none for noisy ones)."
+        "share for the sigma (denoise; most for nearly clean photos, none for noisy ones).",
     ),
 ]
 
@@ -155,19 +248,29 @@ RayOpt = Annotated[
     typer.Option(
         "--ray",
         metavar="local|auto|ADDRESS",
+        rich_help_panel=CLUSTER,
         help="Run on a Ray cluster: local (started here), auto (the one this machine is in) "
         "or its address. Existing outputs are skipped; a manifest of results is written.",
     ),
 ]
 WorkersOpt = Annotated[
-    int | None, typer.Option(min=1, help="--ray: workers (default: as many as fit).")
+    int | None,
+    typer.Option(min=1, rich_help_panel=CLUSTER, help="--ray: workers (default: as many as fit)."),
 ]
-GpusOpt = Annotated[float, typer.Option(min=0, help="--ray: GPUs per worker (0.5: two share one).")]
-CpusOpt = Annotated[float, typer.Option(min=0, help="--ray: CPUs per worker.")]
+GpusOpt = Annotated[
+    float,
+    typer.Option(
+        min=0, rich_help_panel=CLUSTER, help="--ray: GPUs per worker (0.5: two share one)."
+    ),
+]
+CpusOpt = Annotated[
+    float, typer.Option(min=0, rich_help_panel=CLUSTER, help="--ray: CPUs per worker.")
+]
 WorkerMemoryOpt = Annotated[
     str | None,
     typer.Option(
         metavar="SIZE",
+        rich_help_panel=CLUSTER,
         help="--ray: memory reserved for each worker (4G, 512M); a picture that "
         "cannot fit in it fails, by name, before it runs.",
     ),
@@ -176,6 +279,7 @@ MaxRetriesOpt = Annotated[
     int,
     typer.Option(
         min=1,
+        rich_help_panel=CLUSTER,
         help="--ray: tries of a file whose worker dies on it (a crash, out of "
         "memory); then that file fails and the run goes on.",
     ),
@@ -186,6 +290,8 @@ JpegOpt = Annotated[
     str,
     typer.Option(
         "--jpeg",
+        metavar="auto|off|Q",
+        rich_help_panel=RESTORE,
         help="auto: a JPEG input (known by its quantisation tables) is upscaled for what "
         "it is, its artefacts removed in the same pass; off: every input is treated as "
         "clean; or a quality 5-100 that every input was saved with.",
@@ -195,6 +301,8 @@ DenoiseOpt = Annotated[
     str,
     typer.Option(
         "--denoise",
+        metavar="off|auto|SIGMA",
+        rich_help_panel=RESTORE,
         help="off, auto (sigma estimated per image) or a sigma 1-75: remove noise "
         "before upscaling, after the JPEG step.",
     ),
@@ -204,7 +312,7 @@ DenoiseOpt = Annotated[
 # -- the model a command runs -------------------------------------------------------
 
 
-def make_restorer(spec: RestorerSpec) -> Restorer | Chain:
+def make_restorer(spec: RestorerSpec) -> Restorer | Chain | Resized:
     """``spec.build()``: the command's Restorer, or Chain for upscale; or exit 2 with one line."""
     from ..errors import CheckpointError, RegistryError
 

@@ -12,6 +12,7 @@ from .options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    RESTORE,
     CalibrationOpt,
     CpusOpt,
     DenoiseOpt,
@@ -37,6 +38,7 @@ from .options import (
     RayOpt,
     RecursiveOpt,
     SkipOpt,
+    SuffixOpt,
     TileOpt,
     TtaOpt,
     WorkerMemoryOpt,
@@ -52,6 +54,7 @@ from .options import (
 if TYPE_CHECKING:
     from ..batch import BatchOptions, Job
     from ..distributed import ClusterOptions
+    from ..outsize import OutSize
 
 __all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
 
@@ -64,18 +67,24 @@ def run_batch(
     as_json: bool,
     cluster: ClusterOptions | None = None,
     offline: bool = False,
+    suffix: str | None = None,
 ) -> None:
     """Shared body of upscale / denoise / dejpeg: plan, fetch the model, run, sum up.
 
     ``spec``: the model and how it runs (for upscale, its chain; see
     scnrestore.chain). ``cluster``: --ray and the worker options, the batch on
     a Ray cluster instead. ``offline``: --offline, for fetching the model.
+    ``suffix``: --suffix, what an output beside its input adds to its name
+    (None: the task's, or the output size's for --outscale / --width).
     """
     from ..batch import run_jobs
     from .report import ConsoleReporter, print_summary
 
     if cluster is not None:
         from .distributed import run_cli
+
+        if suffix is not None or spec.size is not None:
+            usage("--suffix, --outscale, --width and --height do not run with --ray yet")
 
         def before(jobs: list[Job]) -> None:
             if opts.output is not None and not opts.output.is_dir():
@@ -85,7 +94,7 @@ def run_batch(
 
         return run_cli(inputs, opts, spec, quiet, as_json, before=before, cluster=cluster)
 
-    jobs, notes = _plan(inputs, opts)
+    jobs, notes = _plan(inputs, opts, suffix, spec.size)
     if any(j.status == "pending" for j in jobs):
         _fetch_model(spec, offline, quiet=quiet)
     reporter = ConsoleReporter(quiet, as_json, len(jobs))
@@ -103,9 +112,21 @@ def run_batch(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _plan(inputs: list[str], opts: BatchOptions) -> tuple[list[Job], list[str]]:
-    """The jobs of a batch, settled as far as can be before a model loads, and notes."""
-    from ..batch import SUFFIX, check_inputs, expand_inputs, guard_outputs, plan_outputs
+def _plan(
+    inputs: list[str], opts: BatchOptions, suffix: str | None, size: OutSize | None
+) -> tuple[list[Job], list[str]]:
+    """The jobs of a batch, settled as far as can be before a model loads, and notes:
+    clashes, unreadable inputs, outputs that cannot be written, and files
+    that are this tool's earlier outputs (left out unless named)."""
+    from ..batch import (
+        SUFFIX,
+        check_inputs,
+        check_writable,
+        expand_inputs,
+        guard_outputs,
+        plan_outputs,
+        skip_earlier_outputs,
+    )
     from ..imageio import format_for_path
 
     if opts.overwrite and opts.skip_existing:
@@ -116,13 +137,16 @@ def _plan(inputs: list[str], opts: BatchOptions) -> tuple[list[Job], list[str]]:
         except ValueError as exc:
             usage(str(exc))
     pairs, jobs_missing, notes = expand_inputs(inputs, opts.recursive)
+    if suffix is None:
+        suffix = size.suffix if size is not None else SUFFIX[opts.task].format(scale=opts.scale)
+    pairs, earlier, more = skip_earlier_outputs(pairs, (suffix,))
     if opts.output is not None and not opts.output.is_dir():
         _check_output_name(opts.output, opts.fmt, len(pairs))
-    suffix = SUFFIX[opts.task].format(scale=opts.scale)
     jobs = jobs_missing + plan_outputs(pairs, opts.output, suffix, opts.fmt)
     guard_outputs(jobs)
-    notes += check_inputs(jobs, opts.task, opts.level)
-    return jobs, notes
+    check_writable(jobs)
+    notes += more + check_inputs(jobs, opts.task, opts.level)
+    return jobs + earlier, notes
 
 
 def _check_output_name(output: Path, fmt: str | None, n_inputs: int) -> None:
@@ -183,16 +207,56 @@ def _cluster(
 
 def upscale(
     inputs: Inputs,
-    scale: Annotated[int, typer.Option("--scale", "-s", min=2, max=4, help="2, 3 or 4.")] = 4,
-    output: Annotated[Path | None, output_option("NAME_x4.png (NAME_x2.png with -s 2)")] = None,
-    recursive: RecursiveOpt = False,
+    scale: Annotated[
+        int,
+        typer.Option(
+            "--scale",
+            "-s",
+            min=2,
+            max=4,
+            metavar="2|3|4",
+            rich_help_panel=RESTORE,
+            help="The trained scale (--outscale: any other).",
+        ),
+    ] = 4,
+    outscale: Annotated[
+        float | None,
+        typer.Option(
+            metavar="F",
+            rich_help_panel=RESTORE,
+            help="Any factor above 1 up to 16 (1.5, 3.5, 8): the trained scale at or above "
+            "it, twice above 4 (x4 then x2 for 8), then an antialiased resize to the "
+            "exact size. Output NAME_x3.5.png.",
+        ),
+    ] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="W",
+            rich_help_panel=RESTORE,
+            help="Output width in pixels, the aspect kept (with --height: exactly W x H), "
+            "as --outscale does it. Output NAME_wW.png.",
+        ),
+    ] = None,
+    height: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="H",
+            rich_help_panel=RESTORE,
+            help="Output height in pixels, as --width. Output NAME_hH.png (NAME_WxH.png "
+            "with both).",
+        ),
+    ] = None,
+    jpeg: JpegOpt = "auto",
+    denoise: DenoiseOpt = "off",
     model: ModelOpt = None,
     num_scales: NumScalesOpt = None,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    tile: TileOpt = None,
-    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
-    tta: TtaOpt = False,
+    offline: OfflineOpt = False,
+    output: Annotated[Path | None, output_option("NAME_x4.png (NAME_x2.png with -s 2)")] = None,
+    recursive: RecursiveOpt = False,
+    suffix: SuffixOpt = None,
     fmt: FormatOpt = None,
     jpeg_quality: JpegQualityOpt = 95,
     png_compression: PngCompressionOpt = 6,
@@ -200,17 +264,19 @@ def upscale(
     skip_existing: SkipOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
-    offline: OfflineOpt = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
     cpus_per_worker: CpusOpt = 1.0,
     worker_memory: WorkerMemoryOpt = None,
     max_retries: MaxRetriesOpt = 3,
-    jpeg: JpegOpt = "auto",
-    denoise: DenoiseOpt = "off",
 ) -> None:
-    """Upscale images 2x, 3x or 4x; a JPEG's artefacts go in the same pass.
+    """Upscale images 2x, 3x or 4x, or to any size; a JPEG's artefacts go in the same pass.
 
     Steps, in this order: JPEG artefacts (the last thing done to a file), noise
     (--denoise), the upscale; in memory, rounded once at the end.
@@ -220,7 +286,7 @@ def upscale(
     from ..batch import BatchOptions
 
     parse_steps(jpeg, denoise)  # a usage error before anything else
-
+    size = _out_size(outscale, width, height, model)
     opts = BatchOptions(
         "upscale", None, scale, output=output, recursive=recursive, fmt=fmt,
         jpeg_quality=jpeg_quality, png_compression=png_compression, overwrite=overwrite,
@@ -228,10 +294,26 @@ def upscale(
     )  # fmt: skip
     spec = RestorerSpec(
         "upscale", scale, model, num_scales, device, precision.value, tile, tile_overlap, tta,
-        steps=(jpeg, denoise),
+        steps=(jpeg, denoise), size=size,
     )  # fmt: skip
     cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker, worker_memory, max_retries)
-    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)
+    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline, suffix)
+
+
+def _out_size(
+    outscale: float | None, width: int | None, height: int | None, model: str | None
+) -> OutSize | None:
+    """--outscale / --width / --height as an OutSize (None: -s alone); usage errors."""
+    if outscale is None and width is None and height is None:
+        return None
+    from ..outsize import OutSize
+
+    if model is not None:
+        usage("--outscale, --width and --height run the shipped upscalers; drop --model")
+    try:
+        return OutSize(outscale, width, height)
+    except ValueError as exc:
+        usage(str(exc))
 
 
 def denoise(
@@ -239,19 +321,20 @@ def denoise(
     sigma: Annotated[
         str,
         typer.Option(
+            metavar="N|auto",
+            rich_help_panel=RESTORE,
             help="Noise level (standard deviation on the 0-255 scale), 1-75, "
-            "or auto: estimated per image and printed."
+            "or auto: estimated per image and printed.",
         ),
     ] = "auto",
-    output: Annotated[Path | None, output_option("NAME_denoised.png")] = None,
-    recursive: RecursiveOpt = False,
+    keep_input: KeepInputOpt = "auto",
+    level_calibration: CalibrationOpt = True,
     model: ModelOpt = None,
     num_scales: NumScalesOpt = None,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    tile: TileOpt = None,
-    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
-    tta: TtaOpt = False,
+    offline: OfflineOpt = False,
+    output: Annotated[Path | None, output_option("NAME_denoised.png")] = None,
+    recursive: RecursiveOpt = False,
+    suffix: SuffixOpt = None,
     fmt: FormatOpt = None,
     jpeg_quality: JpegQualityOpt = 95,
     png_compression: PngCompressionOpt = 6,
@@ -259,9 +342,11 @@ def denoise(
     skip_existing: SkipOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
-    offline: OfflineOpt = False,
-    keep_input: KeepInputOpt = "auto",
-    level_calibration: CalibrationOpt = True,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
@@ -285,7 +370,7 @@ def denoise(
         keep=parse_keep(keep_input, "--keep-input"), calibration=level_calibration,
     )  # fmt: skip
     cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker, worker_memory, max_retries)
-    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)
+    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline, suffix)
 
 
 def dejpeg(
@@ -293,21 +378,22 @@ def dejpeg(
     quality: Annotated[
         str,
         typer.Option(
+            metavar="N|auto",
+            rich_help_panel=RESTORE,
             help="JPEG quality the images were saved with, 5-100, or auto: read "
             "from each JPEG file's quantisation tables (other files in a folder or "
             "glob are skipped). The model was trained on 5-95 and is told 95 for "
-            "higher qualities."
+            "higher qualities.",
         ),
     ] = "auto",
-    output: Annotated[Path | None, output_option("NAME_dejpeg.png")] = None,
-    recursive: RecursiveOpt = False,
+    keep_luma: KeepLumaOpt = "auto",
+    level_calibration: CalibrationOpt = True,
     model: ModelOpt = None,
     num_scales: NumScalesOpt = None,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    tile: TileOpt = None,
-    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
-    tta: TtaOpt = False,
+    offline: OfflineOpt = False,
+    output: Annotated[Path | None, output_option("NAME_dejpeg.png")] = None,
+    recursive: RecursiveOpt = False,
+    suffix: SuffixOpt = None,
     fmt: FormatOpt = None,
     jpeg_quality: JpegQualityOpt = 95,
     png_compression: PngCompressionOpt = 6,
@@ -315,9 +401,11 @@ def dejpeg(
     skip_existing: SkipOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
-    offline: OfflineOpt = False,
-    keep_luma: KeepLumaOpt = "auto",
-    level_calibration: CalibrationOpt = True,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
+    tta: TtaOpt = False,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
@@ -341,4 +429,4 @@ def dejpeg(
         keep=parse_keep(keep_luma, "--keep-luma"), calibration=level_calibration,
     )  # fmt: skip
     cluster = _cluster(ray, workers, gpus_per_worker, cpus_per_worker, worker_memory, max_retries)
-    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline)
+    run_batch(inputs, opts, spec, quiet, as_json, cluster, offline, suffix)

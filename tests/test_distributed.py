@@ -346,3 +346,247 @@ def test_a_worker_without_its_model_fails_each_file_and_the_run_ends(
             [str(photos)], bad, BatchOptions("denoise", output=tmp_path / "o3", level=25)
         )
     assert not (tmp_path / "o3").exists()
+
+
+# -- faults: a worker killed, a poison input, a full disk, the driver killed --------
+#
+# Each runs the real command line in a child process with its own local cluster
+# (loopback only), so stdout is what a script reading --json gets. Faults are
+# put into its Ray workers by tests/faults/sitecustomize.py, loaded only through
+# the PYTHONPATH and variables set here.
+
+FAULTS = Path(__file__).parent / "faults"
+
+
+@pytest.fixture()
+def eleven(photo, tmp_path):
+    """Eleven small photos, in/p00.png .. in/p10.png."""
+    d = tmp_path / "in"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(11):
+        y, x = rng.integers(0, 40, 2)
+        PILImage.fromarray(photo[y : y + 40, x : x + 48]).save(d / f"p{i:02d}.png")
+    return d
+
+
+def _faulty_cli(markers: Path, *args, **faults: str) -> subprocess.Popen:
+    """``scnrestore ARGS`` in a child process, with the fault hook on and
+    ``faults`` as SCNRESTORE_TEST_<NAME> variables."""
+    markers.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")])),
+        "SCNRESTORE_TEST_FAULTS": str(markers),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **{f"SCNRESTORE_TEST_{k.upper()}": v for k, v in faults.items()},
+    }
+    cmd = [sys.executable, "-m", "scnrestore", *map(str, args)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 400) -> str:
+    """The text of ``path`` once it appears (the run must still be going)."""
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < seconds, f"{path.name} never appeared"
+        time.sleep(0.2)
+    return path.read_text()
+
+
+def _end(proc: subprocess.Popen, also: set[int] = frozenset()) -> None:
+    """Kill what is left of a child run: its process and the ones it started
+    (``also``: pids of its tree seen earlier), each by pid, Ray's only."""
+    for pid in _descendants(proc.pid) | set(also):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"ray" in cmd or b"scnrestore" in cmd:
+                os.kill(pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _is_our_ray_worker(pid: int, proc: subprocess.Popen) -> bool:
+    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return cmd.startswith(b"ray::") and pid in _descendants(proc.pid)
+
+
+def _images(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.suffix == ".png")
+
+
+def test_worker_killed_mid_run_every_output_once(eleven, ckpt_dir, tmp_path):
+    """The issue's experiment: one worker, SIGKILLed while restoring the sixth
+    of eleven photos (five outputs written). It is replaced, the sixth is
+    restored again; stdout is the JSON summary alone and says 11 done."""
+    out, markers = tmp_path / "out", tmp_path / "markers"
+    proc = _faulty_cli(
+        markers, "upscale", eleven, "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+        "-o", out, "--ray", "local", "--workers", "1", "--json", hold="p05.png",
+    )  # fmt: skip
+    try:
+        pid = int(_wait_for(markers / "holding", proc))
+        assert _is_our_ray_worker(pid, proc)
+        assert _images(out) == [f"p{i:02d}.png" for i in range(5)]
+        os.kill(pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=400)
+    finally:
+        _end(proc)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)  # nothing but the summary on stdout
+    assert "\x1b" not in stdout + stderr  # no colour off a terminal
+    assert (summary["ok"], summary["failed"], summary["skipped"]) == (11, 0, 0)
+    by_name = {Path(f["input"]).name: f for f in summary["files"]}
+    assert by_name["p05.png"]["attempts"] == 2
+    assert all("attempts" not in f for n, f in by_name.items() if n != "p05.png")
+    assert "p05.png: worker died while restoring (try 1 of 3), trying it again" in stderr
+    # every output exactly once, whole (it decodes), and nothing else left
+    assert _images(out) == [f"p{i:02d}.png" for i in range(11)]
+    assert sorted(p.name for p in out.iterdir()) == [*_images(out), distributed.MANIFEST_NAME]
+    for name in _images(out):
+        with PILImage.open(out / name) as im:
+            assert im.size == (96, 80)
+            im.load()
+    rows = [json.loads(line) for line in (out / distributed.MANIFEST_NAME).read_text().splitlines()]
+    assert sorted(Path(r["input"]).name for r in rows) == [f"p{i:02d}.png" for i in range(11)]
+    assert {r["status"] for r in rows} == {"ok"}
+
+
+def test_poison_input_fails_after_its_tries_and_a_full_disk_fails_its_file(
+    eleven, photo, ckpt_dir, tmp_path
+):
+    """A picture that ends its worker every time fails after --max-retries
+    tries (3, the default), named, with the reason, in the summary and the
+    manifest; the run goes on and ends with exit 1. A worker whose output
+    cannot be written (RLIMIT_FSIZE standing in for a full disk) fails that
+    file only, as a local run does."""
+    inputs, out, markers = tmp_path / "few", tmp_path / "out", tmp_path / "markers"
+    inputs.mkdir()
+    for name in ("p00.png", "p01.png", "p02.png"):
+        shutil.copy(eleven / name, inputs / name)
+    rng = np.random.default_rng(2)  # noise: its x2 PNG is far above the size limit
+    big = rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    PILImage.fromarray(big).save(inputs / "big.png")
+    t0 = time.time()
+    proc = _faulty_cli(
+        markers, "upscale", inputs, "-s", "2", "--model", ckpt_dir / "x2.safetensors",
+        "-o", out, "--ray", "local", "--workers", "1", "--json",
+        poison="p01.png", fsize=str(200_000),
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=500)
+    finally:
+        _end(proc)
+    assert time.time() - t0 < 500  # it ends (a retried-forever file never would)
+    assert proc.returncode == 1, stderr
+    summary = json.loads(stdout)
+    assert (summary["ok"], summary["failed"], summary["skipped"]) == (2, 2, 0)
+    by_name = {Path(f["input"]).name: f for f in summary["files"]}
+    poison = by_name["p01.png"]
+    assert poison["status"] == "failed" and poison["attempts"] == 3
+    assert poison["error"].startswith("worker died while restoring (3 attempts): pid ")
+    assert len((markers / "poison.log").read_text().split()) == 3  # three workers it ended
+    assert f"error: {inputs / 'p01.png'}: worker died while restoring (3 attempts)" in stderr
+    full = by_name["big.png"]
+    assert full["status"] == "failed" and full["error"].endswith("File too large")
+    assert _images(out) == ["p00.png", "p02.png"]
+    rows = {
+        Path(r["input"]).name: r
+        for r in map(json.loads, (out / distributed.MANIFEST_NAME).read_text().splitlines())
+    }
+    assert rows["p01.png"]["status"] == "failed" and rows["p01.png"]["attempts"] == 3
+    assert rows["p01.png"]["error"] == poison["error"]
+
+
+def test_driver_killed_mid_run_then_a_rerun_does_the_rest_once(eleven, ckpt_dir, tmp_path):
+    """The command line itself SIGKILLed while a worker restores the fourth of
+    six photos: a re-run restores the three left, skips the three done (as
+    existing before it) and writes none of them again."""
+    inputs, out, markers = tmp_path / "six", tmp_path / "out", tmp_path / "markers"
+    inputs.mkdir()
+    for i in range(6):
+        shutil.copy(eleven / f"p{i:02d}.png", inputs / f"p{i:02d}.png")
+    args = ["upscale", inputs, "-s", "2", "--model", ckpt_dir / "x2.safetensors", "-o", out,
+            "--ray", "local", "--workers", "1", "--json"]  # fmt: skip
+    proc = _faulty_cli(markers, *args, hold="p03.png")
+    seen: set[int] = set()
+    try:
+        _wait_for(markers / "holding", proc)
+        seen = _descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        _end(proc, seen)  # the cluster it started, had it outlived it
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("p*.png")}
+    assert sorted(before) == ["p00.png", "p01.png", "p02.png"]
+
+    rerun = _faulty_cli(tmp_path / "markers2", *args)
+    try:
+        stdout, stderr = rerun.communicate(timeout=400)
+    finally:
+        _end(rerun)
+    assert rerun.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert (summary["ok"], summary["failed"], summary["skipped"]) == (3, 0, 3)
+    status = {Path(f["input"]).name: f["status"] for f in summary["files"]}
+    assert status == {f"p{i:02d}.png": "ok" if i >= 3 else "skipped" for i in range(6)}
+    assert {n: (p.stat().st_ino, p.stat().st_mtime_ns) for n, p in
+            ((n, out / n) for n in before)} == before  # fmt: skip
+    assert _images(out) == [f"p{i:02d}.png" for i in range(6)]
+    rows = (out / distributed.MANIFEST_NAME).read_text().splitlines()
+    assert len(rows) == 6 and not list(out.glob(".*.part"))
+
+
+def test_worker_memory_refuses_a_picture_too_large_by_name(cluster, photos, ckpt_dir, tmp_path):
+    """With a worker memory, a picture whose header says it needs more (1.5 x
+    its output + 1.5 GiB) fails by name before it runs; the others run."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    huge = tmp_path / "huge.png"  # a header that declares 10000 x 8000 pixels, no pixels
+    ihdr = struct.pack(">IIBBBBB", 10000, 8000, 8, 2, 0, 0, 0)
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(
+        chunk(k, d) for k, d in ((b"IHDR", ihdr), (b"IDAT", b""), (b"IEND", b""))
+    ))  # fmt: skip
+    gib = 1 << 30
+    spec = RestorerSpec("upscale", 2, str(ckpt_dir / "x2.safetensors"))
+    report = distributed.restore_dataset(
+        [str(photos / "p0.png"), str(huge)], spec,
+        BatchOptions("upscale", scale=2, output=tmp_path / "out"),
+        cluster=ClusterOptions(workers=1, worker_memory=2 * gib),
+    )  # fmt: skip
+    assert (report.done, report.failed) == (1, 1)
+    [refused] = [j for j in report.jobs if j.status == "failed"]
+    assert refused.src == huge and refused.error == (
+        "too large for a worker: 10000 x 8000 pixels needs about 2.84 GiB "
+        "(1.5 x the output + 1.5 GiB), --worker-memory is 2 GiB"
+    )
+    with pytest.raises(distributed.UnschedulableError, match="memory"):
+        distributed.restore_dataset(
+            [str(photos / "p1.png")], spec,
+            BatchOptions("upscale", scale=2, output=tmp_path / "o2"),
+            cluster=ClusterOptions(workers=1, worker_memory=1 << 50),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="a worker needs at least 1.5 GiB"):
+        distributed.restore_dataset(
+            [str(photos / "p1.png")], spec, BatchOptions("upscale", scale=2),
+            cluster=ClusterOptions(worker_memory=gib),
+        )  # fmt: skip
+    assert not (tmp_path / "o2").exists()
+
+
+def test_parse_size():
+    assert distributed.parse_size("4G") == 4 << 30
+    assert distributed.parse_size("1.5GiB") == 3 << 29
+    assert distributed.parse_size("512m") == 512 << 20
+    assert distributed.parse_size("2000000") == 2_000_000
+    for bad in ("", "4X", "-1G", "0", "G"):
+        with pytest.raises(ValueError, match="--worker-memory"):
+            distributed.parse_size(bad)

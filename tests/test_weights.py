@@ -307,11 +307,13 @@ def test_cli_models_list_info_path_verify(real_model, server, tmp_path):
     r = cli("models", "list")
     assert r.returncode == 0 and "scn-test-x2" in r.stdout and "cached" in r.stdout
     assert "x2" in r.stdout and "set5_psnr_y 30.5" in r.stdout  # unknown keys: as they are
-    # the shipped models' figures, one short line per level
+    # the shipped models' headline figures, in words
+    flat = " ".join(r.stdout.split())
     x2, den = rows["scn-x2"]["quality"], rows["scn-denoise"]["quality"]
-    assert f"{x2['val_psnr_y']:.2f} ({x2['gain']:+.2f}) Y" in r.stdout
-    for lvl in (15, 25, 50):
-        assert f"σ{lvl} {den[f'val_psnr_{lvl}']:.2f} ({den[f'gain_{lvl}']:+.2f})" in r.stdout
+    assert f"PSNR-Y {x2['val_psnr_y']:.2f}, {x2['gain']:+.2f} vs bicubic" in flat
+    sigmas = " / ".join(f"{den[f'val_psnr_{lvl}']:.2f}" for lvl in (15, 25, 50))
+    assert f"{sigmas} dB at σ 15 / 25 / 50" in flat
+    assert "q 5–100" in flat and "qy_" not in flat and "val_psnr" not in flat
 
     r = cli("models", "verify")
     assert r.returncode == 0 and "good    scn-test-x2" in r.stdout

@@ -59,12 +59,62 @@ def _human_size(n: int | None) -> str:
 
 
 def _level_text(d: dict[str, Any]) -> str:
+    """What a model takes: its scale, the JPEG qualities it upscales in one
+    pass, or the sigmas / qualities the command accepts for it."""
+    from ..tasks import LEVEL_RANGES
+
     if d["task"] == "upscale":
-        return f"x{d['scale']}"
+        rng = d.get("joint_range") or d.get("quality_range")
+        return f"x{d['scale']}" + (f", q {rng[0]:g}–{rng[1]:g}" if rng else "")
     for key, sym in (("sigma_range", "σ"), ("quality_range", "q")):
         if key in d:
-            return f"{sym} {d[key][0]:g}–{d[key][1]:g}"
+            lo, hi = d[key]
+            if d["task"] in LEVEL_RANGES:  # what the command takes (dejpeg: up to 100)
+                lo, hi = min(lo, LEVEL_RANGES[d["task"]][0]), max(hi, LEVEL_RANGES[d["task"]][1])
+            return f"{sym} {lo:g}–{hi:g}"
     return "-"
+
+
+def _task_words(d: dict[str, Any]) -> str:
+    if d["task"] == "upscale" and (d.get("joint_range") or d.get("quality_range")):
+        return "upscale JPEG"
+    return d["task"]
+
+
+def _levels(q: dict[str, Any], prefix: str) -> list[tuple[str, float, float | None]]:
+    """(level, value, gain) for each ``prefix<level>`` key of a quality table."""
+    out = []
+    for key, value in q.items():
+        level = key.removeprefix(prefix)
+        if key != level and level.isdigit() and isinstance(value, int | float):
+            gain = q.get(f"gain_{level}")
+            out.append((level, float(value), gain if isinstance(gain, int | float) else None))
+    return out
+
+
+def _headline(d: dict[str, Any]) -> str:
+    """A model's measured quality in words, for ``models list``: the gain over
+    bicubic (upscale), the PSNR at the usual sigmas (denoise), the gain over the
+    JPEG (dejpeg); other registry keys as they are (``models info`` has all)."""
+    q = d.get("quality")
+    if not isinstance(q, dict):
+        return _quality_text(q)
+    if isinstance(q.get("val_psnr_y"), int | float) and isinstance(q.get("gain"), int | float):
+        return f"PSNR-Y {q['val_psnr_y']:.2f}, {q['gain']:+.2f} vs bicubic"
+    jpeg = [(lv, g) for lv, _, g in _levels(q, "val_psnr_y_") if g is not None][:2]
+    if jpeg:
+        gains = " / ".join(f"{g:+.2f}" for _, g in jpeg)
+        return f"{gains} dB vs bicubic, JPEG q {' / '.join(lv for lv, _ in jpeg)}"
+    rows = _levels(q, "val_psnr_")
+    if d.get("task") == "denoise":
+        rows = [r for r in rows if r[0] in ("15", "25", "50")] or rows
+        values = " / ".join(f"{v:.2f}" for _, v, _ in rows)
+        return f"{values} dB at σ {' / '.join(lv for lv, _, _ in rows)}"
+    rows = [r for r in rows if r[2] is not None and int(r[0]) <= 40] or rows
+    if rows and all(g is not None for _, _, g in rows):
+        gains = " / ".join(f"{g:+.2f}" for _, _, g in rows)
+        return f"{gains} dB vs the JPEG at q {' / '.join(lv for lv, _, _ in rows)}"
+    return _quality_text(q)
 
 
 def _quality_text(q: Any) -> str:
@@ -73,36 +123,9 @@ def _quality_text(q: Any) -> str:
     return str(q) if q else "-"
 
 
-def _quality_cell(d: dict[str, Any]) -> str:
-    """The quality of a model in a few short lines, for ``models list``.
-
-    The registry's own keys (``val_psnr_y``/``gain`` for SR, ``val_psnr_<level>``/
-    ``gain_<level>`` for the level-conditioned models) become one line per level,
-    "σ15 31.36 (+6.52)" (dB; "Y" marks PSNR on luma); anything else is printed
-    as it is (``models info`` has it all).
-    """
-    q = d.get("quality")
-    if not isinstance(q, dict):
-        return _quality_text(q)
-    if isinstance(q.get("val_psnr_y"), int | float):
-        gain = q.get("gain")
-        extra = f" ({gain:+.2f})" if isinstance(gain, int | float) else ""
-        return f"{q['val_psnr_y']:.2f}{extra} Y"
-    sym = "σ" if d.get("task") == "denoise" else "q"
-    lines = []
-    for key, value in q.items():
-        level = key.removeprefix("val_psnr_")
-        if key == level or not isinstance(value, int | float):
-            continue
-        gain = q.get(f"gain_{level}")
-        extra = f" ({gain:+.2f})" if isinstance(gain, int | float) else ""
-        lines.append(f"{sym}{level} {value:.2f}{extra}")
-    return "\n".join(lines) if lines else _quality_text(q)
-
-
 @app.command(cls=Command, name="list")
 def models_list(as_json: JsonOpt = False) -> None:
-    """List the models: task, scale or range, size, quality, where (embedded/cached/remote)."""
+    """List the models: task, what they take, size, measured quality in words."""
     from ..weights import describe, load_registry
 
     with _registry_errors():
@@ -113,12 +136,15 @@ def models_list(as_json: JsonOpt = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "task", "scale/range", "size", "where")
-    table.add_column("val PSNR dB (gain)", no_wrap=True)
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    for column in ("name", "task", "takes", "size"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("measured on 5 val photos", ratio=1)
     for d in rows:
+        where = "" if d["where"] == "embedded" else f" {d['where']}"  # cached, remote
         table.add_row(
-            d["name"], d["task"], _level_text(d), _human_size(d["size"]), d["where"],
-            _quality_cell(d),
+            d["name"], _task_words(d), _level_text(d), _human_size(d["size"]) + where,
+            _headline(d),
         )  # fmt: skip
     console = Console(highlight=False, emoji=False)
     if rows:

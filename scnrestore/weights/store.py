@@ -121,7 +121,11 @@ def describe(entry: ModelEntry) -> dict[str, Any]:
         "name": entry.name,
         "task": entry.task,
         "scale": entry.scale,
-        **{k: entry.raw[k] for k in ("sigma_range", "quality_range") if k in entry.raw},
+        **{
+            k: entry.raw[k]
+            for k in ("sigma_range", "quality_range", "joint_range", "plain_from")
+            if k in entry.raw
+        },
         **{k: entry.raw[k] for k in ARCH_KEYS if k in entry.raw},
         "file": entry.file,
         "size": entry.size,

@@ -461,7 +461,8 @@ def test_poison_input_fails_after_its_tries_and_a_full_disk_fails_its_file(
     tries (3, the default), named, with the reason, in the summary and the
     manifest; the run goes on and ends with exit 1. A worker whose output
     cannot be written (RLIMIT_FSIZE standing in for a full disk) fails that
-    file only, as a local run does."""
+    file only, as a local run does. A worker that dies just after writing an
+    output: its retry finds it there, and the file counts as done."""
     inputs, out, markers = tmp_path / "few", tmp_path / "out", tmp_path / "markers"
     inputs.mkdir()
     for name in ("p00.png", "p01.png", "p02.png"):
@@ -473,7 +474,7 @@ def test_poison_input_fails_after_its_tries_and_a_full_disk_fails_its_file(
     proc = _faulty_cli(
         markers, "upscale", inputs, "-s", "2", "--model", ckpt_dir / "x2.safetensors",
         "-o", out, "--ray", "local", "--workers", "1", "--json",
-        poison="p01.png", fsize=str(200_000),
+        poison="p01.png", fsize=str(200_000), die_after_write="p02.png",
     )  # fmt: skip
     try:
         stdout, stderr = proc.communicate(timeout=500)
@@ -492,6 +493,9 @@ def test_poison_input_fails_after_its_tries_and_a_full_disk_fails_its_file(
     full = by_name["big.png"]
     assert full["status"] == "failed" and full["error"].endswith("File too large")
     assert _images(out) == ["p00.png", "p02.png"]
+    assert (markers / "died-after-write").exists()
+    assert (by_name["p02.png"]["status"], by_name["p02.png"]["attempts"]) == ("ok", 2)
+    assert by_name["p02.png"]["width"] == 96 and "attempts" not in by_name["p00.png"]
     rows = {
         Path(r["input"]).name: r
         for r in map(json.loads, (out / distributed.MANIFEST_NAME).read_text().splitlines())

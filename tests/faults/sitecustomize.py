@@ -11,6 +11,9 @@ raylet. The hook wraps ``scnrestore.imageio.read_image`` as that module loads:
 - SCNRESTORE_TEST_HOLD=NAME: the first read of NAME writes the worker's pid to
   MARKERS/holding and blocks until the process is killed; later reads (a
   retry, in a fresh worker) go on as usual.
+- SCNRESTORE_TEST_DIE_AFTER_WRITE=NAME: the first time NAME's output has
+  been written, the worker process ends before it can say so (through
+  ``scnrestore.batch.run.write_output``); its retry finds the output there.
 - SCNRESTORE_TEST_FSIZE=BYTES: a worker limits the files it writes to BYTES
   (RLIMIT_FSIZE, SIGXFSZ ignored) as it reads its first picture: a larger
   output cannot be written, as on a full disk.
@@ -57,18 +60,40 @@ def _faulty(read_image):  # the wrapped scnrestore.imageio.read_image
     return read
 
 
+def _dies_after(write_output):  # the wrapped scnrestore.batch.run.write_output
+    name = os.environ.get("SCNRESTORE_TEST_DIE_AFTER_WRITE")
+    marker = Path(MARKERS) / "died-after-write"
+
+    def write(job, *args, **kwargs):
+        done = write_output(job, *args, **kwargs)
+        if name and Path(job.src).name == name and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(1)
+        return done
+
+    return write
+
+
+_PATCHES = {
+    "scnrestore.imageio": ("read_image", _faulty),
+    "scnrestore.batch.run": ("write_output", _dies_after),
+}
+
+
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "scnrestore.imageio":
+        if name not in _PATCHES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
 
+        attr, wrap = _PATCHES[name]
+
         def exec_and_patch(module):
             exec_module(module)
-            module.read_image = _faulty(module.read_image)
+            setattr(module, attr, wrap(getattr(module, attr)))
 
         spec.loader.exec_module = exec_and_patch
         return spec

@@ -172,6 +172,22 @@ def merged(args: argparse.Namespace) -> None:
     sys.stdout.write(json.dumps(out, indent=1) + "\n" if args.json else head + text)
 
 
+# Where the sets come from: the colour versions every SR / denoising paper reports on.
+SOURCES = "github.com/majedelhelou/denoising_datasets (CSet5, CSet14, CBSD68)"
+
+
+def missing_sets(root: Path, sets: list[str]) -> str | None:
+    """One line saying where to get the sets that are not under ``root``, or None."""
+    folders = [standard.SETS.get(name, name) for name in sets]
+    absent = [f for f in folders if not (root / f).is_dir()]
+    if not absent:
+        return None
+    return (
+        f"error: no {', '.join(absent)} under {root}: copy the folders of {SOURCES} "
+        "there, or give --root FOLDER"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
@@ -225,6 +241,10 @@ def main() -> None:
         merged(args)
         return
 
+    missing = missing_sets(args.root, [s for s in args.sets.split(",") if s])
+    if missing:
+        print(missing, file=sys.stderr)
+        sys.exit(2)
     case_list = standard.cases(
         [s for s in args.sets.split(",") if s],
         [t for t in args.tasks.split(",") if t],

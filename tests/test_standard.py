@@ -257,3 +257,13 @@ def test_script_merges_saved_runs(tmp_path, monkeypatch, capsys):
     assert text.count("python benchmarks/standard.py --tasks x2") == 2
     assert "| Set5 x2 (PSNR-Y) | 33.67 |" in text and "| +1.17 | +1.60 |" in text
     assert "told to the network 10→11.5; keep_luma share 10: 0.00" in text
+
+
+def test_without_the_sets_one_line_says_where_to_get_them(tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "standard.py"), "--root", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert "majedelhelou/denoising_datasets" in line and str(tmp_path) in line

@@ -225,7 +225,7 @@ def upscale(
             metavar="F",
             rich_help_panel=RESTORE,
             help="Any factor above 1 up to 16 (1.5, 3.5, 8): the trained scale at or above "
-            "it, twice above 4 (x4 then x2 for 8), then an antialiased resize to the "
+            "it, twice above 4 (x2 then x4 for 8), then an antialiased resize to the "
             "exact size. Output NAME_x3.5.png.",
         ),
     ] = None,

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .options import EXIT_FAILED, OUTPUT, usage
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..compare import Panel
 
 __all__ = ["compare"]
 
@@ -119,7 +124,7 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _read_all(paths: list[Path], output: Path) -> list:
+def _read_all(paths: list[Path], output: Path) -> list[np.ndarray]:
     """Each image as 8-bit RGB; one line per file that cannot be read, then exit 1."""
     from ..compare import load_rgb8
     from ..errors import one_line
@@ -140,14 +145,14 @@ def _read_all(paths: list[Path], output: Path) -> list:
     return out
 
 
-def _write(panels: list, ref: object, how: tuple, output: Path, fmt: str) -> None:
+def _write(panels: list[Panel], ref: np.ndarray | None, how: tuple, output: Path, fmt: str) -> None:
     """The picture, written whole or not at all; its line on stderr."""
     from ..compare import side_by_side
     from ..errors import one_line
     from ..files import atomic_output
 
     window, corner, zoom, resample = how
-    picture = side_by_side(panels, ref, window, corner, zoom, resample)  # type: ignore[arg-type]
+    picture = side_by_side(panels, ref, window, corner, zoom, resample)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(output) as tmp:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .options import EXIT_FAILED, OUTPUT, usage
+from .options import EXIT_FAILED, usage
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +36,6 @@ def compare(
             "--output",
             "-o",
             metavar="PATH",
-            rich_help_panel=OUTPUT,
             help="The picture to write: .png, .jpg or .webp (replaced if it exists).",
         ),
     ],

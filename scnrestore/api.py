@@ -24,7 +24,15 @@ if TYPE_CHECKING:
 
     from .model import SCN
 
-__all__ = ["load_model", "Restorer", "LEVEL_RANGES", "blend_input", "auto_level", "level_info"]
+__all__ = [
+    "load_model",
+    "Restorer",
+    "LEVEL_RANGES",
+    "blend_input",
+    "auto_level",
+    "level_info",
+    "removed_noise",
+]
 
 # BT.601 luma weights, as JPEG (JFIF) computes Y from RGB.
 _LUMA = np.array(BT601_LUMA, np.float32)
@@ -372,6 +380,18 @@ def auto_level(task: str, image: Image) -> float:
     if image.format != "JPEG" or "quantization" not in image.info:
         raise ValueError(f"not a JPEG file ({image.format}): its quality must be given")
     return float(min(max(estimate_jpeg_quality(image.info["quantization"]), lo), hi))
+
+
+def removed_noise(before: np.ndarray, after: np.ndarray) -> float:
+    """The standard deviation (0-255 scale) of what denoising took away: the
+    noise level a blind model found in an image, as a user reads a σ.
+    Colour channels only (alpha is kept unchanged); RMS of the difference."""
+    c = min(before.shape[-1], 3) if before.ndim == 3 else 1
+    a = before[..., :c] if before.ndim == 3 else before
+    b = after[..., :c] if after.ndim == 3 else after
+    peak = float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 1.0
+    d = (a.astype(np.float64) - b.astype(np.float64)) * (255.0 / peak)
+    return float(np.sqrt(np.mean(d * d)))
 
 
 def level_info(restorer: Restorer, level: float | None) -> dict[str, float]:

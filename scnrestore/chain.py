@@ -73,7 +73,7 @@ class Step:
         if self.task == "dejpeg":
             return f"dejpeg q{self.level:g}"
         if self.task == "denoise":
-            return f"denoise σ{self.level:g}"
+            return "denoise real" if self.level is None else f"denoise σ{self.level:g}"
         return f"x{self.scale}" + (f" jpeg q{self.level:g}" if self.joint else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,7 +261,9 @@ class Chain:
             steps.append(Step("dejpeg", quality, model=weights.default_model("dejpeg")))
         if self.denoise is not None:
             sigma = None if self.denoise == "auto" else float(self.denoise)  # type: ignore[arg-type]
-            steps.append(Step("denoise", sigma, model=weights.default_model("denoise")))
+            # auto: the blind real-noise model where it ships (it reads the noise itself)
+            blind = weights.auto_denoise_model() if sigma is None else None
+            steps.append(Step("denoise", sigma, model=blind or weights.default_model("denoise")))
         name, _ = joint or self._upscaler(jpeg=False)
         steps.append(Step("upscale", quality if joint else None, self.scale, name))
         return steps
@@ -323,7 +325,7 @@ class Chain:
         done: list[Step] = []
         for step in steps:
             r = self.restorer(step.task, self._model_for(step))
-            if step.task == "denoise" and step.level is None:
+            if step.task == "denoise" and step.level is None and r.conditioned:
                 lo, hi = LEVEL_RANGES["denoise"]
                 sigma = min(max(round(estimate_sigma(pixels), 1), lo), hi)
                 step = Step("denoise", sigma, model=step.model)

@@ -5,12 +5,17 @@ They match what users feed the tool: 8-bit images on disk.
 * upscale: bicubic downscaling with antialiasing (Pillow's BICUBIC resize, whose
   kernel widens when reducing, as MATLAB's imresize does);
 * denoise: additive Gaussian noise of std sigma/255, clipped and rounded to 8 bits;
-* dejpeg: Pillow's JPEG encoder at quality q (colour, default 4:2:0), decoded back.
+* dejpeg: Pillow's JPEG encoder at quality q (colour, default 4:2:0), decoded back;
+* real camera noise (``add_camera_noise``, for the blind real-noise model):
+  shot and read noise on linear raw intensities, white-balance gains, a Bayer
+  mosaic and its demosaicing, a colour matrix, sRGB gamma and JPEG.
 """
 
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -23,6 +28,8 @@ __all__ = [
     "crop_to_multiple",
     "dihedral",
     "make_input",
+    "add_camera_noise",
+    "CameraNoise",
 ]
 
 
@@ -112,3 +119,114 @@ def make_input(
         j = jpeg_roundtrip(clean, int(level))
         return j, j
     raise ValueError(f"unknown task {task!r}")
+
+
+# -- real camera noise -------------------------------------------------------
+#
+# A photo from a camera is not clean + white Gaussian noise. The sensor counts
+# photons (shot noise, variance proportional to the signal) and adds read
+# noise; each pixel sees one colour of a Bayer mosaic and the other two are
+# interpolated from its neighbours (so the noise is spatially correlated over
+# 2-3 pixels), then white balance and a colour matrix mix the channels (chroma
+# noise), the sRGB tone curve lifts the shadows' noise, the camera may smooth
+# the noise, and JPEG removes the finest scale of what is left. The model below
+# follows that order, after Brooks et al., "Unprocessing Images for Learned Raw
+# Denoising" (CVPR 2019: shot/read noise and their joint log-linear prior,
+# white-balance gains, colour matrices), Guo et al., "Toward Convolutional
+# Blind Denoising of Real Photographs" (CBDNet, CVPR 2019: the in-camera
+# pipeline with demosaicing and JPEG) and Wang et al., Real-ESRGAN (2021:
+# random blur and JPEG on top). Only the noise goes through the mosaic, so the
+# clean image stays the exact target.
+
+
+@dataclass(frozen=True)
+class CameraNoise:
+    """Ranges the camera-noise parameters are drawn from (log-uniform shot noise,
+    read noise from Brooks et al.'s log-linear fit, uniform otherwise)."""
+
+    shot: tuple[float, float] = (5e-5, 1.2e-2)  # raw variance per unit of signal
+    red_gain: tuple[float, float] = (1.6, 2.4)  # white balance, green = 1
+    blue_gain: tuple[float, float] = (1.3, 2.0)
+    matrix_mix: tuple[float, float] = (0.0, 0.5)  # colour-matrix off-diagonal strength
+    blur: tuple[float, float] = (0.0, 1.2)  # Gaussian sigma (px) of in-camera smoothing
+    blur_share: float = 0.5  # share of patches whose noise is smoothed
+    chroma_keep: tuple[float, float] = (0.3, 1.0)  # chroma noise kept after camera NR
+    jpeg: tuple[int, int] = (60, 95)
+    jpeg_share: float = 0.8
+
+
+def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def _demosaic_noise(noise: np.ndarray) -> np.ndarray:
+    """Bilinear demosaicing of the RGGB samples of an H x W x 3 noise field:
+    each pixel keeps its own colour's noise, the others are the mean of the
+    nearest samples of theirs (so they are correlated with the neighbours')."""
+    h, w, _ = noise.shape
+    mask = np.zeros((h, w, 3), np.float32)
+    mask[0::2, 0::2, 0] = 1
+    mask[0::2, 1::2, 1] = 1
+    mask[1::2, 0::2, 1] = 1
+    mask[1::2, 1::2, 2] = 1
+    sampled = noise * mask
+    k_rb = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
+    k_g = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4
+    out = np.empty_like(noise)
+    for c, k in ((0, k_rb), (1, k_g), (2, k_rb)):
+        out[:, :, c] = _filter3(sampled[:, :, c], k)
+    return out
+
+
+def _filter3(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """3 x 3 correlation with reflected borders (the mosaic's neighbours mirror)."""
+    p = np.pad(a, 1, mode="reflect")
+    h, w = a.shape
+    return sum(k[i, j] * p[i : i + h, j : j + w] for i in range(3) for j in range(3))
+
+
+def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of each channel of an H x W x C array (reflected borders)."""
+    r = max(1, math.ceil(3 * sigma))
+    t = np.arange(-r, r + 1, dtype=np.float32)
+    k = np.exp(-(t**2) / (2 * sigma**2))
+    k /= k.sum()
+    p = np.pad(a, ((r, r), (0, 0), (0, 0)), mode="reflect")
+    a = sum(k[i] * p[i : i + a.shape[0]] for i in range(2 * r + 1))
+    p = np.pad(a, ((0, 0), (r, r), (0, 0)), mode="reflect")
+    return sum(k[i] * p[:, i : i + a.shape[1]] for i in range(2 * r + 1))
+
+
+def add_camera_noise(
+    img: np.ndarray, rng: np.random.Generator, params: CameraNoise | None = None
+) -> np.ndarray:
+    """``img`` (H x W x 3 uint8, even sides for the mosaic) as a camera would
+    have recorded it at a random ISO: noisy, processed, often a JPEG (uint8)."""
+    p = params or CameraNoise()
+    lin = _srgb_to_linear(img.astype(np.float32) / 255.0)
+    wb = np.array([rng.uniform(*p.red_gain), 1.0, rng.uniform(*p.blue_gain)], np.float32)
+    mix = rng.uniform(*p.matrix_mix)
+    # A colour matrix with rows summing to one (grey stays grey): 1 + 2m on the
+    # diagonal, -m off it; raw = matrix^-1 (lin) / wb.
+    ccm = (np.eye(3) * (1 + 3 * mix) - mix).astype(np.float32)
+    raw = np.clip((lin @ np.linalg.inv(ccm).T.astype(np.float32)) / wb, 0.0, 1.0)
+    log_shot = rng.uniform(math.log(p.shot[0]), math.log(p.shot[1]))
+    log_read = 2.18 * log_shot + 1.20 + rng.normal(0.0, 0.26)
+    var = math.exp(log_shot) * raw + math.exp(log_read)
+    noise = rng.standard_normal(img.shape).astype(np.float32) * np.sqrt(var)
+    noise = _demosaic_noise(noise)
+    if rng.random() < p.blur_share:
+        noise = _gaussian_blur(noise, rng.uniform(max(p.blur[0], 0.3), p.blur[1]))
+    noise = (noise * wb) @ ccm.T
+    grey = noise.mean(axis=2, keepdims=True)
+    noise = grey + rng.uniform(*p.chroma_keep) * (noise - grey)
+    out = _linear_to_srgb(lin + noise)
+    out = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    if rng.random() < p.jpeg_share:
+        out = jpeg_roundtrip(out, int(rng.integers(p.jpeg[0], p.jpeg[1] + 1)))
+    return out

@@ -342,9 +342,25 @@ class DeviceSampler:
         y = torch.index_select(self.hr, 0, yi.reshape(-1)).view(*yi.shape, 3)
         if cfg.task == "denoise":
             noise = torch.randn(x.shape, generator=g, device=self.device)
+            if cfg.noise == "real":  # blind: some clean, some camera noise, the rest white
+                u = torch.rand(cfg.batch, generator=g, device=self.device, dtype=torch.float64)
+                camera, clean = cfg.noise_mix
+                level = torch.where(u < camera + clean, torch.zeros_like(level), level)
             noisy = x.float() + noise * level.view(-1, 1, 1, 1)
             x = noisy.round_().clamp_(0, 255).to(torch.uint8)
+            if cfg.noise == "real":
+                x = self._camera(x, u < camera)
         return x, y, level
+
+    def _camera(self, x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+        """``x`` with the patches ``which`` marks given camera noise (Pillow's
+        JPEG runs on the host; the numpy generator draws its parameters)."""
+        import torch
+
+        for i in which.nonzero()[:, 0].tolist():
+            noisy = degrade.add_camera_noise(x[i].cpu().numpy(), self.rng)
+            x[i] = torch.from_numpy(np.array(noisy)).to(x.device)
+        return x
 
     # -- the Prefetcher interface ----------------------------------------------
     def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

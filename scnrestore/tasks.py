@@ -16,6 +16,7 @@ __all__ = [
     "TOLD_LEVEL",
     "LEVEL_FLAG",
     "LOSSES",
+    "NOISES",
 ]
 
 TASKS = ("upscale", "denoise", "dejpeg")
@@ -41,3 +42,7 @@ LEVEL_FLAG = {"denoise": "--sigma", "dejpeg": "--quality"}
 # Pixel losses `scnrestore train --loss` may train with: l1 (the usual SR
 # loss) or l2 (mean squared error, which PSNR measures).
 LOSSES = ("l1", "l2")
+
+# The noise a denoise model is trained for (`scnrestore train denoise --noise`):
+# gaussian (additive white noise of a told sigma) or real (camera noise, blind).
+NOISES = ("gaussian", "real")

@@ -35,7 +35,7 @@ import numpy as np
 from . import degrade
 from .evaluate import evaluate, load_images, summarise
 from .files import atomic_output
-from .tasks import LOSSES, TASKS
+from .tasks import LOSSES, NOISES, TASKS
 
 __all__ = ["TrainConfig", "train", "TASKS", "load_run_config", "resume_config"]
 
@@ -111,6 +111,13 @@ class TrainConfig:
     # the field's short fine-tune at the end of an L1 run). Recorded runs
     # without it replay exactly.
     loss: str = "l1"
+    # denoise only: "gaussian" (additive white Gaussian noise of the told σ,
+    # the σ-conditioned model) or "real": a blind model (no level plane) for
+    # photos from cameras, trained on a mix of ``degrade.add_camera_noise``
+    # patches (share noise_mix[0]), clean patches (noise_mix[1]) and white
+    # Gaussian noise of a σ drawn from sigma_range (the rest).
+    noise: str = "gaussian"
+    noise_mix: tuple[float, float] = (0.6, 0.1)
     # torch.compile the model for training (pays only on long runs).
     compile: bool = False
     val_every: int = 500
@@ -164,6 +171,13 @@ class TrainConfig:
             raise ValueError(
                 f"data_pipeline must be one of {', '.join(PIPELINES)}, not {self.data_pipeline!r}"
             )
+        if self.noise not in NOISES:
+            raise ValueError(f"noise must be one of {', '.join(NOISES)}, not {self.noise!r}")
+        if self.noise != "gaussian" and self.task != "denoise":
+            raise ValueError("noise applies to denoise only")
+        self.noise_mix = tuple(float(v) for v in self.noise_mix)  # type: ignore[assignment]
+        if len(self.noise_mix) != 2 or min(self.noise_mix) < 0 or sum(self.noise_mix) > 1:
+            raise ValueError(f"noise_mix must be two shares summing to <= 1, not {self.noise_mix}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if not 0.0 <= self.ema < 1.0:
@@ -191,6 +205,8 @@ class TrainConfig:
 
     @property
     def num_cond_channels(self) -> int:
+        if self.noise == "real":  # blind: the network reads the noise itself
+            return 0
         return 0 if self.task == "upscale" and self.jpeg_range is None else 1
 
     @property
@@ -242,7 +258,9 @@ class PatchSampler:
         for _ in range(cfg.batch):
             x, y = self.patch_pair()
             level = self.level()
-            if cfg.task == "denoise":
+            if cfg.task == "denoise" and cfg.noise == "real":
+                x = _real_noise_patch(cfg, x, level, rng)
+            elif cfg.task == "denoise":
                 x = degrade.add_gaussian_noise(x, level, rng)
             elif cfg.task == "dejpeg" or level > 0:  # dejpeg, or a JPEG-aware upscale
                 x = degrade.jpeg_roundtrip(np.ascontiguousarray(x), int(level))
@@ -270,6 +288,20 @@ class PatchSampler:
             if cfg.detail_floor <= 0 or rng.random() * cfg.detail_floor < patch_detail(y):
                 return x, y
         return x, y
+
+
+def _real_noise_patch(
+    cfg: TrainConfig, x: np.ndarray, sigma: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A blind real-noise model's input: camera noise, clean, or white noise of
+    ``sigma``, by the run's ``noise_mix`` (as the device sampler draws them)."""
+    u = rng.random()
+    camera, clean = cfg.noise_mix
+    if u < camera:
+        return degrade.add_camera_noise(np.ascontiguousarray(x), rng)
+    if u < camera + clean:
+        return x
+    return degrade.add_gaussian_noise(x, sigma, rng)
 
 
 def patch_detail(patch: np.ndarray) -> float:
@@ -752,6 +784,40 @@ def resume_config(
     return cfg
 
 
+# The level a blind model starts from when grown from a σ-conditioned one: the
+# told σ at which the Gaussian denoiser did best on real camera noise.
+BLIND_INIT_SIGMA = 10.0
+
+
+def _fold_level_plane(src: dict[str, Any], own: dict[str, Any], fits: dict[str, Any]) -> dict:
+    """A blind model grown from a conditioned one (the real-noise denoiser from
+    the σ-conditioned one): the first conv loses its level plane, and that
+    plane's constant contribution at ``BLIND_INIT_SIGMA`` moves into the conv's
+    bias, so the new network computes what the old one did at that σ (exactly,
+    but for the one-pixel border the zero padding touches)."""
+    from .model import condition_value
+
+    folded: dict[str, Any] = {}
+    for k, v in src.items():
+        if not k.endswith(".weight_v") or k in fits:
+            continue
+        o = own.get(k)
+        if o is None or o.ndim != 4 or v.shape[0] != o.shape[0] or v.shape[1] <= o.shape[1]:
+            continue
+        stem = k[: -len("weight_v")]
+        g, b = src[stem + "weight_g"].float(), src[stem + "bias"].float()
+        w = g * v.float() / v.float().flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        n = o.shape[1]
+        # The network subtracts its image mean (0.5) from every input plane.
+        level = condition_value("denoise", BLIND_INIT_SIGMA) - 0.5
+        bias = b + level * w[:, n:].sum(dim=(1, 2, 3))
+        folded[stem + "bias"] = bias.to(own[stem + "bias"].dtype)
+        kept = w[:, :n]
+        folded[k] = kept.to(o.dtype)
+        folded[stem + "weight_g"] = kept.flatten(1).norm(dim=1).view(-1, 1, 1, 1).to(o.dtype)
+    return folded
+
+
 def _init_from(model: Any, path: str) -> None:
     """Initialise from another run's weights: every tensor whose shape fits.
 
@@ -780,6 +846,7 @@ def _init_from(model: Any, path: str) -> None:
             grown = torch.zeros_like(o)
             grown[:, : v.shape[1]] = v.to(o.dtype)
             fits[k] = grown
+    fits.update(_fold_level_plane(src, own, fits))
     own.update(fits)
     model.load_state_dict(own)
     print(f"initialised {len(fits)}/{len(own)} tensors from {path}", file=sys.stderr)

@@ -108,6 +108,9 @@ class _Run:
         self.opts, self.pipe, self.make_restorer = opts, pipe, make_restorer
         self.restorer: Restorer | None = None
         self.level = opts.level
+        # A blind denoiser (the real-noise model) run with σ auto: no level to
+        # estimate; the σ of what it removed is reported instead.
+        self.blind = False
 
     def step(self, job: Job, rest: Iterable[Job]) -> None:
         pipe = self.pipe
@@ -144,6 +147,7 @@ class _Run:
             if level != "auto":
                 flag = LEVEL_FLAG[self.opts.task]
                 self.pipe.note(f"note: the model takes no level; {flag} is not used")
+            self.blind = level == "auto" and self.opts.task == "denoise"
             self.level = None
         elif level is not None and level != "auto":
             warn_if_worse(self.pipe, restorer, self.opts.task, float(level), None)
@@ -154,7 +158,7 @@ class _Run:
         Returns (restored image, output format) for :meth:`Pipeline.write`,
         or None with ``job`` marked failed.
         """
-        from ..api import auto_level, level_info
+        from ..api import auto_level, level_info, removed_noise
         from ..chain import Chain, describe
         from ..outsize import Resized
 
@@ -183,6 +187,10 @@ class _Run:
                 out = chained.image
             else:
                 out = restorer.restore(img, level, progress)
+            if self.blind:  # the model read the noise itself; what it took is its level
+                sigma = removed_noise(img.pixels, out.pixels)
+                job.info["noise_removed"] = round(sigma, 2)
+                pipe.note(f"{job.src}: real-noise model removed noise of σ {sigma:.1f}")
             del img
             return out, out_fmt
         except Exception as exc:
@@ -218,6 +226,7 @@ def restore_file(
     run = _Run(opts, _NoteSink(note or (lambda msg: None)), lambda: restorer)  # type: ignore[arg-type]
     run.restorer = restorer
     if not restorer.conditioned:
+        run.blind = opts.level == "auto" and opts.task == "denoise"
         run.level = None
     t0 = time.time()
     if run._settled_at_its_turn(job):

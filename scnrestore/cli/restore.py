@@ -323,8 +323,9 @@ def denoise(
         typer.Option(
             metavar="N|auto",
             rich_help_panel=RESTORE,
-            help="Noise level (standard deviation on the 0-255 scale), 1-75, "
-            "or auto: estimated per image and printed.",
+            help="Noise level (standard deviation on the 0-255 scale), 1-75, for "
+            "white Gaussian noise; or auto: real camera noise, found per image by "
+            "the blind real-noise model (the σ it removed is printed).",
         ),
     ] = "auto",
     keep_input: KeepInputOpt = "auto",
@@ -354,14 +355,19 @@ def denoise(
     worker_memory: WorkerMemoryOpt = None,
     max_retries: MaxRetriesOpt = 3,
 ) -> None:
-    """Remove Gaussian noise.
+    """Remove noise: a camera's (default) or Gaussian noise of a told sigma.
 
-    Example: [bold]scnrestore denoise --sigma 25 dir/[/bold]
+    Examples: [bold]scnrestore denoise photo.jpg[/bold] (a camera's noise),
+    [bold]scnrestore denoise --sigma 25 dir/[/bold] (Gaussian noise of σ 25)
     """
     from ..batch import BatchOptions
+    from ..weights import auto_denoise_model
 
+    level = parse_level("denoise", sigma)
+    if model is None and level == "auto":
+        model = auto_denoise_model()  # the blind real-noise model, where it ships
     opts = BatchOptions(
-        "denoise", parse_level("denoise", sigma), 1, output=output, recursive=recursive,
+        "denoise", level, 1, output=output, recursive=recursive,
         fmt=fmt, jpeg_quality=jpeg_quality, png_compression=png_compression,
         overwrite=overwrite, skip_existing=skip_existing,
     )  # fmt: skip

@@ -110,6 +110,14 @@ def train(
             "at the end of an l1 run, e.g. --init RUN/model.safetensors --lr 1e-4.",
         ),
     ] = Loss.l1,
+    noise: Annotated[
+        str,
+        typer.Option(
+            metavar="gaussian|real",
+            help="denoise: gaussian (white noise of a told sigma) or real: a blind model "
+            "for camera photos (camera noise, clean and white-noise patches mixed).",
+        ),
+    ] = "gaussian",
     time_budget: Annotated[
         float,
         typer.Option(
@@ -150,7 +158,7 @@ def train(
                 detail_floor=detail_floor,
                 image_scales=floats(image_scales, "--image-scales"),
                 jpeg_range=_jpeg_range(jpeg_range), jpeg_clean=jpeg_clean, ema=ema,
-                loss=loss.value,
+                loss=loss.value, noise=noise,
             )  # fmt: skip
     except ValueError as exc:
         usage(str(exc))

@@ -54,10 +54,12 @@ from .registry import (
     PACKAGE_DIR,
     SHIPPED_REGISTRY,
     ModelEntry,
+    auto_denoise_model,
     default_model,
     default_model_name,
     jpeg_model_name,
     load_registry,
+    real_noise_model_name,
     user_registry_path,
 )
 from .schedules import schedule_weight, told_level
@@ -68,6 +70,8 @@ __all__ = [
     "RegistryError",
     "DownloadError",
     "load_registry",
+    "auto_denoise_model",
+    "real_noise_model_name",
     "user_registry_path",
     "default_model_name",
     "jpeg_model_name",

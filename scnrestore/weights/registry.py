@@ -24,6 +24,8 @@ __all__ = [
     "user_registry_path",
     "default_model_name",
     "default_model",
+    "real_noise_model_name",
+    "auto_denoise_model",
     "PACKAGE_DIR",
     "SHIPPED_REGISTRY",
     "EMBEDDED_DIR",
@@ -48,7 +50,7 @@ ARCH_KEYS = (
 ENTRY_KEYS = frozenset(
     (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "joint_range",
      "plain_from", "urls", "embedded", "licence", "provenance", "quality", "quality_note",
-     "steps", "data", "status", *SCHEDULES, TOLD_LEVEL)
+     "steps", "data", "status", "noise", *SCHEDULES, TOLD_LEVEL)
 )  # fmt: skip
 TOP_KEYS = frozenset(("format", "base_url", "models"))
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -335,6 +337,19 @@ def default_model_name(task: str, scale: int = 1) -> str:
 def jpeg_model_name(scale: int) -> str:
     """The registry name of the JPEG-aware upscaler for ``scale`` (it may not ship)."""
     return f"scn-x{scale}-jpeg"
+
+
+def real_noise_model_name() -> str:
+    """The registry name of the blind real-camera-noise denoiser (it may not ship)."""
+    return "scn-denoise-real"
+
+
+def auto_denoise_model() -> str | None:
+    """The model ``denoise`` runs when no σ is told and no --model given: the
+    blind real-noise model where the registry has it (None: the σ-conditioned
+    default with an estimated σ)."""
+    name = real_noise_model_name()
+    return name if name in load_registry() else None
 
 
 def default_model(task: str, scale: int = 1) -> str:

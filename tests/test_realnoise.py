@@ -1,0 +1,152 @@
+"""Real camera noise: the degradation, the blind model's training set-up, and
+growing it from the σ-conditioned denoiser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scnrestore import degrade
+from scnrestore.model import SCN, SCNConfig, condition_value
+from scnrestore.train import TrainConfig, _init_from
+
+TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)
+
+
+def _photo(h=96, w=96, seed=0):
+    """A smooth colour picture with some edges (a stand-in for a clean photo)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 128 + 80 * np.sin(x / 11) * np.cos(y / 17)
+    g = 100 + 60 * np.cos((x + y) / 13)
+    b = np.where(x > w / 2, 200.0, 60.0) + 10 * np.sin(y / 5)
+    return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
+
+
+def _hh(a):
+    """Finest diagonal Haar band."""
+    a = a.astype(np.float64)
+    return (a[0::2, 0::2] - a[0::2, 1::2] - a[1::2, 0::2] + a[1::2, 1::2]) / 2
+
+
+def test_camera_noise_is_seeded_and_leaves_the_picture():
+    img = _photo()
+    a = degrade.add_camera_noise(img, np.random.default_rng(3))
+    b = degrade.add_camera_noise(img, np.random.default_rng(3))
+    c = degrade.add_camera_noise(img, np.random.default_rng(4))
+    assert a.dtype == np.uint8 and a.shape == img.shape
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # Noise, not a new picture: the mean colour barely moves.
+    assert np.abs(a.astype(float).mean((0, 1)) - img.astype(float).mean((0, 1))).max() < 6
+
+
+def test_camera_noise_is_spatially_correlated_unlike_white_noise():
+    """After demosaicing (no JPEG, no smoothing) the finest scale holds less of
+    the noise than white noise of the same std puts there: the reason a
+    finest-scale σ estimator reads real photos as clean."""
+    flat = np.full((128, 128, 3), 128, np.uint8)
+    p = degrade.CameraNoise(shot=(4e-3, 4e-3), jpeg_share=0.0, blur_share=0.0)
+    ratios = []
+    for seed in range(4):
+        noise = degrade.add_camera_noise(flat, np.random.default_rng(seed), p).astype(float) - 128
+        ratios.append(np.abs(_hh(noise)).std() / noise.std())
+    white = np.random.default_rng(0).normal(0, 5, (128, 128, 3))
+    assert max(ratios) < 0.8 * np.abs(_hh(white)).std() / white.std()
+
+
+def test_camera_noise_strength_spans_clean_to_high_iso():
+    img = _photo()
+    rng = np.random.default_rng(0)
+    sds = [(degrade.add_camera_noise(img, rng).astype(float) - img).std() for _ in range(60)]
+    assert min(sds) < 3 and max(sds) > 8
+
+
+def test_real_noise_config_is_blind_and_denoise_only(tmp_path):
+    kw = dict(data=str(tmp_path), out=str(tmp_path / "run"))
+    cfg = TrainConfig(task="denoise", noise="real", **kw)
+    assert cfg.num_cond_channels == 0
+    assert TrainConfig(task="denoise", **kw).num_cond_channels == 1
+    with pytest.raises(ValueError, match="noise must be one of"):
+        TrainConfig(task="denoise", noise="poisson", **kw)
+    with pytest.raises(ValueError, match="denoise only"):
+        TrainConfig(task="dejpeg", noise="real", **kw)
+    with pytest.raises(ValueError, match="noise_mix"):
+        TrainConfig(task="denoise", noise="real", noise_mix=(0.8, 0.5), **kw)
+
+
+def test_blind_model_grown_from_a_conditioned_one_computes_its_output_at_the_init_sigma(
+    tmp_path,
+):
+    from safetensors.torch import save_file
+
+    from scnrestore import train as train_mod
+
+    torch.manual_seed(0)
+    cond = SCN(SCNConfig(scale=1, num_cond_channels=1, **TINY)).eval()
+    with torch.no_grad():  # a first conv that reads its level plane
+        cond.body[0].weight_v[:, 3].normal_()
+    path = tmp_path / "cond.safetensors"
+    save_file({k: v.contiguous() for k, v in cond.state_dict().items()}, str(path))
+    blind = SCN(SCNConfig(scale=1, num_cond_channels=0, **TINY)).eval()
+    _init_from(blind, str(path))
+    x = torch.rand(1, 3, 64, 64)
+    plane = torch.full((1, 1, 64, 64), condition_value("denoise", train_mod.BLIND_INIT_SIGMA))
+    with torch.no_grad():
+        want = cond(torch.cat([x, plane], 1))
+        got = blind(x)
+        other = cond(torch.cat([x, plane * 3], 1))
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))
+    torch.testing.assert_close(got[inner], want[inner], rtol=1e-4, atol=1e-4)
+    assert (other[inner] - want[inner]).abs().max() > 1e-3  # the plane mattered
+
+
+def test_denoise_auto_with_a_blind_model_reports_the_noise_it_removed(tmp_path):
+    """A blind (real-noise) checkpoint runs with no level: --json gives the σ
+    of what it removed instead of an estimated σ, and a told --sigma is not
+    needed. A real checkpoint: two training steps of the real-noise recipe."""
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from scnrestore.train import train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(_photo(96, 96)).save(data / "a.png")
+    cfg = TrainConfig(task="denoise", noise="real", data=str(data), out=str(tmp_path / "run"),
+                      steps=2, batch=2, patch=32, device="cpu", precision="fp32", threads=1,
+                      **TINY)  # fmt: skip
+    train(cfg)
+    noisy = degrade.add_gaussian_noise(_photo(64, 80), 10.0, np.random.default_rng(0))
+    Image.fromarray(noisy).save(tmp_path / "noisy.png")
+    r = subprocess.run(
+        [sys.executable, "-m", "scnrestore", "denoise", str(tmp_path / "noisy.png"),
+         "--model", str(tmp_path / "run" / "model.safetensors"), "-o", str(tmp_path / "out"),
+         "--json", "--precision", "fp32"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    (item,) = doc["files"]
+    assert "level" not in item and 0 < item["noise_removed"] < 60
+    assert "removed noise of σ" in r.stderr
+    with Image.open(tmp_path / "out" / "noisy.png") as im:
+        assert im.size == (80, 64)
+
+
+def test_removed_noise_is_the_rms_difference_on_the_0_255_scale():
+    from scnrestore.api import removed_noise
+
+    a = np.full((8, 8, 3), 100, np.uint8)
+    b = a.copy()
+    b[..., 0] += 6  # one channel of three off by 6: RMS sqrt(36 / 3)
+    assert removed_noise(a, b) == pytest.approx(np.sqrt(12))
+    assert removed_noise(a.astype(np.uint16) * 257, b.astype(np.uint16) * 257) == pytest.approx(
+        np.sqrt(12)
+    )
+    rgba = np.dstack([a, np.zeros((8, 8, 1), np.uint8)])
+    rgba2 = np.dstack([a, np.full((8, 8, 1), 255, np.uint8)])
+    assert removed_noise(rgba, rgba2) == 0.0  # alpha is not noise

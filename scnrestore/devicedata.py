@@ -168,6 +168,21 @@ def make_bank(
     return bank
 
 
+def _targets(
+    cfg: TrainConfig, images: list[np.ndarray], groups: list[int] | None
+) -> tuple[list[np.ndarray], list[int]]:
+    """Exactly the host sampler's target images (shrunk copies, cropped to
+    the scale, those large enough for a patch) and each one's data source."""
+    s, side = cfg.scale, cfg.patch * cfg.scale
+    hr_all = [degrade.shrink(im, f) for f in cfg.image_scales for im in images]
+    hr_all = [degrade.crop_to_multiple(im, s) for im in hr_all]
+    groups = [g for _ in cfg.image_scales for g in (groups or [0] * len(images))]
+    kept = [i for i, im in enumerate(hr_all) if min(im.shape[:2]) >= side]
+    if not kept:
+        raise ValueError(f"no training image is at least {side}px on each side")
+    return [hr_all[i] for i in kept], [groups[i] for i in kept]
+
+
 class DeviceSampler:
     """Batches of (input, target, level) made on ``device`` from tensors kept there.
 
@@ -184,8 +199,11 @@ class DeviceSampler:
         device: Any,
         rng: np.random.Generator | None = None,
         workers: int | None = None,
+        groups: list[int] | None = None,
     ):
         import torch
+
+        from .datasources import draw_cdf
 
         self.cfg = cfg
         self.device = device = torch.device(device)
@@ -193,13 +211,11 @@ class DeviceSampler:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
         s, p = cfg.scale, cfg.patch
-        # Exactly the host sampler's images: shrunk copies, cropped, bicubic LR.
-        hr_all = [degrade.shrink(im, f) for f in cfg.image_scales for im in images]
-        hr_all = [degrade.crop_to_multiple(im, s) for im in hr_all]
-        keep = [im for im in hr_all if min(im.shape[:2]) >= p * s]
-        if not keep:
-            raise ValueError(f"no training image is at least {p * s}px on each side")
+        keep, self.groups = _targets(cfg, images, groups)
         self.hr_images = keep
+        # The cumulative draw weights that give each data source its share
+        # (None for one source: uniform draws).
+        cdf = draw_cdf(cfg.data, self.groups, p * s)
         self.lr_images = [degrade.bicubic_downscale(im, s) if s > 1 else im for im in keep]
         self.qualities = bank_qualities(cfg)
         self.step = 16 if cfg.jpeg_grid else 1
@@ -210,6 +226,7 @@ class DeviceSampler:
         def t(a: Any, dtype: Any = torch.int64) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a), dtype=dtype).to(device)
 
+        self.cdf = None if cdf is None else t(cdf, torch.float64)
         lr_hw = np.array([im.shape[:2] for im in self.lr_images], np.int64)
         hr_hw = np.array([im.shape[:2] for im in keep], np.int64)
         lr_sizes = lr_hw[:, 0] * lr_hw[:, 1]
@@ -280,7 +297,10 @@ class DeviceSampler:
         k = MAX_DRAWS if cfg.detail_floor > 0 else 1
         u = torch.rand((b, k, 4), generator=g, device=self.device, dtype=torch.float64)
         n = len(self.hr_images)
-        img = (u[..., 0] * n).long().clamp_(max=n - 1)
+        if self.cdf is None:  # one source: uniform, as recorded runs drew
+            img = (u[..., 0] * n).long().clamp_(max=n - 1)
+        else:  # each source its share: the same uniform through the weights' cdf
+            img = torch.searchsorted(self.cdf, u[..., 0].contiguous(), right=True).clamp_(max=n - 1)
         ntop, nleft = self.ntop[img], self.nleft[img]
         top = torch.minimum((u[..., 1] * ntop).long(), ntop - 1) * self.step
         left = torch.minimum((u[..., 2] * nleft).long(), nleft - 1) * self.step

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import degrade
+from .datasources import check_sources, draw_cdf, load_sources, normalise_data, record_sources
 from .evaluate import evaluate, load_images, summarise
 from .files import atomic_output
 from .tasks import LOSSES, NOISES, TASKS
@@ -45,7 +46,11 @@ class TrainConfig:
     """Everything that defines a training run (recorded with its checkpoint)."""
 
     task: str
-    data: str
+    # One folder (a plain string: as every recorded run has it, drawn as
+    # then), or several, each with its share of the patches and, once a run
+    # starts, its image count and fingerprint (see datasources.py):
+    # [{"path": ..., "share": 0.7, "images": 291, "fingerprint": ...}, ...]
+    data: str | list[dict[str, Any]]
     out: str
     scale: int = 2
     val: str | None = None
@@ -137,6 +142,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r} (use {', '.join(TASKS)})")
+        self.data = normalise_data(self.data)
         if self.task != "upscale":
             self.scale = 1
         elif self.scale not in (2, 3, 4):
@@ -221,12 +227,23 @@ class TrainConfig:
 
 
 class PatchSampler:
-    """Random (input, target) patch pairs with flips and transposes."""
+    """Random (input, target) patch pairs with flips and transposes.
 
-    def __init__(self, cfg: TrainConfig, images: list[np.ndarray], rng: np.random.Generator):
+    ``groups`` gives the data source (index into ``cfg.data``'s folders) of
+    each image; with several sources each gets its share of the patches.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        images: list[np.ndarray],
+        rng: np.random.Generator,
+        groups: list[int] | None = None,
+    ):
         self.cfg = cfg
         self.rng = rng
         s = cfg.scale
+        groups = [g for _ in cfg.image_scales for g in (groups or [0] * len(images))]
         images = [degrade.shrink(im, f) for f in cfg.image_scales for im in images]
         self.hr = [degrade.crop_to_multiple(im, s) for im in images]
         # SR inputs are downscaled once per image, not per patch, so that
@@ -237,6 +254,15 @@ class PatchSampler:
         if not keep:
             raise ValueError(f"no training image is at least {min_side}px on each side")
         self.index = keep
+        self.groups = [groups[i] for i in keep]  # the source of each kept image
+        self.cdf = draw_cdf(cfg.data, self.groups, min_side)
+
+    def draw_image(self) -> int:
+        """The index (into ``hr``/``lr``) of the image the next patch is cut from."""
+        rng, n = self.rng, len(self.index)
+        if self.cdf is None:  # one source: uniform, as recorded runs drew
+            return self.index[int(rng.integers(n))]
+        return self.index[min(n - 1, int(np.searchsorted(self.cdf, rng.random(), "right")))]
 
     def level(self) -> float:
         cfg, rng = self.cfg, self.rng
@@ -278,7 +304,7 @@ class PatchSampler:
         step = 16 if cfg.jpeg_grid else 1
         # At most 64 draws, so a wholly flat data set still trains (on its last draw).
         for _ in range(64):
-            i = self.index[int(rng.integers(len(self.index)))]
+            i = self.draw_image()
             lr_img, hr_img = self.lr[i], self.hr[i]
             h, w = lr_img.shape[:2]
             top = int(rng.integers(0, (h - p) // step + 1)) * step
@@ -419,6 +445,22 @@ def validate(
     return {"psnr": mean[key], "baseline": mean["base_" + key]}
 
 
+def _data_feed(
+    cfg: TrainConfig, kind: str, device: Any, rng: np.random.Generator, state: dict | None
+) -> Any:
+    """The run's batches: a ``DeviceSampler`` (``kind`` "device", its
+    generator restored from ``state``) or a ``PatchSampler`` on a thread."""
+    images, groups = load_sources(cfg.data)
+    if kind != "device":
+        return Prefetcher(PatchSampler(cfg, images, rng, groups))
+    from .devicedata import DeviceSampler
+
+    feed = DeviceSampler(cfg, images, device, rng, groups=groups)
+    if state is not None and "device_rng" in state:
+        feed.set_state(state["device_rng"])
+    return feed
+
+
 def train(
     cfg: TrainConfig,
     resume: bool = False,
@@ -491,19 +533,14 @@ def train(
                    "data_pipeline": pipeline}  # fmt: skip
             tmp.write_text(json.dumps(doc, indent=1))
 
+    if state is not None:
+        check_sources(cfg.data)  # the folders the run began with, unchanged
+    record_sources(cfg.data)
     write_run_json()
-    images = [im for _, im in load_images(cfg.data)]
+    feed = _data_feed(cfg, pipeline["kind"], device, rng, state)
     if pipeline["kind"] == "device":
-        from .devicedata import DeviceSampler
-
-        feed: Any = DeviceSampler(cfg, images, device, rng)
-        if state is not None and "device_rng" in state:
-            feed.set_state(state["device_rng"])
         pipeline = feed.describe()
         write_run_json()
-    else:
-        feed = Prefetcher(PatchSampler(cfg, images, rng))
-    del images
     val_images = load_images(cfg.val) if cfg.val else []
     model.train()
     model = model.to(memory_format=torch.channels_last)

@@ -1,0 +1,241 @@
+"""scripts/guard.py: a candidate against the shipped model, image by image.
+
+Tiny real checkpoints (conftest.make_checkpoint) registered in a temporary
+user registry, on tiny generated image folders laid out as ../shared/data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_checkpoint
+from PIL import Image
+
+from scnrestore import standard
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str, module: str):  # noqa: ANN202
+    """scripts/NAME.py imported as ``module`` (ship.py imports guard.py as guard)."""
+    if module in sys.modules:
+        return sys.modules[module]
+    spec = importlib.util.spec_from_file_location(module, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+guard = _script("guard", "guard")
+
+
+def _smooth(h: int, w: int, k: int) -> np.ndarray:
+    """A gentle colour ramp: the Laplacian of it is nearly 0."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    rgb = np.stack([60 + k * 5 + 2 * x, 80 + y, 100 + x + y], axis=2)
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+def _busy(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(40, 216, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """bench/CSet5 (two ramps, one busy image), val (two ramps)."""
+    root = tmp_path_factory.mktemp("guard_data")
+    (root / "bench" / "CSet5").mkdir(parents=True)
+    (root / "val").mkdir()
+    Image.fromarray(_smooth(48, 56, 0)).save(root / "bench" / "CSet5" / "a_ramp.png")
+    Image.fromarray(_busy(48, 48, 1)).save(root / "bench" / "CSet5" / "b_busy.png")
+    Image.fromarray(_smooth(40, 48, 2)).save(root / "bench" / "CSet5" / "c_ramp.png")
+    Image.fromarray(_smooth(40, 40, 3)).save(root / "val" / "v1.png")
+    Image.fromarray(_smooth(32, 48, 4)).save(root / "val" / "v2.png")
+    return {"root": root / "bench", "val": root / "val"}
+
+
+@pytest.fixture()
+def shipped(tmp_path, monkeypatch) -> Path:
+    """A user registry whose "tiny-x2" is a tiny real x2 checkpoint (in the cache)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    path = make_checkpoint(cache / "tiny-x2.safetensors", scale=2)
+    data = path.read_bytes()
+    reg = tmp_path / "reg.toml"
+    reg.write_text(
+        '[models.tiny-x2]\ntask = "upscale"\nscale = 2\nfile = "tiny-x2.safetensors"\n'
+        f'sha256 = "{hashlib.sha256(data).hexdigest()}"\nsize = {len(data)}\n'
+        "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
+    )
+    monkeypatch.setenv("SCNRESTORE_REGISTRY", str(reg))
+    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(cache))
+    return path
+
+
+def worse_on_texture(src: Path, dst: Path, alpha: float = 0.5) -> Path:
+    """The same network plus alpha x a Laplacian in its 5x5 skip conv: a
+    zero-sum kernel, so ramps come out (nearly) as before and busy images
+    are sharpened into noise."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(str(src))
+    v = sd["skip.0.weight_v"].clone()
+    lap = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+    for o in range(v.shape[0]):
+        v[o, o // 4, 1:4, 1:4] += alpha * lap  # output o reads colour o // scale²
+    sd["skip.0.weight_v"] = v
+    # weight = g v / |v|: g = |v| keeps the new kernel as it is
+    sd["skip.0.weight_g"] = v.flatten(1).norm(dim=1).reshape(sd["skip.0.weight_g"].shape)
+    save_file(sd, str(dst))
+    return dst
+
+
+def _args(data: dict[str, Path], cache: Path, *extra: str) -> list[str]:
+    return ["--name", "tiny-x2", "--root", str(data["root"]), "--val", str(data["val"]),
+            "--sets", "Set5,val", "--cache-dir", str(cache), "-q", *extra]  # fmt: skip
+
+
+def test_plan_is_the_bar():
+    labels = [(lv.set, lv.label) for lv in guard.plan("denoise", 1, False)]
+    assert labels == [(s, f"σ{v}") for s in ("CBSD68", "val") for v in (15, 25, 50)]
+    assert [lv.label for lv in guard.plan("upscale", 4, True)] == ["x4 q70", "x4 q80", "x4 q90"]
+    assert [lv.set for lv in guard.plan("upscale", 3, False)] == ["Set5", "Set14", "B100", "val"]
+    assert [lv.label for lv in guard.plan("dejpeg", 1, False, ["val"], ["q20", "40"])] == [
+        "q20",
+        "q40",
+    ]
+    with pytest.raises(ValueError, match="not scored"):
+        guard.plan("denoise", 1, False, ["Set5"])
+    with pytest.raises(ValueError, match="none of"):
+        guard.plan("upscale", 2, False, None, ["x3"])
+
+
+def test_candidate_equal_to_shipped_passes_with_zero_deltas(data, shipped, tmp_path, capsys):
+    cand = shutil.copy(shipped, tmp_path / "cand.safetensors")
+    record = tmp_path / "rec" / "stage9_guard"
+    rc = guard.main([str(cand), *_args(data, tmp_path / "gc"), "--record", str(record)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert out.strip().splitlines()[-1].startswith("guard: pass")
+    doc = json.loads(record.with_suffix(".json").read_text())
+    assert doc["verdict"] == "pass" and doc["offenders"] == [] and doc["precision"] == "fp32"
+    assert set(doc["sets"]) == {"Set5", "val"} and list(doc["sets"]["Set5"]["levels"]) == ["x2"]
+    images = doc["sets"]["Set5"]["levels"]["x2"]["images"]
+    assert sorted(images) == ["a_ramp.png", "b_busy.png", "c_ramp.png"]
+    for s in doc["sets"].values():
+        assert s["mean"]["delta"] == 0
+        for lvl in s["levels"].values():
+            assert all(t["delta"] == 0 and t["shipped"] == t["candidate"]
+                       for t in lvl["images"].values())  # fmt: skip
+    md = (tmp_path / "rec" / "stage9_guard.md").read_text()
+    assert "**pass**" in md and "| Set5 | x2 | b_busy.png |" in md and "| **val** | all |" in md
+
+
+def test_figures_are_the_standard_tables(data, shipped, tmp_path):
+    """The guard's per-image figures are benchmarks/standard.py's (same protocol)."""
+    opts = guard.Options(sets=["Set5"], root=data["root"], val=data["val"], cache_dir=None)
+    doc = guard.run_guard(shipped, "tiny-x2", opts)
+    std = standard.run(data["root"], standard.cases(["Set5"], ["x2"]), {"x2": "tiny-x2"},
+                       precision="fp32", device="cpu")  # fmt: skip
+    ours = {r["image"]: r["ours"] for r in std["results"][0]["images"]}
+    images = doc["sets"]["Set5"]["levels"]["x2"]["images"]
+    for who in ("shipped", "candidate"):
+        assert {n: t[who] for n, t in images.items()} == pytest.approx(ours, abs=1e-4)
+
+
+def test_one_image_made_worse_fails_and_is_named(data, shipped, tmp_path, capsys):
+    cand = worse_on_texture(shipped, tmp_path / "worse.safetensors")
+    record = tmp_path / "worse_guard.md"  # a suffix given is dropped
+    rc = guard.main([str(cand), *_args(data, tmp_path / "gc"), "--record", str(record)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    doc = json.loads((tmp_path / "worse_guard.json").read_text())
+    assert doc["verdict"] == "fail"
+    images = doc["sets"]["Set5"]["levels"]["x2"]["images"]
+    assert images["b_busy.png"]["delta"] < -0.2
+    assert all(abs(images[n]["delta"]) < 0.2 for n in ("a_ramp.png", "c_ramp.png"))
+    named = [ln for ln in out.splitlines() if ".png:" in ln]
+    delta = images["b_busy.png"]["delta"]
+    assert named == [f"Set5 x2 b_busy.png: {delta:+.2f} dB"]
+    assert any(ln.startswith("Set5 mean: -") for ln in out.splitlines())
+    assert "val mean" not in out  # the ramps of val are not hurt
+    md = (tmp_path / "worse_guard.md").read_text()
+    assert "**fail**" in md and f"- Set5 x2 b_busy.png: {delta:+.2f} dB" in md
+    # a looser bound lets the image through, the falling mean still fails
+    rc = guard.main([str(cand), *_args(data, tmp_path / "gc"), "--max-loss", "50"])
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 1 and not [ln for ln in lines if ".png:" in ln]
+
+
+def test_shipped_scores_come_from_the_cache(data, shipped, tmp_path):
+    cache = tmp_path / "gc"
+    opts = guard.Options(sets=["Set5", "val"], root=data["root"], val=data["val"],
+                         cache_dir=cache)  # fmt: skip
+    first = guard.run_guard(shipped, "tiny-x2", opts)
+    assert first["shipped_from_cache"] == []
+    (file,) = cache.glob("*.json")
+    sha = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert file.name == f"{sha[:16]}.json"
+    doc = json.loads(file.read_text())
+    assert doc["sha256"] == sha and sorted(doc["entries"]) == ["Set5|x2|fp32", "val|x2|fp32"]
+    # the second guard reads the shipped figures: a planted value shows through
+    doc["entries"]["Set5|x2|fp32"]["scores"]["a_ramp.png"] = 99.0
+    file.write_text(json.dumps(doc))
+    second = guard.run_guard(shipped, "tiny-x2", opts)
+    assert second["shipped_from_cache"] == ["Set5 x2", "val x2"]
+    a = second["sets"]["Set5"]["levels"]["x2"]["images"]["a_ramp.png"]
+    assert a["shipped"] == 99.0 and a["delta"] < -50
+    assert second["offenders"][0].startswith("Set5 x2 a_ramp.png: ")
+    # other precisions and other images are scored again
+    bf16 = guard.run_guard(shipped, "tiny-x2", guard.Options(**{**vars(opts), "precision": "bf16"}))
+    assert bf16["shipped_from_cache"] == []
+    doc = json.loads(file.read_text())
+    doc["entries"]["val|x2|fp32"]["images_digest"] = "stale"
+    file.write_text(json.dumps(doc))
+    third = guard.run_guard(shipped, "tiny-x2", opts)
+    assert third["shipped_from_cache"] == ["Set5 x2"]
+
+
+def test_without_the_sets_one_line_says_where_to_get_them(shipped, tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "guard.py"), str(shipped), "--name", "tiny-x2",
+         "--root", str(tmp_path / "nobench"), "--val", str(tmp_path / "noval")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
+    (line,) = r.stderr.strip().splitlines()
+    assert "majedelhelou/denoising_datasets" in line and "dcscn-super-resolution" in line
+    assert "CSet5, CSet14, B100" in line and "scikit-image" in line and "noval" in line
+
+
+def test_ship_refuses_a_failing_candidate_unless_forced(data, shipped, tmp_path):
+    """ship.py --guard: the guard's verdict before anything is written."""
+    import argparse
+
+    ship = _script("ship", "_ship_script")
+    cand = worse_on_texture(shipped, tmp_path / "worse.safetensors")
+    args = argparse.Namespace(
+        run=tmp_path, name="tiny-x2", val=data["val"], guard=True, force="",
+        guard_record=tmp_path / "g", guard_sets="Set5", guard_root=data["root"],
+        guard_cache=tmp_path / "gc",
+    )  # fmt: skip
+    with pytest.raises(SystemExit, match="b_busy.png"):
+        ship.ship_guard(args, cand, None)
+    assert json.loads((tmp_path / "g.json").read_text())["verdict"] == "fail"
+    args.force = "the busy image is synthetic noise"
+    assert "the busy image is synthetic noise" in ship.ship_guard(args, cand, None)
+    doc = json.loads((tmp_path / "g.json").read_text())
+    assert doc["forced"] == "the busy image is synthetic noise"
+    assert "shipped anyway with --force" in (tmp_path / "g.md").read_text()
+    args.force = ""
+    assert ship.ship_guard(args, shipped, None) == ""  # the same weights pass

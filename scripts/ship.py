@@ -23,6 +23,13 @@
    for which weights it was chosen). A told_level calibration is not kept: it
    was measured for the old weights (re-measure with benchmarks/told_level.py),
    and neither is its clause.
+5. With --guard, before anything is written: scripts/guard.py scores the run's
+   weights against the shipped NAME on every set and level of the bar (val,
+   Set5, Set14, B100, CBSD68; fp32) and refuses to ship if a set's mean falls
+   or any image loses more than 0.2 dB. The guard's record (per-image JSON and
+   the worst five images per set and level) goes to --guard-record PREFIX
+   (default RUN/guard.json, .md). --force REASON ships past a failing guard;
+   the reason goes into the record and into the entry's provenance.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -146,6 +154,52 @@ def previous_entry(name: str) -> dict:
     return entry.raw
 
 
+def add_guard_options(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--guard", action="store_true",
+        help="ship only if scripts/guard.py passes (no image of the bar's sets loses > 0.2 dB)",
+    )  # fmt: skip
+    ap.add_argument("--force", default="", metavar="REASON", help="ship past a failing guard")
+    ap.add_argument("--guard-record", type=Path, metavar="PREFIX", help="default RUN/guard")
+    ap.add_argument("--guard-sets", default="", help="e.g. val,CBSD68 (default: the bar's)")
+    ap.add_argument("--guard-root", type=Path, default=ROOT.parent / "shared" / "data" / "bench")
+    ap.add_argument("--guard-cache", type=Path, default=ROOT / "benchmarks/results/guard_cache")
+
+
+def ship_guard(args: argparse.Namespace, src: Path, keep: list | None) -> str:
+    """Run scripts/guard.py on ``src`` against the shipped ``args.name`` (the
+    candidate with the schedule ``keep`` it would ship with). Returns "" on a
+    pass, the provenance clause of a --force; exits on a failure otherwise."""
+    import time
+
+    import guard
+
+    opts = guard.Options(
+        sets=[s for s in args.guard_sets.split(",") if s] or None, root=args.guard_root,
+        val=args.val, cache_dir=args.guard_cache, schedule=keep or False,
+        on_image=lambda line: print(f"  guard: {line}", flush=True),
+    )  # fmt: skip
+    t0 = time.time()
+    try:
+        doc = guard.run_guard(src, args.name, opts)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
+    failed = doc["verdict"] == "fail"
+    if failed and args.force:
+        doc["forced"] = args.force
+    guard.stamp(doc, "python scripts/ship.py " + " ".join(sys.argv[1:]), t0)
+    _, md = guard.write_record(doc, args.guard_record or args.run / "guard")
+    guard.report(doc)
+    if not failed:
+        return ""
+    if not args.force:
+        raise SystemExit(
+            f"the guard fails ({md}): not shipped, nothing written\n" + "\n".join(doc["offenders"])
+        )
+    n = len(doc["offenders"])
+    return f" (shipped past a failing guard, {n} offending line(s): {args.force})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("run", type=Path)
@@ -158,6 +212,7 @@ def main() -> None:
     ap.add_argument(
         "--stage", default="", help="e.g. 'stage 7, CPU fp32 (AVX2, 1 thread)': append to the entry"
     )
+    add_guard_options(ap)
     args = ap.parse_args()
 
     old = previous_entry(args.name) if args.stage else None
@@ -170,6 +225,9 @@ def main() -> None:
         meta = dict(f.metadata() or {})
     steps = int(meta.get("steps", 0))
     task, scale = cfg["task"], int(mcfg["scale"])
+    # The entry's blend-back schedule is kept, and applied to the figures.
+    keep = (old or {}).get(TASK_SCHEDULES.get(task, ""))
+    forced = ship_guard(args, src, keep) if args.guard else ""
 
     dest = ROOT / "scnrestore" / "models" / f"{args.name}.safetensors"
     dest.parent.mkdir(exist_ok=True)
@@ -178,8 +236,6 @@ def main() -> None:
     save_file({k: v.to(torch.float16).contiguous() for k, v in sd.items()}, str(dest), meta)
 
     key = "psnr_y" if task == "upscale" else "psnr"
-    # The entry's blend-back schedule is kept, and applied to the figures.
-    keep = (old or {}).get(TASK_SCHEDULES.get(task, ""))
     jpeg = bool(cfg.get("jpeg_range"))
     q32, _ = evaluate(src, task, scale, args.val, "fp32", schedule=keep, jpeg=jpeg)
     q16, doc16 = evaluate(dest, task, scale, args.val, "fp32", schedule=keep, jpeg=jpeg)
@@ -216,7 +272,7 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
-    provenance = " ".join(cfg.get("command") or []) + f" (code {commit})"
+    provenance = " ".join(cfg.get("command") or []) + f" (code {commit})" + forced
     status = args.status
     if old is not None:
         provenance = f"{old['provenance']}; {args.stage}, {steps} steps: {provenance}"

@@ -59,7 +59,8 @@ def main() -> None:
     ap.add_argument(
         "--cbm3d-from",
         type=Path,
-        help="reuse the CBM3D columns of an earlier SAVE.json of this script (same pairs)",
+        help="reuse the CBM3D columns of an earlier SAVE.json of this script "
+        "(only the pairs it scored are measured)",
     )
     ap.add_argument(
         "--model",
@@ -99,8 +100,8 @@ def main() -> None:
     for name, noisy, clean in pairs:
         row: dict[str, object] = {"image": name, "noisy": psnr(noisy, clean)}
         if args.cbm3d_from:
-            if name not in earlier:
-                raise SystemExit(f"{args.cbm3d_from}: no CBM3D row for {name}")
+            if name not in earlier:  # a CBM3D run stopped early: the pairs it scored
+                continue
             row.update(earlier[name])
         for m in methods:
             if m == "auto":  # as scnrestore denoise without --sigma
@@ -123,6 +124,9 @@ def main() -> None:
             den8 = np.clip(np.rint(den * 255), 0, 255).astype(np.uint8)
             row[f"cbm3d_{s:g}"] = psnr(den8, clean)
         rows.append(row)
+        if args.save:  # as it goes: a long CBM3D run stopped halfway keeps its rows
+            args.save.parent.mkdir(parents=True, exist_ok=True)
+            args.save.with_suffix(".json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
               flush=True)  # fmt: skip
     keys = [k for k in rows[0] if k not in ("image", "noisy", "auto_sigma")]

@@ -150,3 +150,70 @@ def test_removed_noise_is_the_rms_difference_on_the_0_255_scale():
     rgba = np.dstack([a, np.zeros((8, 8, 1), np.uint8)])
     rgba2 = np.dstack([a, np.full((8, 8, 1), 255, np.uint8)])
     assert removed_noise(rgba, rgba2) == 0.0  # alpha is not noise
+
+
+def _blind_registry(tmp_path, ckpt_dir):
+    """A user registry shipping a tiny blind denoiser as scn-denoise-real."""
+    import hashlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import make_checkpoint
+
+    cache = tmp_path / "cache"
+    cache.mkdir(exist_ok=True)
+    path = make_checkpoint(cache / "blind.safetensors", scale=1, num_cond_channels=0, seed=3)
+    data = path.read_bytes()
+    reg = tmp_path / "reg.toml"
+    reg.write_text(
+        '[models.scn-denoise-real]\ntask = "denoise"\nfile = "blind.safetensors"\n'
+        f'sha256 = "{hashlib.sha256(data).hexdigest()}"\nsize = {len(data)}\n'
+        "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
+        'num_cond_channels = 0\nnoise = "real"\n'
+    )
+    return {"SCNRESTORE_REGISTRY": str(reg), "SCNRESTORE_CACHE_DIR": str(cache)}
+
+
+def _cli(*args, env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "scnrestore", *map(str, args)],
+                          capture_output=True, text=True, env={**os.environ, **env},
+                          timeout=300)  # fmt: skip
+
+
+def test_denoise_without_sigma_runs_the_shipped_blind_model_and_sigma_the_gaussian_one(
+    tmp_path, ckpt_dir
+):
+    import json
+
+    from PIL import Image
+
+    env = _blind_registry(tmp_path, ckpt_dir)
+    Image.fromarray(_photo(64, 64)).save(tmp_path / "a.png")
+    r = _cli("denoise", tmp_path / "a.png", "-o", tmp_path / "auto", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    (item,) = json.loads(r.stdout)["files"]
+    assert "noise_removed" in item and "level" not in item
+    r = _cli("denoise", tmp_path / "a.png", "--sigma", "10", "-o", tmp_path / "told", "--json",
+             env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (item,) = json.loads(r.stdout)["files"]
+    assert item["level"] == 10 and "noise_removed" not in item
+
+
+def test_upscale_denoise_auto_takes_the_blind_model_as_its_denoise_step(
+    tmp_path, ckpt_dir, monkeypatch
+):
+    from scnrestore.chain import Chain
+
+    for key, value in _blind_registry(tmp_path, ckpt_dir).items():
+        monkeypatch.setenv(key, value)
+    chain = Chain(scale=2, jpeg="off", denoise="auto", precision="fp32")
+    steps = chain.plan_for(None)
+    assert [str(s) for s in steps][:1] == ["denoise real"]
+    assert steps[0].model == "scn-denoise-real"
+    assert chain.restore_array(_photo(32, 32)).shape == (64, 64, 3)

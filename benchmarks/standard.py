@@ -1,6 +1,6 @@
 """The field's standard test sets: our figures beside the published ones.
 
-    python benchmarks/standard.py                       # Set5, Set14, CBSD68, every task
+    python benchmarks/standard.py                       # Set5, Set14, B100, CBSD68, every task
     python benchmarks/standard.py --sets Set5 --tasks x2,x3,x4 --baseline-only
     python benchmarks/standard.py --tasks denoise --sigmas 25 --model denoise=runs/dn.safetensors
     python benchmarks/standard.py --json > standard.json
@@ -8,7 +8,7 @@
 
 Protocol, published figures and the runner: ``scnrestore/standard.py`` (the
 protocol of ../shared/README.md, on the functions behind ``scnrestore eval``).
-SR runs on Set5 / Set14, denoise (σ 15 / 25 / 50) and dejpeg (q 10 / 20 / 30 /
+SR runs on Set5 / Set14 / B100, denoise (σ 15 / 25 / 50) and dejpeg (q 10 / 20 / 30 /
 40) on CBSD68. Models: the registry's shipped ones with their default path
 (told level, keep_input / keep_luma schedules), or ``--model KEY=NAME_OR_PATH``
 for KEY in x2, x3, x4, denoise, dejpeg. Per-image progress goes to stderr.
@@ -173,7 +173,10 @@ def merged(args: argparse.Namespace) -> None:
 
 
 # Where the sets come from: the colour versions every SR / denoising paper reports on.
-SOURCES = "github.com/majedelhelou/denoising_datasets (CSet5, CSet14, CBSD68)"
+SOURCES = (
+    "github.com/majedelhelou/denoising_datasets (CSet5, CSet14, CBSD68) and "
+    "github.com/jiny2001/dcscn-super-resolution (data/bsd100, as B100)"
+)
 
 
 def missing_sets(root: Path, sets: list[str]) -> str | None:
@@ -194,9 +197,9 @@ def main() -> None:
         "--root",
         type=Path,
         default=DEFAULT_BENCH,
-        help="folder holding CSet5/, CSet14/, CBSD68/ (default ../shared/data/bench)",
+        help="folder holding CSet5/, CSet14/, B100/, CBSD68/ (default ../shared/data/bench)",
     )
-    ap.add_argument("--sets", default="Set5,Set14,CBSD68")
+    ap.add_argument("--sets", default="Set5,Set14,B100,CBSD68")
     ap.add_argument(
         "--tasks",
         default=",".join(standard.TASKS),

@@ -115,13 +115,14 @@ def test_jpeg_input_is_pillow_420_and_gain_is_over_it():
 def test_cases_and_published_figures():
     cs = standard.cases()
     keys = {(c.set, c.key) for c in cs}
-    assert len(cs) == 3 + 3 + 3 + 4
+    assert len(cs) == 3 + 3 + 3 + 3 + 4  # x2-x4 on Set5, Set14, B100; σ and q on CBSD68
     for set_name, figs in standard.PUBLISHED.items():
         for key in figs:
             assert (set_name, key) in keys
     for set_name, figs in standard.BAR.items():
         assert set(figs) <= {k for s, k in keys if s == set_name}
     assert standard.PUBLISHED["Set5"]["x2"]["bicubic"] == 33.66
+    assert standard.PUBLISHED["B100"]["x4"]["VDSR"] == 27.29
     assert standard.PUBLISHED["CBSD68"]["sigma25"]["CDnCNN"] == 31.24
     assert [c.model_key for c in standard.cases(["Set5"], ["x3"])] == ["x3"]
     assert standard.cases(["Set5"], ["denoise"]) == []  # SR sets get SR only

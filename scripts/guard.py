@@ -248,12 +248,15 @@ def score(
     images: list[tuple[str, np.ndarray]],
     lv: Level,
     on_image: Callable[[str], None] | None = None,
+    who: str = "",
 ) -> dict[str, float]:
-    """Image name -> the protocol's figure (PSNR-Y for SR, PSNR otherwise)."""
+    """Image name -> the protocol's figure (PSNR-Y for SR, PSNR otherwise);
+    ``on_image`` gets a progress line per image, naming ``who`` runs."""
 
     def hook(row: Any) -> None:
         if on_image:
-            on_image(f"{lv.set} {lv.label} {row.image}: {getattr(row, lv.metric):.3f}")
+            fig = getattr(row, lv.metric)
+            on_image(f"{who} {lv.set} {lv.label} {row.image}: {fig:.3f} ({row.seconds:.1f} s)")
 
     jpeg = None if lv.jpeg is None else int(lv.jpeg)
     rows = evaluate(restorer, images, lv.level, hook, jpeg=jpeg)
@@ -343,8 +346,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"(sha256 {ship['sha256'][:12]}): **{doc['verdict']}**" + _forced(doc),
         "",
         f"`{doc['command']}`; commit {doc['commit']}, {doc['date']}; precision "
-        f"{doc['precision']}, device {doc['device']}; a set's mean must not fall by more than "
-        f"{-doc['min_gain']:.2f} dB, no image may lose more than {doc['max_loss']:.2f} dB.",
+        f"{doc['precision']}, device {doc['device']}; each set's mean must gain at least "
+        f"{doc['min_gain']:+.2f} dB and no image may lose more than {doc['max_loss']:.2f} dB.",
         "",
     ]
     lines += [f"- {line}" for line in doc["offenders"]] + ([""] if doc["offenders"] else [])
@@ -455,12 +458,12 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         key = ScoreCache.key(lv, shipped_r.engine.precision, opts.device)
         ours = cache.get(key, digest, path)
         if ours is None:
-            ours = score(shipped_r, images, lv, opts.on_image)
+            ours = score(shipped_r, images, lv, opts.on_image, "shipped")
             cache.put(key, digest, path, ours)
         else:
             cached.append(f"{lv.set} {lv.label}")
         cand_path = prepare(cand_r, lv, schedule)
-        res = compare_level(ours, score(cand_r, images, lv, opts.on_image))
+        res = compare_level(ours, score(cand_r, images, lv, opts.on_image, "candidate"))
         res.update(metric=lv.metric, shipped_path=path, candidate_path=cand_path)
         sets.setdefault(lv.set, {"levels": {}})["levels"][lv.label] = res
     for s in sets.values():

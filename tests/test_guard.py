@@ -177,6 +177,39 @@ def test_one_image_made_worse_fails_and_is_named(data, shipped, tmp_path, capsys
     assert rc == 1 and not [ln for ln in lines if ".png:" in ln]
 
 
+def test_denoise_candidate_gets_the_entrys_keep_input(tmp_path, monkeypatch, data, capsys):
+    """σ levels on val; the candidate blends back the entry's keep_input share
+    (as ship.py --stage ships it), and --no-schedule measures it without."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    path = make_checkpoint(cache / "tiny-dn.safetensors", scale=1, num_cond_channels=1)
+    raw = path.read_bytes()
+    reg = tmp_path / "reg.toml"
+    reg.write_text(
+        '[models.tiny-dn]\ntask = "denoise"\nfile = "tiny-dn.safetensors"\n'
+        f'sha256 = "{hashlib.sha256(raw).hexdigest()}"\nsize = {len(raw)}\n'
+        "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
+        "num_cond_channels = 1\nkeep_input = [[10, 0.3], [60, 0.3]]\n"
+    )
+    monkeypatch.setenv("SCNRESTORE_REGISTRY", str(reg))
+    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(cache))
+    cand = shutil.copy(path, tmp_path / "cand.safetensors")
+    common = [str(cand), "--name", "tiny-dn", "--val", str(data["val"]), "--sets", "val",
+              "--levels", "σ25,50", "--no-cache", "-q"]  # fmt: skip
+    assert guard.main([*common, "--record", str(tmp_path / "dn")]) == 0
+    doc = json.loads((tmp_path / "dn.json").read_text())
+    levels = doc["sets"]["val"]["levels"]
+    assert list(levels) == ["σ25", "σ50"] and levels["σ25"]["metric"] == "psnr"
+    assert levels["σ25"]["candidate_path"] == {"told": 25.0, "kept": 0.3}
+    assert levels["σ25"]["shipped_path"] == {"told": 25.0, "kept": 0.3}
+    assert all(t["delta"] == 0 for t in levels["σ50"]["images"].values())
+    capsys.readouterr()
+    guard.main([*common, "--no-schedule", "--record", str(tmp_path / "dn0")])
+    doc = json.loads((tmp_path / "dn0.json").read_text())
+    assert doc["sets"]["val"]["levels"]["σ25"]["candidate_path"]["kept"] == 0.0
+    assert doc["sets"]["val"]["mean"]["delta"] != 0
+
+
 def test_shipped_scores_come_from_the_cache(data, shipped, tmp_path):
     cache = tmp_path / "gc"
     opts = guard.Options(sets=["Set5", "val"], root=data["root"], val=data["val"],

@@ -189,3 +189,19 @@ def test_device_pipeline_run_resumes_where_it_stopped(images, tmp_path, task, on
     if task != "denoise":
         want = [40, 65, 90] if task == "upscale" else list(range(5, 96, 5))
         assert doc["data_pipeline"]["jpeg_bank_qualities"] == want
+
+
+def test_sources_weight_the_image_draws(images):
+    """Several data sources: each image is drawn with its source's share
+    spread over the source's (image, factor) pairs (cdf + searchsorted on the
+    same uniform draws); one source keeps the uniform draws."""
+    two = [{"path": "a", "share": 0.9}, {"path": "b", "share": 0.1}]
+    cfg = _cfg(data=two, batch=20000, image_scales=(1.0, 0.5))
+    ds = DeviceSampler(cfg, images, "cpu", groups=[0, 1])
+    assert ds.groups == [0, 1, 0, 1]  # factor-major, as the host sampler orders them
+    drawn = np.bincount(ds.positions()[0].numpy(), minlength=4) / cfg.batch
+    assert drawn == pytest.approx([0.45, 0.05, 0.45, 0.05], abs=0.015)
+    assert DeviceSampler(_cfg(), images, "cpu").cdf is None
+    with pytest.raises(ValueError, match="b: no training image is at least 80px"):
+        DeviceSampler(_cfg(data=two, patch=40), [images[0], images[1][:40, :40]], "cpu",
+                      groups=[0, 1])  # fmt: skip

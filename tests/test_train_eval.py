@@ -549,3 +549,228 @@ def test_l2_loss_trains_on_squared_error_and_is_recorded(data_dir, tmp_path):
     assert load_run_config(tmp_path / "l1").loss == "l1"
     with pytest.raises(ValueError, match="loss must be one of l1, l2"):
         TrainConfig(task="upscale", data="d", out="o", loss="l3")
+
+
+# -- several data folders, each with a share of the patches --------------------
+
+# Folder "a": one dark image; folder "b": three bright ones. Drawing uniformly
+# over images would give "a" a quarter of the patches; shares 0.8 / 0.2 give it
+# 0.8. Each image has its own grey level, so a target patch names its image.
+MIX_LEVELS = {"a": (20,), "b": (180, 210, 240)}
+
+
+@pytest.fixture(scope="module")
+def mix_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mix")
+    for folder, levels in MIX_LEVELS.items():
+        (root / folder).mkdir()
+        for i, v in enumerate(levels):
+            im = np.full((96, 128, 3), v, np.uint8)
+            im[::7, ::5] = v + 10  # a little texture, same mean level
+            PILImage.fromarray(im).save(root / folder / f"{folder}{i}.png")
+    return root
+
+
+def _mix(mix_dirs, share_a=0.8):
+    return [{"path": str(mix_dirs / "a"), "share": share_a},
+            {"path": str(mix_dirs / "b"), "share": 1 - share_a}]  # fmt: skip
+
+
+def _image_of(targets):
+    """The grey level (so the image) each target patch was cut from."""
+    return np.array([min(sum(MIX_LEVELS.values(), ()), key=lambda v: abs(v - np.median(y)))
+                     for y in targets])  # fmt: skip
+
+
+@pytest.mark.parametrize("pipeline", ["host", "device"])
+def test_each_folder_gets_its_share_of_the_patches(mix_dirs, tmp_path, pipeline):
+    """Two folders at 0.8 / 0.2: the patches of 60 batches of 16, drawn with a
+    fixed seed, come 80 / 20 from them (images within a folder evenly, then
+    image_scales), in both samplers."""
+    from scnrestore.datasources import load_sources
+    from scnrestore.devicedata import DeviceSampler
+    from scnrestore.train import PatchSampler
+
+    cfg = _cfg(mix_dirs, tmp_path, data=_mix(mix_dirs), batch=16, patch=16,
+               image_scales=(1.0, 0.5))  # fmt: skip
+    images, groups = load_sources(cfg.data)
+    assert groups == [0, 1, 1, 1]
+    if pipeline == "host":
+        sampler = PatchSampler(cfg, images, np.random.default_rng(0), groups)
+        targets = [y for _ in range(60) for y in sampler.batch()[1]]
+    else:
+        sampler = DeviceSampler(cfg, images, "cpu", groups=groups)
+        targets = [y for _ in range(60) for y in sampler.next()[1].numpy()]
+    drawn = _image_of(targets)
+    assert (drawn == 20).mean() == pytest.approx(0.8, abs=0.04)
+    for v in MIX_LEVELS["b"]:  # 0.2 / 3 each
+        assert (drawn == v).mean() == pytest.approx(0.2 / 3, abs=0.025)
+
+
+@pytest.mark.parametrize("pipeline", ["host", "device"])
+def test_one_folder_as_a_list_draws_as_the_plain_string(data_dir, tmp_path, pipeline):
+    """A recorded single-folder run (data a plain string) draws exactly the
+    patches it drew before, and so does the same folder given as a list."""
+    from scnrestore.datasources import load_sources
+    from scnrestore.devicedata import DeviceSampler
+    from scnrestore.train import PatchSampler
+
+    def batches(data):
+        cfg = _cfg(data_dir, tmp_path, data=data, batch=8, patch=16, image_scales=(1.0, 0.5))
+        images, groups = load_sources(cfg.data)
+        if pipeline == "host":
+            sampler = PatchSampler(cfg, images, np.random.default_rng(5), groups)
+            return np.stack([sampler.batch()[1] for _ in range(6)])
+        sampler = DeviceSampler(cfg, images, "cpu", groups=groups)
+        return np.stack([sampler.next()[1].numpy() for _ in range(6)])
+
+    assert np.array_equal(batches(str(data_dir)), batches([{"path": str(data_dir)}]))
+
+
+def test_a_two_folder_run_resumes_where_it_stopped(mix_dirs, tmp_path):
+    """Stopped and resumed from its run.json, a two-folder run ends where an
+    unbroken one does; run.json lists the folders, shares, counts, fingerprints."""
+    kw = dict(data=_mix(mix_dirs, 0.7), val=None, steps=8, patch=16, lr_milestones=(),
+              ckpt_every=100, threads=1)  # fmt: skip
+    import torch
+    from safetensors.torch import load_file
+
+    train(_cfg(mix_dirs, tmp_path / "whole", **kw))
+    train(_cfg(mix_dirs, tmp_path / "split", **(kw | {"steps": 3})))
+    recorded = json.loads((tmp_path / "split" / "run.json").read_text())["config"]["data"]
+    assert [(d["path"], d["share"], d["images"]) for d in recorded] == [
+        (str(mix_dirs / "a"), 0.7, 1), (str(mix_dirs / "b"), pytest.approx(0.3), 3)]  # fmt: skip
+    assert all(len(d["fingerprint"]) == 16 for d in recorded)
+    cfg = load_run_config(tmp_path / "split")
+    cfg.steps = 8
+    train(cfg, resume=True)
+    a = load_file(tmp_path / "whole" / "model.safetensors")
+    b = load_file(tmp_path / "split" / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_a_single_folder_run_recorded_as_a_string_still_resumes_identically(data_dir, tmp_path):
+    """run.json files written before several folders record ``data`` as a
+    plain string: such a run loads, resumes and replays its batches exactly
+    (host and device pipelines)."""
+    import torch
+    from safetensors.torch import load_file
+
+    for pipeline in ("host", "device"):
+        kw = dict(val=None, steps=10, lr_milestones=(), ckpt_every=100, threads=1,
+                  data_pipeline=pipeline)  # fmt: skip
+        whole, split = tmp_path / f"whole_{pipeline}", tmp_path / f"split_{pipeline}"
+        train(_cfg(data_dir, whole, **kw))
+        train(_cfg(data_dir, split, **(kw | {"steps": 4})))
+        assert json.loads((split / "run.json").read_text())["config"]["data"] == str(data_dir)
+        cfg = load_run_config(split)
+        assert cfg.data == str(data_dir)
+        cfg.steps = 10
+        train(cfg, resume=True)
+        a, b = load_file(whole / "model.safetensors"), load_file(split / "model.safetensors")
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_recorded_training_configs_still_load():
+    """Every stage recorded under training/ loads as a TrainConfig, its data
+    folder still a plain string (so it draws as it did)."""
+    records = sorted((ROOT / "training").glob("*/*.run.json"))
+    assert records
+    for path in records:
+        cfg = TrainConfig(**json.loads(path.read_text())["config"])
+        assert isinstance(cfg.data, str), path
+
+
+def _cli_env():
+    import os
+
+    return os.environ | {"COLUMNS": "200"}  # usage errors on one line
+
+
+def _tiny_cli(*args):
+    base = [sys.executable, "-m", "scnrestore", "train", "upscale", "--steps", "2",
+            "--batch", "2", "--patch", "16", "--blocks", "1", "--units", "8", "--width", "2",
+            "--num-scales", "2", "--device", "cpu", "--precision", "fp32", "--threads", "1",
+            "-q"]  # fmt: skip
+    return subprocess.run([*base, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env=_cli_env())  # fmt: skip
+
+
+def test_cli_two_folders_record_and_resume_refuses_when_a_folder_changed(mix_dirs, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(mix_dirs, data)
+    out = tmp_path / "run"
+    r = _tiny_cli("--data", f"{data / 'a'}:0.25", "--data", data / "b", "--out", out)
+    assert r.returncode == 0, r.stderr
+    recorded = json.loads((out / "run.json").read_text())["config"]["data"]
+    assert [(d["share"], d["images"]) for d in recorded] == [(0.25, 1), (0.75, 3)]
+    resume = ("--out", out, "--resume", "--steps", "3")
+    # an image added to a folder: refused, in one line, nothing trained
+    extra = data / "b" / "b9.png"
+    shutil.copy(data / "b" / "b0.png", extra)
+    r = _tiny_cli(*resume)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"error: cannot resume: the images in data folder {data / 'b'} changed "
+        "(3 images recorded, 4 now)"]  # fmt: skip
+    # the same count but an image resized
+    extra.unlink()
+    with PILImage.open(data / "b" / "b1.png") as im:
+        im.crop((0, 0, 96, 80)).save(data / "b" / "b1.png")
+    r = _tiny_cli(*resume)
+    assert r.returncode == 2 and "names or pixel sizes differ" in r.stderr
+    shutil.copy(mix_dirs / "b" / "b1.png", data / "b" / "b1.png")
+    # a folder gone
+    (data / "a").rename(tmp_path / "a_moved")
+    r = _tiny_cli(*resume)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: cannot resume: data folder {data / 'a'} is missing"
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 2
+    # everything back as it was (a lossless re-encoding still matches): it resumes
+    (tmp_path / "a_moved").rename(data / "a")
+    with PILImage.open(data / "a" / "a0.png") as im:
+        im.save(data / "a" / "a0.webp", lossless=True)
+    (data / "a" / "a0.png").unlink()
+    r = _tiny_cli(*resume)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (["{a}:0.7", "{b}:0.2"], "--data shares must sum to 1, not 0.7 + 0.2 = 0.9"),
+        (["{a}:0.5"], "--data shares must sum to 1, not 0.5"),
+        (["{a}:0.7", "{b}:0.3", "{c}"], "--data shares 0.7 + 0.3 leave nothing for {c}"),
+        (["{a}", "{a}"], "--data names a folder twice: {a}"),
+        (["{a}:0", "{b}"], "--data share of {a} must lie in (0, 1], not 0.0"),
+        (["{a}", "{missing}:0.5"], "--data {missing}: no such folder"),
+    ],
+)
+def test_cli_data_shares_are_checked(mix_dirs, tmp_path, data, message):
+    folders = {"a": mix_dirs / "a", "b": mix_dirs / "b", "c": tmp_path / "c",
+               "missing": tmp_path / "missing"}  # fmt: skip
+    folders["c"].mkdir()
+    args = [a for d in data for a in ("--data", d.format(**folders))]
+    r = _tiny_cli(*args, "--out", tmp_path / "bad")
+    assert r.returncode == 2
+    assert message.format(**folders) in r.stderr, r.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_data_sources_parse_shares():
+    from scnrestore.datasources import parse_sources
+
+    three = parse_sources(["x", "y:0.5", "z"])
+    assert [(d["path"], d["share"]) for d in three] == [("x", 0.25), ("y", 0.5), ("z", 0.25)]
+    # hand-rounded thirds are scaled to sum to exactly 1
+    thirds = parse_sources(["x:0.33", "y:0.33", "z:0.33"])
+    assert sum(d["share"] for d in thirds) == pytest.approx(1.0, abs=1e-12)
+    assert parse_sources(["dir:with:colons"]) == [{"path": "dir:with:colons", "share": 1.0}]
+    assert parse_sources(["C:/data/x:0.6", "y"])[0] == {"path": "C:/data/x", "share": 0.6}
+    with pytest.raises(ValueError, match="shares must sum to 1"):
+        TrainConfig(task="upscale", data=[{"path": "x", "share": 0.4}], out="o")

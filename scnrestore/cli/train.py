@@ -30,7 +30,16 @@ __all__ = ["train"]
 def train(
     task: Annotated[Task, typer.Argument(help="upscale, denoise or dejpeg.")],
     out: Annotated[Path, typer.Option(help="Run directory: checkpoints, log, weights.")],
-    data: Annotated[Path | None, typer.Option(help="Directory of clean training images.")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="DIR[:SHARE]",
+            help="Directory of clean training images; repeat it to mix folders, each "
+            "with its share of the patches, e.g. --data train291:0.7 --data train:0.3 "
+            "(folders without a share split the rest evenly; shares sum to 1). "
+            "run.json records each folder's images; --resume refuses if they changed.",
+        ),
+    ] = None,
     val: Annotated[Path | None, typer.Option(help="Directory of validation images.")] = None,
     scale: Annotated[int, typer.Option("--scale", "-s", min=2, max=4)] = 2,
     steps: Annotated[
@@ -143,10 +152,10 @@ def train(
         if resume and (out / "run.json").exists():
             cfg = resume_config(out, steps=steps, device=device, threads=threads, command=command)
         else:
-            if data is None:
+            if not data:
                 usage("--data is required for a new run")
             cfg = TrainConfig(
-                task=task.value, data=str(data), out=str(out), scale=scale,
+                task=task.value, data=_sources(data), out=str(out), scale=scale,
                 val=str(val) if val else None,
                 steps=steps or (10**7 if time_budget else 10000), batch=batch,
                 patch=patch, lr=lr, warmup=warmup,
@@ -163,6 +172,17 @@ def train(
     except ValueError as exc:
         usage(str(exc))
     _run(cfg, out, resume, quiet)
+
+
+def _sources(texts: list[str]) -> list[dict[str, Any]]:
+    """--data values as sources with shares; a usage error for a folder that is not there."""
+    from ..datasources import parse_sources
+
+    found = parse_sources(texts)
+    for d in found:
+        if not Path(d["path"]).is_dir():
+            usage(f"--data {d['path']}: no such folder")
+    return found
 
 
 def _jpeg_range(text: str | None) -> tuple[int, int] | None:

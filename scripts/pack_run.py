@@ -12,7 +12,10 @@ model.safetensors is left out: ``unpack`` rebuilds it from last.pt.
     python scripts/pack_run.py --unpack DEST.tar RUN_DIR [--data ../shared/data/train]
 
 ``--unpack`` also points run.json at RUN_DIR (and at --data), so
-``scnrestore train TASK --out RUN_DIR --resume`` continues it here.
+``scnrestore train TASK --out RUN_DIR --resume`` continues it here. A run
+trained on several folders takes one ``--data`` per folder, in the order
+run.json lists them (their shares and fingerprints stay; ``--resume``
+checks the folders hold the same images).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def pack(run: Path, dest: Path) -> None:
     print(f"{dest}: {dest.stat().st_size / 1e6:.1f} MB, step {state['step']}")
 
 
-def unpack(src: Path, run: Path, data: str | None = None) -> None:
+def unpack(src: Path, run: Path, data: list[str] | None = None) -> None:
     from safetensors.torch import save_file
 
     from scnrestore.train import weights_metadata
@@ -63,8 +66,8 @@ def unpack(src: Path, run: Path, data: str | None = None) -> None:
     # --resume reads the run's settings from run.json: point them at where
     # the run now lives (and, if asked, at this machine's copy of the data).
     cfg["config"]["out"] = str(run)
-    if data is not None:
-        cfg["config"]["data"] = data
+    if data:
+        cfg["config"]["data"] = _repoint(cfg["config"]["data"], data)
     (run / "run.json").write_text(json.dumps(cfg, indent=1))
     meta = weights_metadata(
         state["model_config"], cfg["config"]["task"], state["step"], cfg["config"]["command"]
@@ -74,10 +77,26 @@ def unpack(src: Path, run: Path, data: str | None = None) -> None:
     print(f"{run}: step {state['step']}")
 
 
+def _repoint(recorded: str | list[dict], data: list[str]) -> str | list[dict]:
+    """The run's data folders moved to ``data`` (one per recorded folder)."""
+    if isinstance(recorded, str):  # one folder, recorded as a plain string
+        if len(data) != 1:
+            raise SystemExit(f"the run has one data folder; --data given {len(data)} times")
+        return data[0]
+    if len(data) != len(recorded):
+        n = len(recorded)
+        raise SystemExit(f"the run has {n} data folders; --data given {len(data)} times")
+    return [d | {"path": path} for d, path in zip(recorded, data, strict=True)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--unpack", action="store_true")
-    ap.add_argument("--data", help="with --unpack: the training images' folder here")
+    ap.add_argument(
+        "--data",
+        action="append",
+        help="with --unpack: the training images' folder here (one per folder of the run)",
+    )
     ap.add_argument("src", type=Path)
     ap.add_argument("dest", type=Path)
     a = ap.parse_args()

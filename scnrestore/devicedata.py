@@ -206,6 +206,7 @@ class DeviceSampler:
         from .datasources import draw_cdf
 
         self.cfg = cfg
+        self.camera = degrade.CameraNoise(shot=cfg.camera_shot)
         self.device = device = torch.device(device)
         self.rng = rng if rng is not None else np.random.default_rng(cfg.seed)
         self.generator = torch.Generator(device=device)
@@ -378,7 +379,7 @@ class DeviceSampler:
         import torch
 
         for i in which.nonzero()[:, 0].tolist():
-            noisy = degrade.add_camera_noise(x[i].cpu().numpy(), self.rng)
+            noisy = degrade.add_camera_noise(x[i].cpu().numpy(), self.rng, self.camera)
             x[i] = torch.from_numpy(np.array(noisy)).to(x.device)
         return x
 

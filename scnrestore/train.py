@@ -123,6 +123,9 @@ class TrainConfig:
     # Gaussian noise of a σ drawn from sigma_range (the rest).
     noise: str = "gaussian"
     noise_mix: tuple[float, float] = (0.6, 0.1)
+    # The range of the camera noise's shot-noise level (``degrade.CameraNoise``:
+    # raw variance per unit of signal, log-uniform): its strength.
+    camera_shot: tuple[float, float] = (5e-5, 1.2e-2)
     # torch.compile the model for training (pays only on long runs).
     compile: bool = False
     val_every: int = 500
@@ -182,6 +185,9 @@ class TrainConfig:
         if self.noise != "gaussian" and self.task != "denoise":
             raise ValueError("noise applies to denoise only")
         self.noise_mix = tuple(float(v) for v in self.noise_mix)  # type: ignore[assignment]
+        self.camera_shot = tuple(float(v) for v in self.camera_shot)  # type: ignore[assignment]
+        if len(self.camera_shot) != 2 or not 0 < self.camera_shot[0] <= self.camera_shot[1]:
+            raise ValueError(f"camera_shot must be low,high > 0, not {self.camera_shot}")
         if len(self.noise_mix) != 2 or min(self.noise_mix) < 0 or sum(self.noise_mix) > 1:
             raise ValueError(f"noise_mix must be two shares summing to <= 1, not {self.noise_mix}")
         if self.loss not in LOSSES:
@@ -316,6 +322,12 @@ class PatchSampler:
         return x, y
 
 
+def camera_params(cfg: TrainConfig) -> degrade.CameraNoise:
+    """The camera-noise ranges of a run (``degrade.CameraNoise``'s, but the
+    shot-noise range the run records)."""
+    return degrade.CameraNoise(shot=cfg.camera_shot)
+
+
 def _real_noise_patch(
     cfg: TrainConfig, x: np.ndarray, sigma: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -324,7 +336,7 @@ def _real_noise_patch(
     u = rng.random()
     camera, clean = cfg.noise_mix
     if u < camera:
-        return degrade.add_camera_noise(np.ascontiguousarray(x), rng)
+        return degrade.add_camera_noise(np.ascontiguousarray(x), rng, camera_params(cfg))
     if u < camera + clean:
         return x
     return degrade.add_gaussian_noise(x, sigma, rng)

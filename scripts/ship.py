@@ -200,6 +200,46 @@ def ship_guard(args: argparse.Namespace, src: Path, keep: list | None) -> str:
     return f" (shipped past a failing guard, {n} offending line(s): {args.force})"
 
 
+# What each training folder is, for an entry's data and licence lines.
+DATA_NOTES = {
+    "train": ("shared/data/train (38 wallpapers, see its manifest.json)",
+              "GPL-2+/CC-BY-SA/CC-BY/CC0 wallpapers"),
+    "train291": ("shared/data/train291 (the field's 291 images: BSDS300 train + T91)",
+                 "the BSDS300 and T91 research data sets"),
+}  # fmt: skip
+
+
+def _folders(cfg: dict) -> list[tuple[str, float]]:
+    """(folder name, share) of a run's --data: a plain path, or the list of
+    {path, share, ...} a several-folder run records."""
+    data = cfg["data"]
+    if isinstance(data, str):
+        return [(Path(data).name, 1.0)]
+    return [(Path(d["path"]).name, float(d.get("share", 1.0))) for d in data]
+
+
+def data_text(cfg: dict, old: dict | None) -> str:
+    """The entry's data line: this run's folders (with shares), after an
+    earlier stage's where they differ."""
+    parts = []
+    for name, share in _folders(cfg):
+        text = DATA_NOTES.get(name, (name, ""))[0]
+        parts.append(text if share == 1.0 else f"{text} {share:.0%}")
+    text = " + ".join(parts)
+    earlier = (old or {}).get("data", "")
+    return text if not earlier or earlier == text else f"{earlier}; then {text}"
+
+
+def licence_text(cfg: dict, old: dict | None) -> str:
+    """MIT weights, naming every data set trained on (this run's and before)."""
+    sources = [DATA_NOTES.get(n, (n, n))[1] for n, _ in _folders(cfg)]
+    before = (old or {}).get("licence", "")
+    for known in (v[1] for v in DATA_NOTES.values()):
+        if known in before and known not in sources:
+            sources.append(known)
+    return "MIT (weights trained by scnrestore on " + " and ".join(sources) + ")"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("run", type=Path)
@@ -279,7 +319,9 @@ def main() -> None:
         steps += int(old.get("steps", 0))
         status = status or old.get("status", "")
     fields: dict[str, object] = {"task": task, "scale": scale}
-    if task == "denoise":
+    if task == "denoise" and cfg.get("noise") == "real":
+        fields["noise"] = "real"  # blind: takes no level (denoise without --sigma)
+    elif task == "denoise":
         fields["sigma_range"] = list(cfg["sigma_range"])
     if task == "dejpeg":
         fields["quality_range"] = list(cfg["quality_range"])
@@ -296,10 +338,10 @@ def main() -> None:
         num_scales=mcfg["num_scales"],
         image_mean=mcfg["image_mean"],
         num_cond_channels=mcfg["num_cond_channels"],
-        licence="MIT (weights trained by scnrestore on GPL-2+/CC-BY-SA/CC-BY/CC0 wallpapers)",
+        licence=licence_text(cfg, old),
         provenance=provenance,
         steps=steps,
-        data="shared/data/train (38 wallpapers, see its manifest.json)",
+        data=data_text(cfg, old),
         quality=quality,
         quality_note="scnrestore eval on shared/data/val (5 photos), default precision, "
         + ("PSNR-Y shave = scale vs bicubic" if task == "upscale" else "PSNR RGB vs input")

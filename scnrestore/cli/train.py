@@ -127,6 +127,22 @@ def train(
             "for camera photos (camera noise, clean and white-noise patches mixed).",
         ),
     ] = "gaussian",
+    noise_mix: Annotated[
+        str,
+        typer.Option(
+            metavar="CAMERA,CLEAN",
+            help="--noise real: shares of camera-noise and clean patches (the rest: "
+            "white noise).",
+        ),
+    ] = "0.6,0.1",
+    camera_shot: Annotated[
+        str,
+        typer.Option(
+            metavar="LOW,HIGH",
+            help="--noise real: range of the camera's shot-noise level (raw variance "
+            "per unit of signal; 1e-4 is a clean daylight shot, 1e-2 high ISO).",
+        ),
+    ] = "5e-5,1.2e-2",
     time_budget: Annotated[
         float,
         typer.Option(
@@ -168,6 +184,8 @@ def train(
                 image_scales=floats(image_scales, "--image-scales"),
                 jpeg_range=_jpeg_range(jpeg_range), jpeg_clean=jpeg_clean, ema=ema,
                 loss=loss.value, noise=noise,
+                noise_mix=floats(noise_mix, "--noise-mix"),
+                camera_shot=floats(camera_shot, "--camera-shot"),
             )  # fmt: skip
     except ValueError as exc:
         usage(str(exc))

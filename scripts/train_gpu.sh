@@ -8,6 +8,15 @@
 #   PROBE=1 DEVICE=cpu DATA=../shared/data/train scripts/train_gpu.sh   # the same, here
 #   MODELS="denoise dejpeg" BUDGET=420 scripts/train_gpu.sh             # a subset
 #
+# Several training folders, each with its share of the patches (as
+# `scnrestore train --data DIR:SHARE`, repeated): DATA lists them, separated
+# by spaces, for the prep and for a run here alike. The prep packs each into
+# .gpudata/<folder name> and writes the packed list to .gpudata/data.txt,
+# which a run there trains on when DATA is not set (else .gpudata/train):
+#
+#   DATA="../shared/data/train291:0.7 ../shared/data/train:0.3" PY=venv/bin/python scripts/train_gpu.sh prep
+#   GPUDATA=/tmp/gd WHEELS=0 DATA="..." scripts/train_gpu.sh prep   # a dry prep elsewhere, offline
+#
 # It trains, at once, the models that still miss their quality bar (issues
 # "Paper-grade checkpoints" and "Upscale real photos"): scn-x3, scn-denoise,
 # scn-dejpeg and the JPEG-aware x2 and x4 upscalers; scn-x2 and scn-x4 meet
@@ -38,31 +47,59 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 if [ "${1:-}" = prep ]; then
-  SRC=${SRC:-../shared/data/train}
-  mkdir -p .gpudata/train
-  exclude=$(git rev-parse --git-path info/exclude)
-  mkdir -p "$(dirname "$exclude")"
-  grep -qx '/.gpudata/' "$exclude" 2>/dev/null || echo /.gpudata/ >> "$exclude"
-  $PY - "$SRC" <<'EOF'
-import sys
+  GPUDATA=${GPUDATA:-.gpudata}
+  if [ "$GPUDATA" = .gpudata ]; then
+    exclude=$(git rev-parse --git-path info/exclude)
+    mkdir -p "$(dirname "$exclude")"
+    grep -qx '/.gpudata/' "$exclude" 2>/dev/null || echo /.gpudata/ >> "$exclude"
+  fi
+  mkdir -p "$GPUDATA"
+  # each folder of DATA (default SRC, or the wallpapers) as lossless WebP in
+  # $GPUDATA/<its name>, with its share; the list of packed folders in data.txt
+  $PY - "$GPUDATA" ${DATA:-${SRC:-../shared/data/train}} <<'EOF' || exit 2
+import shutil, sys
 from pathlib import Path
 from PIL import Image
-for p in sorted(Path(sys.argv[1]).glob("*.png")):
-    with Image.open(p) as im:
-        im.convert("RGB").save(f".gpudata/train/{p.stem}.webp", lossless=True, quality=100, method=4)
+from scnrestore.datasources import image_paths, parse_sources
+dest, items = Path(sys.argv[1]), sys.argv[2:]
+try:
+    sources = parse_sources(items)
+except ValueError as exc:
+    sys.exit(f"prep: {exc}")
+names = [Path(d["path"]).resolve().name for d in sources]
+if len(set(names)) < len(names):
+    sys.exit(f"prep: two folders of DATA share a name: {' '.join(items)}")
+packed = []
+for d, name, item in zip(sources, names, items):
+    out = dest / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for p in image_paths(d["path"]):
+        with Image.open(p) as im:
+            im.convert("RGB").save(out / f"{p.stem}.webp", lossless=True, quality=100, method=4)
+    share = f":{d['share']:g}" if len(sources) > 1 or item != d["path"] else ""
+    packed.append(f"{out}{share}")
+(dest / "data.txt").write_text(" ".join(packed) + "\n")
+print("prep: DATA there:", " ".join(packed))
 EOF
-  mkdir -p .gpudata/val  # for scripts/bench_gpu.sh's precision cost
-  cp "${VALSRC:-../shared/data/val}"/*.png .gpudata/val/
+  mkdir -p "$GPUDATA/val"  # for scripts/bench_gpu.sh's precision cost
+  cp "${VALSRC:-../shared/data/val}"/*.png "$GPUDATA/val/"
   # what the card's image lacks (see scripts/gpu_env.sh): pure-Python wheels
-  $PY -m pip download -q --no-deps --only-binary=:all: -d .gpudata/whl platformdirs pypng \
-    || echo "prep: wheels not fetched; the benchmarks there may time random weights" >&2
-  du -sh .gpudata/train .gpudata/val .gpudata/whl
+  if [ "${WHEELS:-1}" = 1 ]; then
+    $PY -m pip download -q --no-deps --only-binary=:all: -d "$GPUDATA/whl" platformdirs pypng \
+      || echo "prep: wheels not fetched; the benchmarks there may time random weights" >&2
+  fi
+  du -sh "$GPUDATA"/*/
+  total=$(du -sm "$GPUDATA" | cut -f1)
+  [ "$total" -le 60 ] || echo "prep: $GPUDATA is ${total} MiB; what a run carries is 64 MiB in all" >&2
   exit 0
 fi
 
 PROBE=${PROBE:-0}
 DEVICE=${DEVICE:-cuda}
-DATA=${DATA:-.gpudata/train}
+DATA=${DATA:-$(cat .gpudata/data.txt 2>/dev/null || echo .gpudata/train)}
+read -r -a data_list <<< "$DATA"  # DIR or DIR:SHARE, one per training folder
+folder() { case $1 in *:[0-9.]*) echo "${1%:*}" ;; *) echo "$1" ;; esac; }
 OUT=${OUT:-/tmp/scn_out}
 RUNS=${RUNS:-/tmp/scn_runs}
 MODELS=${MODELS:-upscale_x3 denoise dejpeg jpeg_x2 jpeg_x4}  # all: upscale_x2 upscale_x4 too
@@ -70,12 +107,18 @@ SHIPPED=scnrestore/models
 extra=(${EXTRA:-})
 if [ "$PROBE" = 1 ]; then
   BUDGET=${BUDGET:-15}
-  # a few images, a few steps; on a CPU also tiny batches
-  mkdir -p "$RUNS/probe_data"
-  for f in $(ls "$DATA" | head -n "${PROBE_IMAGES:-3}"); do
-    ln -sf "$(realpath "$DATA/$f")" "$RUNS/probe_data/$f"
+  # a few images of each folder (its share kept), a few steps; on a CPU also tiny batches
+  rm -rf "$RUNS/probe_data"
+  probe=()
+  for i in "${!data_list[@]}"; do
+    item=${data_list[$i]}; dir=$(folder "$item")
+    mkdir -p "$RUNS/probe_data/$i"
+    for f in $(ls "$dir" | head -n "${PROBE_IMAGES:-3}"); do
+      ln -sf "$(realpath "$dir/$f")" "$RUNS/probe_data/$i/$f"
+    done
+    probe+=("$RUNS/probe_data/$i${item#"$dir"}")
   done
-  DATA=$RUNS/probe_data
+  data_list=("${probe[@]}")
   if [ "$DEVICE" = cpu ]; then
     SLACK=${SLACK:-600}  # several runs starting on a few busy cores take minutes
     extra+=(--steps 3 --batch 2 --patch 32 --threads 1 --log-every 1 --ckpt-every 2)
@@ -93,10 +136,15 @@ date
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
 . scripts/gpu_env.sh
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-echo "models: $MODELS; budget ${BUDGET}s each; data $DATA ($(ls "$DATA" | wc -l) images)"
+data_args=()
+for item in "${data_list[@]}"; do
+  data_args+=(--data "$item")
+  echo "data $item ($(ls "$(folder "$item")" | wc -l) images)"
+done
+echo "models: $MODELS; budget ${BUDGET}s each"
 
 # The later options win: EXTRA / the probe's override the per-model ones.
-common=(--data "$DATA" --device "$DEVICE" --precision "${PRECISION:-bf16}" --threads 2
+common=("${data_args[@]}" --device "$DEVICE" --precision "${PRECISION:-bf16}" --threads 2
         --time-budget "$BUDGET" --batch 64 --warmup 100 --detail-floor 10
         --ckpt-every 500 --log-every 50 -q)
 pids=()

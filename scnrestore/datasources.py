@@ -29,6 +29,7 @@ __all__ = [
     "SHARE_TOLERANCE",
     "check_sources",
     "draw_cdf",
+    "image_paths",
     "load_sources",
     "normalise_data",
     "parse_sources",
@@ -110,7 +111,7 @@ def sources(data: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"path": data, "share": 1.0}] if isinstance(data, str) else data
 
 
-def _image_paths(folder: str) -> list[Path]:
+def image_paths(folder: str) -> list[Path]:
     """The files ``evaluate.load_images`` reads, in its order."""
     from .imageio.formats import IMAGE_EXTS
 
@@ -123,7 +124,7 @@ def scan_folder(folder: str) -> dict[str, Any]:
     from PIL import Image
 
     lines = []
-    for p in _image_paths(folder):
+    for p in image_paths(folder):
         with Image.open(p) as im:
             lines.append(f"{p.stem}\t{im.size[0]}x{im.size[1]}\n")
     digest = hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()[:16]

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import degrade
+from .datasources import draw_cdf
 
 if TYPE_CHECKING:
     import torch
@@ -203,8 +204,6 @@ class DeviceSampler:
     ):
         import torch
 
-        from .datasources import draw_cdf
-
         self.cfg = cfg
         self.camera = degrade.CameraNoise(shot=cfg.camera_shot)
         self.device = device = torch.device(device)
@@ -214,9 +213,6 @@ class DeviceSampler:
         s, p = cfg.scale, cfg.patch
         keep, self.groups = _targets(cfg, images, groups)
         self.hr_images = keep
-        # The cumulative draw weights that give each data source its share
-        # (None for one source: uniform draws).
-        cdf = draw_cdf(cfg.data, self.groups, p * s)
         self.lr_images = [degrade.bicubic_downscale(im, s) if s > 1 else im for im in keep]
         self.qualities = bank_qualities(cfg)
         self.step = 16 if cfg.jpeg_grid else 1
@@ -227,6 +223,7 @@ class DeviceSampler:
         def t(a: Any, dtype: Any = torch.int64) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a), dtype=dtype).to(device)
 
+        cdf = draw_cdf(cfg.data, self.groups, p * s)  # None: one data source, uniform
         self.cdf = None if cdf is None else t(cdf, torch.float64)
         lr_hw = np.array([im.shape[:2] for im in self.lr_images], np.int64)
         hr_hw = np.array([im.shape[:2] for im in keep], np.int64)

@@ -303,9 +303,9 @@ DenoiseOpt = Annotated[
         "--denoise",
         metavar="off|auto|SIGMA",
         rich_help_panel=RESTORE,
-        help="off, auto (a camera's noise, found per image by the real-noise model) "
-        "or a sigma 1-75 (white Gaussian noise): remove noise before upscaling, "
-        "after the JPEG step.",
+        help="off, auto (per image: the blind real-noise model where one ships, else "
+        "the sigma estimated) or a sigma 1-75 (white Gaussian noise): remove noise "
+        "before upscaling, after the JPEG step.",
     ),
 ]
 

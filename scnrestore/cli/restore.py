@@ -324,8 +324,9 @@ def denoise(
             metavar="N|auto",
             rich_help_panel=RESTORE,
             help="Noise level (standard deviation on the 0-255 scale), 1-75, for "
-            "white Gaussian noise; or auto: real camera noise, found per image by "
-            "the blind real-noise model (the σ it removed is printed).",
+            "white Gaussian noise; or auto: estimated per image and printed (with a "
+            "blind real-noise model in the registry, scn-denoise-real: that model, "
+            "and the σ it removed).",
         ),
     ] = "auto",
     keep_input: KeepInputOpt = "auto",
@@ -355,10 +356,10 @@ def denoise(
     worker_memory: WorkerMemoryOpt = None,
     max_retries: MaxRetriesOpt = 3,
 ) -> None:
-    """Remove noise: a camera's (default) or Gaussian noise of a told sigma.
+    """Remove noise: Gaussian noise of a told or estimated sigma, or a camera's.
 
-    Examples: [bold]scnrestore denoise photo.jpg[/bold] (a camera's noise),
-    [bold]scnrestore denoise --sigma 25 dir/[/bold] (Gaussian noise of σ 25)
+    Examples: [bold]scnrestore denoise --sigma 25 dir/[/bold],
+    [bold]scnrestore denoise photo.jpg[/bold] (sigma auto)
     """
     from ..batch import BatchOptions
     from ..weights import auto_denoise_model

@@ -131,8 +131,7 @@ def train(
         str,
         typer.Option(
             metavar="CAMERA,CLEAN",
-            help="--noise real: shares of camera-noise and clean patches (the rest: "
-            "white noise).",
+            help="--noise real: shares of camera-noise and clean patches (the rest: white noise).",
         ),
     ] = "0.6,0.1",
     camera_shot: Annotated[

@@ -102,7 +102,7 @@ read -r -a data_list <<< "$DATA"  # DIR or DIR:SHARE, one per training folder
 folder() { case $1 in *:[0-9.]*) echo "${1%:*}" ;; *) echo "$1" ;; esac; }
 OUT=${OUT:-/tmp/scn_out}
 RUNS=${RUNS:-/tmp/scn_runs}
-MODELS=${MODELS:-upscale_x3 denoise dejpeg jpeg_x2 jpeg_x4}  # all: upscale_x2 upscale_x4 too
+MODELS=${MODELS:-upscale_x3 denoise dejpeg jpeg_x2 jpeg_x4}  # all: upscale_x2 upscale_x4 denoise_real too
 SHIPPED=scnrestore/models
 extra=(${EXTRA:-})
 if [ "$PROBE" = 1 ]; then
@@ -164,6 +164,10 @@ for name in $MODELS; do
     denoise) launch $name denoise --patch 96 --lr 4e-4 --level-focus 25 --image-scales 1,0.5,0.33,0.25 \
                --seed 104 --init $SHIPPED/scn-denoise.safetensors ;;
     dejpeg) launch $name dejpeg --patch 96 --lr 3e-4 --seed 105 --init $SHIPPED/scn-dejpeg.safetensors ;;
+    # the blind real-noise model (docs/realnoise.md): grown from scn-denoise, camera noise
+    denoise_real) launch $name denoise --noise real --noise-mix 0.6,0.15 --camera-shot 1e-4,6e-3 \
+               --patch 96 --lr 2e-4 --level-focus 30 --image-scales 1,0.5 --ema 0.999 --seed 108 \
+               --init $SHIPPED/scn-denoise.safetensors ;;
     jpeg_x2) launch $name upscale -s 2 --jpeg-range 30,100 --jpeg-clean 0.2 "${sr[@]}" --seed 106 \
                --init $SHIPPED/scn-x2-jpeg.safetensors ;;
     jpeg_x4) launch $name upscale -s 4 --jpeg-range 30,100 --jpeg-clean 0.2 "${sr[@]}" --seed 107 \

@@ -136,6 +136,8 @@ def main() -> None:
         f"against clean/; auto: {auto_name}; told σ: {args.sigma_model}; "
         f"{platform.processor() or platform.machine()}",
         f"# python benchmarks/realnoise.py --sigmas {args.sigmas}"
+        + (f" --every {args.every}" if args.every != 1 else "")
+        + (f" --limit {args.limit}" if args.limit else "")
         + (f" --cbm3d {args.cbm3d}" if args.cbm3d else "")
         + (f" --cbm3d-from {args.cbm3d_from}" if args.cbm3d_from else "")
         + (f" --model {args.model}" if args.model else "")

@@ -527,14 +527,16 @@ def test_output_folder_blocked_by_a_file(tmp_path, ckpt_dir):
     s = json.loads(r.stdout)
     assert s["failed"] == 2 and s["ok"] == 0  # each file tried and reported
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    # found while planning, before a model loads: one line per file, naming the blocker
+    blocker = tmp_path / "blocker"
     assert errors == [
-        f"error: {p}: cannot create folder {tmp_path / 'blocker' / 'out'}: a file is in the way"
+        f"error: {p}: cannot write {blocker / 'out' / p.name}: {blocker} is a file, not a folder"
         for p in (a, b)
     ]
     r = run("upscale", a, "-o", tmp_path / "blocker" / "x.png", *model)
     assert r.returncode == 1
     assert r.stderr.splitlines()[0] == (
-        f"error: {a}: cannot create folder {tmp_path / 'blocker'}: a file is in the way"
+        f"error: {a}: cannot write {blocker / 'x.png'}: {blocker} is a file, not a folder"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "plain.bmp", "plain.png"]
 

@@ -19,7 +19,7 @@ LAYERS = [
     {"__main__", "cli"},
     {"batch", "distributed"},
     {"standard"},
-    {"train", "devicedata"},
+    {"train", "devicedata", "datasources"},
     {"evaluate", "compare"},
     {"spec"},
     {"outsize"},

@@ -674,13 +674,20 @@ def test_a_single_folder_run_recorded_as_a_string_still_resumes_identically(data
 
 
 def test_recorded_training_configs_still_load():
-    """Every stage recorded under training/ loads as a TrainConfig, its data
-    folder still a plain string (so it draws as it did)."""
+    """Every stage recorded under training/ loads as a TrainConfig: a
+    one-folder run's data is still the plain string it recorded (so it draws
+    as it did), a several-folder run's the folders with shares and fingerprints."""
     records = sorted((ROOT / "training").glob("*/*.run.json"))
     assert records
     for path in records:
-        cfg = TrainConfig(**json.loads(path.read_text())["config"])
-        assert isinstance(cfg.data, str), path
+        recorded = json.loads(path.read_text())["config"]
+        cfg = TrainConfig(**recorded)
+        if isinstance(recorded["data"], str):
+            assert cfg.data == recorded["data"], path
+        else:
+            assert [d["path"] for d in cfg.data] == [d["path"] for d in recorded["data"]], path
+            assert sum(d["share"] for d in cfg.data) == pytest.approx(1.0), path
+            assert all(d["fingerprint"] for d in cfg.data), path
 
 
 def _cli_env():

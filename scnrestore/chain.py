@@ -178,6 +178,9 @@ class Chain:
         self.scale = int(scale)
         self.jpeg = parse_jpeg(jpeg)
         self.denoise = parse_denoise(denoise)
+        # denoise auto: the blind real-noise model where the registry ships one
+        # (it reads the noise itself), looked up once, not per image
+        self._blind = weights.auto_denoise_model() if self.denoise == "auto" else None
         self.model = model
         self.options = restorer_options
         self._restorers: dict[tuple[str, str], Restorer] = {}
@@ -261,9 +264,8 @@ class Chain:
             steps.append(Step("dejpeg", quality, model=weights.default_model("dejpeg")))
         if self.denoise is not None:
             sigma = None if self.denoise == "auto" else float(self.denoise)  # type: ignore[arg-type]
-            # auto: the blind real-noise model where it ships (it reads the noise itself)
-            blind = weights.auto_denoise_model() if sigma is None else None
-            steps.append(Step("denoise", sigma, model=blind or weights.default_model("denoise")))
+            model = self._blind or weights.default_model("denoise")
+            steps.append(Step("denoise", sigma, model=model))
         name, _ = joint or self._upscaler(jpeg=False)
         steps.append(Step("upscale", quality if joint else None, self.scale, name))
         return steps

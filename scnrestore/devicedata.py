@@ -205,7 +205,7 @@ class DeviceSampler:
         import torch
 
         self.cfg = cfg
-        self.camera = degrade.CameraNoise(shot=cfg.camera_shot)
+        self.camera = cfg.camera  # drawn from per camera patch, made once
         self.device = device = torch.device(device)
         self.rng = rng if rng is not None else np.random.default_rng(cfg.seed)
         self.generator = torch.Generator(device=device)

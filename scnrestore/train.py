@@ -209,6 +209,12 @@ class TrainConfig:
         return self.sigma_range if self.task == "denoise" else self.quality_range
 
     @property
+    def camera(self) -> degrade.CameraNoise:
+        """The camera-noise ranges of a ``noise="real"`` run: ``degrade.CameraNoise``'s,
+        but the shot-noise range the run records."""
+        return degrade.CameraNoise(shot=self.camera_shot)
+
+    @property
     def focus(self) -> float | None:
         """The level half of each batch is drawn below (None: the whole range)."""
         if self.level_focus is not None:
@@ -322,12 +328,6 @@ class PatchSampler:
         return x, y
 
 
-def camera_params(cfg: TrainConfig) -> degrade.CameraNoise:
-    """The camera-noise ranges of a run (``degrade.CameraNoise``'s, but the
-    shot-noise range the run records)."""
-    return degrade.CameraNoise(shot=cfg.camera_shot)
-
-
 def _real_noise_patch(
     cfg: TrainConfig, x: np.ndarray, sigma: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -336,7 +336,7 @@ def _real_noise_patch(
     u = rng.random()
     camera, clean = cfg.noise_mix
     if u < camera:
-        return degrade.add_camera_noise(np.ascontiguousarray(x), rng, camera_params(cfg))
+        return degrade.add_camera_noise(np.ascontiguousarray(x), rng, cfg.camera)
     if u < camera + clean:
         return x
     return degrade.add_gaussian_noise(x, sigma, rng)

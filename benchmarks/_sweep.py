@@ -8,7 +8,7 @@ import argparse
 import numpy as np
 import torch
 
-from scnrestore.evaluate import load_images
+from scnrestore.training.evaluate import load_images
 
 
 def centre_crop(a: np.ndarray, n: int) -> np.ndarray:

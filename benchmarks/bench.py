@@ -113,7 +113,7 @@ def val_psnr_delta(
     folded, task: str, precision: str, val: Path, scale: int, device: str = "cpu", crop: int = 0
 ) -> float | None:
     """PSNR at ``precision`` minus fp32's on the images in ``val`` (None: no folder)."""
-    from scnrestore.evaluate import load_images
+    from scnrestore.training.evaluate import load_images
 
     if not val.is_dir():
         return None
@@ -135,7 +135,7 @@ def precision_psnr(
     """Mean PSNR (PSNR-Y for upscale) on ``images`` (name, clean uint8 RGB) at
     each precision, degraded and restored as ``scnrestore eval`` does."""
     from scnrestore.api import Restorer
-    from scnrestore.evaluate import evaluate, summarise
+    from scnrestore.training.evaluate import evaluate, summarise
 
     key = "psnr_y" if task == "upscale" else "psnr"
     res = {}

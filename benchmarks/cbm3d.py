@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scnrestore import degrade
-from scnrestore.evaluate import load_images
 from scnrestore.metrics import psnr
+from scnrestore.training import degrade
+from scnrestore.training.evaluate import load_images
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -38,7 +38,7 @@ def set_dir(name: str) -> Path:
 
 
 def make_input(case: str, clean: np.ndarray, index: int) -> np.ndarray:
-    from scnrestore import degrade
+    from scnrestore.training import degrade
 
     if case == "clean":
         return clean
@@ -60,9 +60,9 @@ def main() -> None:
 
     from scnrestore import Restorer
     from scnrestore.api import auto_level
-    from scnrestore.evaluate import load_images
     from scnrestore.imageio import Image
     from scnrestore.metrics import psnr
+    from scnrestore.training.evaluate import load_images
     from scnrestore.weights import auto_denoise_model
 
     name = args.model or auto_denoise_model() or "scn-denoise"

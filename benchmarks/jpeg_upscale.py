@@ -38,11 +38,11 @@ def main() -> None:
     ap.add_argument("--json", help="write the rows here too")
     args = ap.parse_args()
 
-    from scnrestore import degrade
     from scnrestore.api import Restorer
     from scnrestore.chain import Chain, describe
-    from scnrestore.evaluate import load_images
     from scnrestore.metrics import psnr_y
+    from scnrestore.training import degrade
+    from scnrestore.training.evaluate import load_images
 
     images = load_images(args.folder)
     if args.crop:

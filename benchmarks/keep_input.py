@@ -24,8 +24,8 @@ import numpy as np
 from _sweep import sweep_images, sweep_parser
 
 from scnrestore.api import Restorer, blend_input
-from scnrestore.degrade import make_input
 from scnrestore.metrics import psnr, psnr_y
+from scnrestore.training.degrade import make_input
 
 
 def main() -> None:

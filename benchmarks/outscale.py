@@ -32,7 +32,7 @@ from scnrestore.chain import Chain
 from scnrestore.imageio import Image
 from scnrestore.metrics import psnr_y
 from scnrestore.outsize import OutSize, Resized, passes, resize
-from scnrestore.standard import SETS, load_set
+from scnrestore.training.standard import SETS, load_set
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BENCH = ROOT.parent / "shared" / "data" / "bench"

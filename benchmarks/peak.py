@@ -154,7 +154,7 @@ def smoothed(images: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray
 
 def quality_sets(val: Path, crop: int) -> dict[str, list[tuple[str, np.ndarray]]]:
     """{"val": the photos, "val/3": downscaled, "smooth": softened}, centre-cropped."""
-    from scnrestore.evaluate import load_images
+    from scnrestore.training.evaluate import load_images
 
     if not val.is_dir():
         return {}

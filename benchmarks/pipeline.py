@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import where  # noqa: E402
 
-from scnrestore.devicedata import DeviceSampler  # noqa: E402
-from scnrestore.evaluate import load_images  # noqa: E402
-from scnrestore.train import PatchSampler, TrainConfig  # noqa: E402
+from scnrestore.training.devicedata import DeviceSampler  # noqa: E402
+from scnrestore.training.evaluate import load_images  # noqa: E402
+from scnrestore.training.train import PatchSampler, TrainConfig  # noqa: E402
 
 SETUPS = {
     "upscale_x2": dict(task="upscale", scale=2, patch=48),

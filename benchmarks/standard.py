@@ -6,7 +6,7 @@
     python benchmarks/standard.py --json > standard.json
     python benchmarks/standard.py --save benchmarks/results/standard_cpu  # .txt and .json
 
-Protocol, published figures and the runner: ``scnrestore/standard.py`` (the
+Protocol, published figures and the runner: ``scnrestore/training/standard.py`` (the
 protocol of ../shared/README.md, on the functions behind ``scnrestore eval``).
 SR runs on Set5 / Set14 / B100, denoise (σ 15 / 25 / 50) and dejpeg (q 10 / 20 / 30 /
 40) on CBSD68. Models: the registry's shipped ones with their default path
@@ -30,7 +30,7 @@ from pathlib import Path
 import scnrestore  # noqa: F401  (before torch: it sets up torch's CPU allocator)
 
 # isort: on
-from scnrestore import standard
+from scnrestore.training import standard
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BENCH = ROOT.parent / "shared" / "data" / "bench"
@@ -163,7 +163,10 @@ def merged(args: argparse.Namespace) -> None:
     head = f"# {command}\n# the table of {len(docs)} runs:\n" + "".join(
         header(d, "#   ") for d in docs
     )
-    head += "# protocol: scnrestore/standard.py (../shared/README.md); per-set times summed\n\n"
+    head += (
+        "# protocol: scnrestore/training/standard.py (../shared/README.md); "
+        "per-set times summed\n\n"
+    )
     text = report(out)
     if args.save:
         args.save.parent.mkdir(parents=True, exist_ok=True)
@@ -322,7 +325,7 @@ def finish(
         f"# {command}\n# commit {doc['commit']}, {doc['date']}; CPU {cpu['model_name']} "
         f"(flags: {cpu['flags']}); torch {doc['torch']}, {doc['torch_threads']} threads; "
         f"device {args.device}, precision {args.precision} -> {', '.join(precisions) or 'n/a'}\n"
-        f"# protocol: scnrestore/standard.py (../shared/README.md); total "
+        f"# protocol: scnrestore/training/standard.py (../shared/README.md); total "
         f"{doc['total_seconds'] / 60:.1f} min"
         + (f"; PARTIAL: {partial} so far" if partial else "")
         + "\n\n"

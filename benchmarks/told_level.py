@@ -23,8 +23,8 @@ import numpy as np
 from _sweep import sweep_images, sweep_parser
 
 from scnrestore.api import LEVEL_RANGES, Restorer
-from scnrestore.degrade import make_input
 from scnrestore.metrics import psnr
+from scnrestore.training.degrade import make_input
 
 
 def main() -> None:

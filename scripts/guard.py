@@ -15,8 +15,8 @@ standard table, ../shared/README.md):
   - a JPEG-aware upscaler: val, the low-resolution input saved at q 70 / 80 / 90;
   - denoise: PSNR (RGB) at σ 15 / 25 / 50 on CBSD68 and val;
   - dejpeg: PSNR (RGB) at q 10 / 20 / 30 / 40 on CBSD68 and val.
-Each image is degraded and scored by scnrestore.evaluate.evaluate, the function
-behind `scnrestore eval` and scnrestore.standard.run_case (seeded noise, Pillow
+Each image is degraded and scored by scnrestore.training.evaluate.evaluate, the function
+behind `scnrestore eval` and scnrestore.training.standard.run_case (seeded noise, Pillow
 bicubic / JPEG), so the figures are README's. The shipped model runs on its
 default path (its registry entry's told_level and keep_input / keep_luma
 schedules); the candidate with the entry's keep schedule, as `ship.py --stage`
@@ -56,10 +56,10 @@ import numpy as np
 import scnrestore  # noqa: F401  (before torch: it sets up torch's CPU allocator)
 
 # isort: on
-from scnrestore import standard
-from scnrestore.evaluate import evaluate, load_images
 from scnrestore.files import atomic_output
 from scnrestore.tasks import TASK_SCHEDULES
+from scnrestore.training import standard
+from scnrestore.training.evaluate import evaluate, load_images
 from scnrestore.weights import load_registry, resolve, schedule_weight
 
 ROOT = Path(__file__).resolve().parents[1]

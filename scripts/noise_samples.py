@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from scnrestore import degrade
+from scnrestore.training import degrade
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = (1, 2, 4, 8)

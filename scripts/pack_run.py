@@ -56,7 +56,7 @@ def pack(run: Path, dest: Path) -> None:
 def unpack(src: Path, run: Path, data: list[str] | None = None) -> None:
     from safetensors.torch import save_file
 
-    from scnrestore.train import weights_metadata
+    from scnrestore.training.train import weights_metadata
 
     run.mkdir(parents=True, exist_ok=True)
     with tarfile.open(src) as tar:

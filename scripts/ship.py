@@ -73,8 +73,8 @@ def evaluate(
     low-resolution input is saved at (and the network is told).
     """
     from scnrestore.api import Restorer
-    from scnrestore.evaluate import eval_document, level_result, load_images
-    from scnrestore.evaluate import evaluate as run_eval
+    from scnrestore.training.evaluate import eval_document, level_result, load_images
+    from scnrestore.training.evaluate import evaluate as run_eval
     from scnrestore.weights import schedule_weight
 
     images = load_images(val)

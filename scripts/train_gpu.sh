@@ -29,7 +29,7 @@
 # so the seven at most and this log fit the 8 files / 64 MiB that come back) for the
 # CPU side to resume (`--resume`) or ship.
 #
-# Patches are cut and degraded on the card (scnrestore/devicedata.py; "auto"
+# Patches are cut and degraded on the card (scnrestore/training/devicedata.py; "auto"
 # picks it): the host only launches kernels, so the runs share the card
 # instead of waiting on Pillow. All at once rather than one after another:
 # an SCN step of batch 64 is many small kernels, one process leaves the card
@@ -60,7 +60,7 @@ if [ "${1:-}" = prep ]; then
 import shutil, sys
 from pathlib import Path
 from PIL import Image
-from scnrestore.datasources import image_paths, parse_sources
+from scnrestore.training.datasources import image_paths, parse_sources
 dest, items = Path(sys.argv[1]), sys.argv[2:]
 try:
     sources = parse_sources(items)

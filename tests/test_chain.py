@@ -12,12 +12,12 @@ import pytest
 from conftest import make_checkpoint
 from PIL import Image as PILImage
 
-from scnrestore import degrade
 from scnrestore.api import Restorer
 from scnrestore.chain import Chain, Step, describe, jpeg_quality_of, parse_denoise, parse_jpeg
 from scnrestore.imageio import read_image
 from scnrestore.model import condition_value
-from scnrestore.train import PatchSampler, TrainConfig, _init_from, train
+from scnrestore.training import degrade
+from scnrestore.training.train import PatchSampler, TrainConfig, _init_from, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image as PILImage
 from test_cli import run
 
-from scnrestore import degrade
+from scnrestore.training import degrade
 
 
 def test_dejpeg_auto_reads_quality_from_each_file(tmp_path, ckpt_dir, photo):

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from scnrestore import degrade
-from scnrestore.degrade import dihedral
-from scnrestore.devicedata import DeviceSampler, bank_qualities, choose_pipeline, make_bank
-from scnrestore.train import TrainConfig, patch_detail, train
+from scnrestore.training import degrade
+from scnrestore.training.degrade import dihedral
+from scnrestore.training.devicedata import DeviceSampler, bank_qualities, choose_pipeline, make_bank
+from scnrestore.training.train import TrainConfig, patch_detail, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)

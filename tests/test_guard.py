@@ -19,7 +19,7 @@ import pytest
 from conftest import make_checkpoint
 from PIL import Image
 
-from scnrestore import standard
+from scnrestore.training import standard
 
 ROOT = Path(__file__).resolve().parents[1]
 

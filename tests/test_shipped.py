@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from scnrestore import Restorer, degrade, load_model, weights
+from scnrestore import Restorer, load_model, weights
 from scnrestore.metrics import psnr_y
+from scnrestore.training import degrade
 
 ROOT = Path(__file__).resolve().parents[1]
 EMBEDDED = [e for e in weights.load_registry().values() if e.embedded]

@@ -1,4 +1,4 @@
-"""The standard-benchmark protocol (scnrestore/standard.py, benchmarks/standard.py)
+"""The standard-benchmark protocol (scnrestore/training/standard.py, benchmarks/standard.py)
 on small generated images: no ../shared needed."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scnrestore import standard
 from scnrestore.metrics import psnr, rgb_to_y
-from scnrestore.standard import Case
+from scnrestore.training import standard
+from scnrestore.training.standard import Case
 
 ROOT = Path(__file__).resolve().parents[1]
 

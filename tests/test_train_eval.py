@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from scnrestore import degrade
 from scnrestore.estimate import estimate_jpeg_quality, estimate_sigma
-from scnrestore.train import TrainConfig, load_run_config, train
+from scnrestore.training import degrade
+from scnrestore.training.train import TrainConfig, load_run_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)
@@ -180,7 +180,7 @@ def test_milestones_passed_before_a_late_estimate_all_still_decay(data_dir, tmp_
 
     import torch
 
-    from scnrestore.train import _milestones
+    from scnrestore.training.train import _milestones
 
     cfg = _cfg(data_dir, tmp_path, steps=12, lr_milestones=(0.5, 0.75, 0.9), lr_gamma=0.3)
     assert _milestones(cfg) == [6, 9, 10]
@@ -282,7 +282,7 @@ def test_warmup_ramps_the_learning_rate(data_dir, tmp_path):
 
 
 def _levels(cfg, n=4000, seed=0):
-    from scnrestore.train import PatchSampler
+    from scnrestore.training.train import PatchSampler
 
     img = np.zeros((64, 64, 3), np.uint8)
     sampler = PatchSampler(cfg, [img], np.random.default_rng(seed))
@@ -336,7 +336,7 @@ def test_cli_level_focus_is_recorded_and_checked(data_dir, tmp_path):
 
 
 def test_patch_detail_is_zero_on_flat_and_high_on_texture():
-    from scnrestore.train import patch_detail
+    from scnrestore.training.train import patch_detail
 
     flat = np.full((32, 32, 3), 77, np.uint8)
     ramp = np.repeat(np.repeat(np.arange(32, dtype=np.uint8)[None, :, None], 32, 0), 3, 2)
@@ -350,7 +350,7 @@ def test_patch_detail_is_zero_on_flat_and_high_on_texture():
 def test_detail_floor_draws_textured_patches_and_replays(data_dir, tmp_path, task):
     """Half flat, half noise: uniform patches land on the flat half about as
     often as not; a detail floor all but stops it, and a run replays."""
-    from scnrestore.train import PatchSampler, patch_detail
+    from scnrestore.training.train import PatchSampler, patch_detail
 
     img = np.full((128, 256, 3), 90, np.uint8)
     img[:, 128:] = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
@@ -387,7 +387,7 @@ def test_detail_floor_is_checked_and_recorded(data_dir, tmp_path):
 def test_image_scales_draw_evenly_from_shrunk_copies(data_dir, tmp_path):
     """--image-scales 1,0.5: every image also appears shrunk by half
     (Pillow BICUBIC), and about half the patches come from the shrunk copies."""
-    from scnrestore.train import PatchSampler
+    from scnrestore.training.train import PatchSampler
 
     img = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     plain = PatchSampler(_cfg(data_dir, tmp_path, task="denoise", patch=16), [img],
@@ -476,7 +476,7 @@ def test_a_run_moved_elsewhere_resumes_where_it_now_is(data_dir, tmp_path):
     --resume goes on in the folder it is given."""
     import shutil
 
-    from scnrestore.train import resume_config
+    from scnrestore.training.train import resume_config
 
     first = tmp_path / "there"
     train(_cfg(data_dir, first, steps=4, val=None))
@@ -516,7 +516,7 @@ def test_ema_averages_the_weights_and_resumes_exactly(data_dir, tmp_path):
 def test_ema_follows_its_warm_up_schedule():
     import torch
 
-    from scnrestore.train import Ema
+    from scnrestore.training.train import Ema
 
     model = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
@@ -587,9 +587,9 @@ def test_each_folder_gets_its_share_of_the_patches(mix_dirs, tmp_path, pipeline)
     """Two folders at 0.8 / 0.2: the patches of 60 batches of 16, drawn with a
     fixed seed, come 80 / 20 from them (images within a folder evenly, then
     image_scales), in both samplers."""
-    from scnrestore.datasources import load_sources
-    from scnrestore.devicedata import DeviceSampler
-    from scnrestore.train import PatchSampler
+    from scnrestore.training.datasources import load_sources
+    from scnrestore.training.devicedata import DeviceSampler
+    from scnrestore.training.train import PatchSampler
 
     cfg = _cfg(mix_dirs, tmp_path, data=_mix(mix_dirs), batch=16, patch=16,
                image_scales=(1.0, 0.5))  # fmt: skip
@@ -611,9 +611,9 @@ def test_each_folder_gets_its_share_of_the_patches(mix_dirs, tmp_path, pipeline)
 def test_one_folder_as_a_list_draws_as_the_plain_string(data_dir, tmp_path, pipeline):
     """A recorded single-folder run (data a plain string) draws exactly the
     patches it drew before, and so does the same folder given as a list."""
-    from scnrestore.datasources import load_sources
-    from scnrestore.devicedata import DeviceSampler
-    from scnrestore.train import PatchSampler
+    from scnrestore.training.datasources import load_sources
+    from scnrestore.training.devicedata import DeviceSampler
+    from scnrestore.training.train import PatchSampler
 
     def batches(data):
         cfg = _cfg(data_dir, tmp_path, data=data, batch=8, patch=16, image_scales=(1.0, 0.5))
@@ -770,7 +770,7 @@ def test_cli_data_shares_are_checked(mix_dirs, tmp_path, data, message):
 
 
 def test_data_sources_parse_shares():
-    from scnrestore.datasources import parse_sources
+    from scnrestore.training.datasources import parse_sources
 
     three = parse_sources(["x", "y:0.5", "z"])
     assert [(d["path"], d["share"]) for d in three] == [("x", 0.25), ("y", 0.5), ("z", 0.25)]

@@ -72,7 +72,7 @@ def evaluate_cmd(
 
     Example: [bold]scnrestore eval --task upscale -s 4 val/[/bold]
     """
-    from ..evaluate import eval_document, load_images
+    from ..training.evaluate import eval_document, load_images
 
     lv = _levels(levels, task.value)
     if not directory.is_dir():
@@ -134,7 +134,7 @@ def _score(
     """Evaluate at one level (or JPEG quality of an upscale's input); print its
     table unless ``as_json``; the level's result."""
     from ..api import level_info
-    from ..evaluate import evaluate, level_result
+    from ..training.evaluate import evaluate, level_result
 
     rows = evaluate(restorer, images, level, jpeg=jpeg)
     result = level_result(level, rows, level_info(restorer, level))

@@ -22,7 +22,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..train import TrainConfig
+    from ..training.train import TrainConfig
 
 __all__ = ["train"]
 
@@ -160,7 +160,7 @@ def train(
 
     Example: [bold]scnrestore train upscale -s 2 --data train/ --val val/ --out runs/x2[/bold]
     """
-    from ..train import TrainConfig, resume_config
+    from ..training.train import TrainConfig, resume_config
 
     command = ["scnrestore", *sys.argv[1:]]
     try:
@@ -193,7 +193,7 @@ def train(
 
 def _sources(texts: list[str]) -> list[dict[str, Any]]:
     """--data values as sources with shares; a usage error for a folder that is not there."""
-    from ..datasources import parse_sources
+    from ..training.datasources import parse_sources
 
     found = parse_sources(texts)
     for d in found:
@@ -214,7 +214,7 @@ def _jpeg_range(text: str | None) -> tuple[int, int] | None:
 
 def _run(cfg: TrainConfig, out: Path, resume: bool, quiet: bool) -> None:
     """Train with a progress bar (terminal) or a line per log step; exit 130 if stopped."""
-    from ..train import train as run_training
+    from ..training.train import train as run_training
 
     progress = _Progress(cfg.steps, quiet)
     try:

@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..metrics import psnr, psnr_y
 from . import degrade
 from .evaluate import IMAGE_EXTS, evaluate, summarise
-from .metrics import psnr, psnr_y
 
 if TYPE_CHECKING:
-    from .api import Restorer
+    from ..api import Restorer
 
 __all__ = [
     "SETS",
@@ -299,7 +299,7 @@ def model_info(model: Any) -> dict[str, Any]:
     registry entry, the training steps behind it (results outlive the weights)."""
     import hashlib
 
-    from . import weights
+    from .. import weights
 
     source = str(getattr(model, "source", "") or "")
     info: dict[str, Any] = {"source": source}
@@ -332,7 +332,7 @@ def run(
     default. ``tta``: the models run with x8 self-ensemble (``--tta``; the
     published "+" figures, e.g. EDSR+, are measured so). Returns the JSON
     document: results in case order, and the seconds each set took."""
-    from .api import Restorer
+    from ..api import Restorer
 
     models = models or {}
     root = Path(root)

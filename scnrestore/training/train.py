@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from ..files import atomic_output
+from ..tasks import LOSSES, NOISES, TASKS
 from . import degrade
 from .datasources import check_sources, draw_cdf, load_sources, normalise_data, record_sources
 from .evaluate import evaluate, load_images, summarise
-from .files import atomic_output
-from .tasks import LOSSES, NOISES, TASKS
 
 __all__ = ["TrainConfig", "train", "TASKS", "load_run_config", "resume_config"]
 
@@ -445,7 +445,7 @@ def validate(
 ) -> dict[str, float]:
     """Mean PSNR (PSNR-Y for SR) of the model and of the baseline, through the
     same tiled engine users get."""
-    from .api import Restorer
+    from ..api import Restorer
 
     restorer = Restorer(cfg.task, model, scale=cfg.scale, device=device, precision=precision)
     try:
@@ -485,8 +485,8 @@ def train(
     """
     import torch
 
-    from .model import SCN, SCNConfig
-    from .runtime import resolve_device, resolve_precision
+    from ..model import SCN, SCNConfig
+    from ..runtime import resolve_device, resolve_precision
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -600,7 +600,7 @@ def train(
         _atomic_save_safetensors(ema.weights, meta | {"ema": f"{cfg.ema:g}"},
                                  out / "model.safetensors")  # fmt: skip
 
-    from .runtime import autocast
+    from ..runtime import autocast
 
     # A resumed run whose total was not yet fixed carries the unspent part of
     # its budget (see the ``finally`` below) and measures its pace afresh.
@@ -619,7 +619,7 @@ def train(
             x = x.permute(0, 3, 1, 2).float().div_(255)
             y = y.permute(0, 3, 1, 2).float().div_(255)
             if cfg.num_cond_channels:
-                from .model import condition_value
+                from ..model import condition_value
 
                 if torch.is_tensor(lv):  # the device pipeline: no host sync
                     from .devicedata import condition_values
@@ -844,7 +844,7 @@ def _fold_level_plane(src: dict[str, Any], own: dict[str, Any], fits: dict[str, 
     plane's constant contribution at ``BLIND_INIT_SIGMA`` moves into the conv's
     bias, so the new network computes what the old one did at that σ (exactly,
     but for the one-pixel border the zero padding touches)."""
-    from .model import condition_value
+    from ..model import condition_value
 
     folded: dict[str, Any] = {}
     for k, v in src.items():
@@ -874,7 +874,7 @@ def _init_from(model: Any, path: str) -> None:
     """
     import torch
 
-    from .checkpoint import load_state_dict
+    from ..checkpoint import load_state_dict
 
     src = load_state_dict(path)
     own = model.state_dict()

@@ -113,7 +113,7 @@ def sources(data: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def image_paths(folder: str) -> list[Path]:
     """The files ``evaluate.load_images`` reads, in its order."""
-    from .imageio.formats import IMAGE_EXTS
+    from ..imageio.formats import IMAGE_EXTS
 
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
 

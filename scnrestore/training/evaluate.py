@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..imageio.formats import IMAGE_EXTS
+from ..metrics import psnr, psnr_y, ssim
 from . import degrade
-from .imageio.formats import IMAGE_EXTS
-from .metrics import psnr, psnr_y, ssim
 
 if TYPE_CHECKING:
-    from .api import Restorer
+    from ..api import Restorer
 
 __all__ = ["EvalRow", "evaluate", "summarise", "level_result", "eval_document", "load_images"]
 

@@ -11,7 +11,7 @@ device pipeline (torch ops from images and a JPEG bank made once,
 devicedata.DeviceSampler), the device pipeline's start-up time (the
 bank, in worker processes) and the data it keeps (images, LR, bank).
 Then what the CPU trainer consumes, steps/s x batch from the CPU stages'
-logs in training/*/ (the fastest of each task's latest three CPU stages, by
+logs in training-records/*/ (the fastest of each task's latest three CPU stages, by
 median it_s), and the ratio device pipeline / consumption: the issue wants
 >= 10x.
 
@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import where  # noqa: E402
 
+from scnrestore.training.config import TrainConfig  # noqa: E402
 from scnrestore.training.devicedata import DeviceSampler  # noqa: E402
 from scnrestore.training.evaluate import load_images  # noqa: E402
-from scnrestore.training.train import PatchSampler, TrainConfig  # noqa: E402
+from scnrestore.training.sampler import PatchSampler  # noqa: E402
 
 SETUPS = {
     "upscale_x2": dict(task="upscale", scale=2, patch=48),
@@ -45,7 +46,7 @@ SETUPS = {
     "dejpeg": dict(task="dejpeg", patch=96),
     "jpeg_x2": dict(task="upscale", scale=2, patch=48, jpeg_range=(30, 100), jpeg_clean=0.2),
 }
-# the training/ folders whose CPU stages tell what the trainer consumes
+# the training-records/ folders whose CPU stages tell what the trainer consumes
 LOGS = {
     "upscale_x2": "upscale_x*",
     "denoise": "denoise",
@@ -73,7 +74,7 @@ def consumption(pattern: str) -> tuple[float, str]:
     """Patches/s the CPU trainer used: the fastest of the latest three CPU
     stages' (median it_s) x batch, and which stages."""
     runs = []
-    for run_json in ROOT.glob(f"training/{pattern}/*cpu*.run.json"):
+    for run_json in ROOT.glob(f"training-records/{pattern}/*cpu*.run.json"):
         log = run_json.with_name(run_json.name.replace(".run.json", ".log.jsonl"))
         if not log.exists():
             continue
@@ -146,7 +147,7 @@ def main() -> None:
         del sampler, ds
     print(
         "trainer p/s: the fastest of the latest three CPU stages, median it_s x batch "
-        "(training/*/*cpu*.log.jsonl):"
+        "(training-records/*/*cpu*.log.jsonl):"
     )
     for n in dict.fromkeys(notes):
         print("  " + n)

@@ -7,7 +7,7 @@ Each photo is noised exactly as `scnrestore eval` does it (per-image seeds,
 clipped and rounded to 8 bits), denoised by CBM3D and by the model (told the
 true σ, nothing blended back, fp32), and cut into BLOCK-px blocks. The blocks
 are binned by the clean block's mean |Laplacian| (grey, 0-255;
-``scnrestore.training.train.patch_detail``, the measure ``--detail-floor`` uses), and
+``scnrestore.training.sampler.patch_detail``, the measure ``--detail-floor`` uses), and
 each bin prints its share of the blocks, both PSNRs, the difference, and its
 share of the model's squared error. It says which content training should see
 more of.
@@ -22,7 +22,7 @@ import numpy as np
 
 from scnrestore.training import degrade
 from scnrestore.training.evaluate import load_images
-from scnrestore.training.train import patch_detail
+from scnrestore.training.sampler import patch_detail
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGES = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, float("inf"))

@@ -1,6 +1,7 @@
 """Ship guard: a candidate checkpoint against the shipped model of its registry name.
 
-    python scripts/guard.py runs/dn24 --name scn-denoise --record training/denoise/stage24_guard
+    python scripts/guard.py runs/dn24 --name scn-denoise \
+        --record training-records/denoise/stage24_guard
     python scripts/guard.py runs/x2s7/model.safetensors --name scn-x2 --sets Set5 --levels x2
     python scripts/ship.py runs/dn24 --name scn-denoise --stage "stage 24, CPU" --guard
 

@@ -4,7 +4,7 @@
 
 For each directory, draws random PATCH-px crops (uniform, as the trainer does
 without a floor) and prints quantiles of their mean |Laplacian| of grey
-(``scnrestore.training.train.patch_detail``), the per-image medians, and for each floor
+(``scnrestore.training.sampler.patch_detail``), the per-image medians, and for each floor
 the acceptance rate and quantiles of the patches the trainer would keep.
 """
 
@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from scnrestore.training.evaluate import load_images
-from scnrestore.training.train import patch_detail
+from scnrestore.training.sampler import patch_detail
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 

@@ -17,7 +17,10 @@ from scnrestore.chain import Chain, Step, describe, jpeg_quality_of, parse_denoi
 from scnrestore.imageio import read_image
 from scnrestore.model import condition_value
 from scnrestore.training import degrade
-from scnrestore.training.train import PatchSampler, TrainConfig, _init_from, train
+from scnrestore.training.config import TrainConfig
+from scnrestore.training.sampler import PatchSampler
+from scnrestore.training.train import train
+from scnrestore.training.warmstart import init_from as _init_from
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)

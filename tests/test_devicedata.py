@@ -11,9 +11,11 @@ import torch
 from PIL import Image as PILImage
 
 from scnrestore.training import degrade
+from scnrestore.training.config import TrainConfig
 from scnrestore.training.degrade import dihedral
 from scnrestore.training.devicedata import DeviceSampler, bank_qualities, choose_pipeline, make_bank
-from scnrestore.training.train import TrainConfig, patch_detail, train
+from scnrestore.training.sampler import patch_detail
+from scnrestore.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)

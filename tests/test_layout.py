@@ -1,8 +1,8 @@
 """The package's import graph: no circle, and imports flow down only.
 
-Read from the source with ``ast`` (every import, also those inside functions;
-``if TYPE_CHECKING:`` imports count for the direction, not for circles, since
-they never run).
+Read from the source with ``ast``: every import counts, also those inside
+functions and those under ``if TYPE_CHECKING:`` (a type-only import is still
+a dependency a reader follows).
 """
 
 from __future__ import annotations
@@ -112,8 +112,24 @@ def test_nothing_imports_the_cli_and_the_library_never_imports_typer():
         assert not [n for n in names if n.split(".")[0] in ("typer", "click")], module
 
 
+def test_only_training_tools_import_the_training_package():
+    """The product (api, engine, batch, ...) never needs the training code:
+    only the package itself and the ``train`` and ``eval`` commands import it
+    (scripts/ and benchmarks/ may too)."""
+    allowed = {"scnrestore.cli.train", "scnrestore.cli.evaluate"}
+    found = [
+        f"{module} -> {target}"
+        for module, imports in _graph().items()
+        if _room(module) != "training" and module not in allowed
+        for target, _ in imports
+        if _room(target) == "training"
+    ]
+    assert not found, found
+
+
 def test_no_circle():
-    graph = {m: [t for t, runs in imports if runs] for m, imports in _graph().items()}
+    """No circle in the import graph, counting in-function and type-only imports."""
+    graph = {m: [t for t, _ in imports] for m, imports in _graph().items()}
     state: dict[str, int] = {}  # 1: on the path, 2: done
     path: list[str] = []
 

@@ -9,7 +9,8 @@ import torch
 
 from scnrestore.model import SCN, SCNConfig, condition_value
 from scnrestore.training import degrade
-from scnrestore.training.train import TrainConfig, _init_from
+from scnrestore.training.config import TrainConfig
+from scnrestore.training.warmstart import init_from as _init_from
 
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)
 
@@ -80,7 +81,7 @@ def test_blind_model_grown_from_a_conditioned_one_computes_its_output_at_the_ini
 ):
     from safetensors.torch import save_file
 
-    from scnrestore.training import train as train_mod
+    from scnrestore.training import warmstart as train_mod
 
     torch.manual_seed(0)
     cond = SCN(SCNConfig(scale=1, num_cond_channels=1, **TINY)).eval()

@@ -14,7 +14,8 @@ from PIL import Image as PILImage
 
 from scnrestore.estimate import estimate_jpeg_quality, estimate_sigma
 from scnrestore.training import degrade
-from scnrestore.training.train import TrainConfig, load_run_config, train
+from scnrestore.training.config import TrainConfig, load_run_config
+from scnrestore.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_blocks=1, num_residual_units=8, width_multiplier=2, num_scales=2)
@@ -282,7 +283,7 @@ def test_warmup_ramps_the_learning_rate(data_dir, tmp_path):
 
 
 def _levels(cfg, n=4000, seed=0):
-    from scnrestore.training.train import PatchSampler
+    from scnrestore.training.sampler import PatchSampler
 
     img = np.zeros((64, 64, 3), np.uint8)
     sampler = PatchSampler(cfg, [img], np.random.default_rng(seed))
@@ -336,7 +337,7 @@ def test_cli_level_focus_is_recorded_and_checked(data_dir, tmp_path):
 
 
 def test_patch_detail_is_zero_on_flat_and_high_on_texture():
-    from scnrestore.training.train import patch_detail
+    from scnrestore.training.sampler import patch_detail
 
     flat = np.full((32, 32, 3), 77, np.uint8)
     ramp = np.repeat(np.repeat(np.arange(32, dtype=np.uint8)[None, :, None], 32, 0), 3, 2)
@@ -350,7 +351,7 @@ def test_patch_detail_is_zero_on_flat_and_high_on_texture():
 def test_detail_floor_draws_textured_patches_and_replays(data_dir, tmp_path, task):
     """Half flat, half noise: uniform patches land on the flat half about as
     often as not; a detail floor all but stops it, and a run replays."""
-    from scnrestore.training.train import PatchSampler, patch_detail
+    from scnrestore.training.sampler import PatchSampler, patch_detail
 
     img = np.full((128, 256, 3), 90, np.uint8)
     img[:, 128:] = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
@@ -387,7 +388,7 @@ def test_detail_floor_is_checked_and_recorded(data_dir, tmp_path):
 def test_image_scales_draw_evenly_from_shrunk_copies(data_dir, tmp_path):
     """--image-scales 1,0.5: every image also appears shrunk by half
     (Pillow BICUBIC), and about half the patches come from the shrunk copies."""
-    from scnrestore.training.train import PatchSampler
+    from scnrestore.training.sampler import PatchSampler
 
     img = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     plain = PatchSampler(_cfg(data_dir, tmp_path, task="denoise", patch=16), [img],
@@ -476,7 +477,7 @@ def test_a_run_moved_elsewhere_resumes_where_it_now_is(data_dir, tmp_path):
     --resume goes on in the folder it is given."""
     import shutil
 
-    from scnrestore.training.train import resume_config
+    from scnrestore.training.config import resume_config
 
     first = tmp_path / "there"
     train(_cfg(data_dir, first, steps=4, val=None))
@@ -589,7 +590,7 @@ def test_each_folder_gets_its_share_of_the_patches(mix_dirs, tmp_path, pipeline)
     image_scales), in both samplers."""
     from scnrestore.training.datasources import load_sources
     from scnrestore.training.devicedata import DeviceSampler
-    from scnrestore.training.train import PatchSampler
+    from scnrestore.training.sampler import PatchSampler
 
     cfg = _cfg(mix_dirs, tmp_path, data=_mix(mix_dirs), batch=16, patch=16,
                image_scales=(1.0, 0.5))  # fmt: skip
@@ -613,7 +614,7 @@ def test_one_folder_as_a_list_draws_as_the_plain_string(data_dir, tmp_path, pipe
     patches it drew before, and so does the same folder given as a list."""
     from scnrestore.training.datasources import load_sources
     from scnrestore.training.devicedata import DeviceSampler
-    from scnrestore.training.train import PatchSampler
+    from scnrestore.training.sampler import PatchSampler
 
     def batches(data):
         cfg = _cfg(data_dir, tmp_path, data=data, batch=8, patch=16, image_scales=(1.0, 0.5))
@@ -674,10 +675,10 @@ def test_a_single_folder_run_recorded_as_a_string_still_resumes_identically(data
 
 
 def test_recorded_training_configs_still_load():
-    """Every stage recorded under training/ loads as a TrainConfig: a
+    """Every stage recorded under training-records/ loads as a TrainConfig: a
     one-folder run's data is still the plain string it recorded (so it draws
     as it did), a several-folder run's the folders with shares and fingerprints."""
-    records = sorted((ROOT / "training").glob("*/*.run.json"))
+    records = sorted((ROOT / "training-records").glob("*/*.run.json"))
     assert records
     for path in records:
         recorded = json.loads(path.read_text())["config"]

@@ -22,7 +22,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..training.train import TrainConfig
+    from ..training.config import TrainConfig
 
 __all__ = ["train"]
 
@@ -160,7 +160,7 @@ def train(
 
     Example: [bold]scnrestore train upscale -s 2 --data train/ --val val/ --out runs/x2[/bold]
     """
-    from ..training.train import TrainConfig, resume_config
+    from ..training.config import TrainConfig, resume_config
 
     command = ["scnrestore", *sys.argv[1:]]
     try:

@@ -1,6 +1,6 @@
 """Training patches cut and degraded with torch ops on the training device.
 
-The host sampler (``train.PatchSampler``) cuts each patch with numpy and
+The host sampler (``sampler.PatchSampler``) cuts each patch with numpy and
 saves each JPEG patch with Pillow, one at a time, on a background thread: on
 a GPU the card waits on it. ``DeviceSampler`` does the Pillow work once, at
 start-up, and keeps what it made on the device as uint8 tensors:
@@ -14,7 +14,7 @@ start-up, and keeps what it made on the device as uint8 tensors:
   :func:`bank_qualities` (every ``jpeg_bank_step``-th quality of the range,
   and its top), made by parallel processes;
 * with ``detail_floor``, a summed-area table of each target image's
-  |Laplacian| (see ``train.patch_detail``), so a patch's detail is four reads.
+  |Laplacian| (see ``sampler.patch_detail``), so a patch's detail is four reads.
 
 Per step everything is torch on the device, drawn from one
 ``torch.Generator`` there (its state goes into the checkpoint): patch
@@ -47,16 +47,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import degrade
+from .config import TrainConfig
 from .datasources import draw_cdf
 
 if TYPE_CHECKING:
     import torch
 
-    from .train import TrainConfig
-
 __all__ = ["DeviceSampler", "bank_qualities", "choose_pipeline", "condition_values"]
 
-PIPELINES = ("auto", "host", "device")
 MAX_DRAWS = 64  # candidates per patch with a detail floor (the host sampler's redraw cap)
 
 
@@ -187,7 +185,7 @@ def _targets(
 class DeviceSampler:
     """Batches of (input, target, level) made on ``device`` from tensors kept there.
 
-    Same interface as ``train.Prefetcher``: ``next()`` gives inputs
+    Same interface as ``sampler.Prefetcher``: ``next()`` gives inputs
     (B,p,p,3 uint8), targets (B,p*s,p*s,3 uint8) and levels (B, float32), all
     tensors on the device; ``rng_state`` is the (unused, kept) numpy
     generator's state; ``generator`` draws everything.
@@ -274,7 +272,7 @@ class DeviceSampler:
         self.sat_w = torch.tensor(widths, device=self.device)
 
     def detail(self, img: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """``train.patch_detail`` of the target windows at (y0, x0) of images ``img``."""
+        """``sampler.patch_detail`` of the target windows at (y0, x0) of images ``img``."""
         side = self.cfg.patch * self.cfg.scale
         off, w = self.sat_off[img], self.sat_w[img]
         a, b = y0 + side - 2, x0 + side - 2

@@ -13,7 +13,7 @@ measured against the published 33.66 / 30.39 / 28.42):
 * Dejpeg: Pillow JPEG at quality q (its default 4:2:0); PSNR on RGB, reported
   as the gain over the JPEG.
 
-Everything goes through :func:`scnrestore.evaluate.evaluate`, the function
+Everything goes through :func:`scnrestore.training.evaluate.evaluate`, the function
 behind ``scnrestore eval``: the same crop, degradations (``degrade``), noise
 seeds (an image's index in name order) and metrics, so ``scnrestore eval`` on
 one of these folders gives the same figures. Models run as a user gets them:

@@ -1,0 +1,250 @@
+"""A training run's settings: ``TrainConfig``, recorded in RUN/run.json.
+
+The fields are what ``scnrestore train`` offers (see cli/train.py) and what
+every run.json records under "config", flat, as runs have always recorded
+them; ``load_run_config`` reads one back and ``resume_config`` makes the
+settings a resumed run goes on with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..tasks import LOSSES, NOISES, TASKS
+from .datasources import normalise_data
+
+if TYPE_CHECKING:
+    from .degrade import CameraNoise
+
+__all__ = ["TrainConfig", "PIPELINES", "load_run_config", "resume_config"]
+
+# Where patches are cut and degraded (see devicedata.py).
+PIPELINES = ("auto", "host", "device")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (recorded with its checkpoint)."""
+
+    task: str
+    # One folder (a plain string: as every recorded run has it, drawn as
+    # then), or several, each with its share of the patches and, once a run
+    # starts, its image count and fingerprint (see datasources.py):
+    # [{"path": ..., "share": 0.7, "images": 291, "fingerprint": ...}, ...]
+    data: str | list[dict[str, Any]]
+    out: str
+    scale: int = 2
+    val: str | None = None
+    steps: int = 10000
+    batch: int = 16
+    patch: int = 0  # input patch side; 0 = task default (48 SR, 96 otherwise)
+    lr: float = 1e-3
+    lr_milestones: tuple[float, ...] = (0.5, 0.75, 0.9)
+    lr_gamma: float = 0.3
+    # Linear learning-rate warm-up over the first N steps of a run (0 = none):
+    # a fresh Adam at full rate can throw a from-scratch network off course.
+    warmup: int = 0
+    num_blocks: int = 16
+    num_residual_units: int = 32
+    width_multiplier: float = 4
+    num_scales: int = 4
+    sigma_range: tuple[float, float] = (1.0, 75.0)
+    quality_range: tuple[int, int] = (5, 95)
+    # Half of each batch draws its level from [low, level_focus] instead of the
+    # whole range: the low σ / low qualities that are hard to learn (σ near 1
+    # asks for an exact identity) or that users most need fixing. None = the
+    # task's default: the whole σ range for denoise (uniform), q <= 40 for
+    # dejpeg; recorded runs replay exactly either way.
+    level_focus: float | None = None
+    # Detail-weighted patches: a patch whose mean |Laplacian| (grey, 0-255,
+    # see ``patch_detail``) is below ``detail_floor`` is kept with probability
+    # detail / detail_floor, otherwise redrawn. Photos users restore are far
+    # more textured than most of a wallpaper (median 13.3 on the val photos,
+    # 2.9 on the training wallpapers; scripts/patch_detail.py), so uniform
+    # patches spend most steps on flat gradients. 0 = uniform patches;
+    # recorded runs replay exactly.
+    detail_floor: float = 0.0
+    # Downscale augmentation: each training image is also used shrunk by
+    # these factors (Pillow BICUBIC with antialiasing, 8-bit), and patches are
+    # drawn evenly over (image, factor) pairs. Wallpapers are 1.6k px wide
+    # renders; the photos users restore carry denser texture per pixel, which a
+    # wallpaper shrunk 2-3x resembles (DnCNN's data generation also shrinks
+    # its training images, by 0.9, 0.8 and 0.7). (1.0,) = the images as they are.
+    image_scales: tuple[float, ...] = (1.0,)
+    # JPEG-aware upscaling (upscale only): the low-resolution patch is saved
+    # as a JPEG at a quality drawn uniformly from this range (whole numbers),
+    # and the network is told the quality on an extra input plane (see
+    # ``model.condition_value``); a share ``jpeg_clean`` of the patches stay
+    # clean (told "not a JPEG"), so clean inputs keep their quality. None =
+    # the plain bicubic task.
+    jpeg_range: tuple[int, int] | None = None
+    jpeg_clean: float = 0.2
+    # Where patches are cut and degraded (see devicedata.py): "host" (numpy
+    # and Pillow per patch, on a background thread), "device" (torch ops on
+    # the training device, from images and a JPEG bank made once), or "auto"
+    # (device for a new run; a resumed run keeps its checkpoint's pipeline).
+    data_pipeline: str = "auto"
+    # The device pipeline's JPEG bank holds every Nth quality of the range
+    # (and its top): quality is quantised to those levels.
+    jpeg_bank_step: int = 5
+    # Exponential moving average of the weights (0 = off): the average is what
+    # validation measures and model.safetensors holds (with a warm-up, so a
+    # fresh average follows the weights quickly: decay min(ema, (1+n)/(10+n))
+    # after n updates). Recorded runs without it replay exactly.
+    ema: float = 0.0
+    # The pixel loss: "l1" (mean absolute error, the usual SR loss, robust
+    # from the first step) or "l2" (mean squared error, which PSNR measures:
+    # the field's short fine-tune at the end of an L1 run). Recorded runs
+    # without it replay exactly.
+    loss: str = "l1"
+    # denoise only: "gaussian" (additive white Gaussian noise of the told σ,
+    # the σ-conditioned model) or "real": a blind model (no level plane) for
+    # photos from cameras, trained on a mix of ``degrade.add_camera_noise``
+    # patches (share noise_mix[0]), clean patches (noise_mix[1]) and white
+    # Gaussian noise of a σ drawn from sigma_range (the rest).
+    noise: str = "gaussian"
+    noise_mix: tuple[float, float] = (0.6, 0.1)
+    # The range of the camera noise's shot-noise level (``degrade.CameraNoise``:
+    # raw variance per unit of signal, log-uniform): its strength.
+    camera_shot: tuple[float, float] = (5e-5, 1.2e-2)
+    # torch.compile the model for training (pays only on long runs).
+    compile: bool = False
+    val_every: int = 500
+    ckpt_every: int = 100
+    log_every: int = 25
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    init: str | None = None
+    threads: int | None = None
+    # Wall-clock budget in seconds (0 = none). The run measures its own speed
+    # and fixes ``steps`` to what fits, before the first learning-rate decay;
+    # the resolved step count is recorded, so ``--steps N`` reproduces it.
+    time_budget: float = 0.0
+    command: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r} (use {', '.join(TASKS)})")
+        self.data = normalise_data(self.data)
+        if self.task != "upscale":
+            self.scale = 1
+        elif self.scale not in (2, 3, 4):
+            raise ValueError(f"scale must be 2, 3 or 4, not {self.scale}")
+        if self.patch <= 0:
+            self.patch = 48 if self.task == "upscale" else 96
+        self.lr_milestones = tuple(self.lr_milestones)
+        self.sigma_range = tuple(self.sigma_range)  # type: ignore[assignment]
+        self.quality_range = tuple(self.quality_range)  # type: ignore[assignment]
+        if self.level_focus is not None:
+            if self.task == "upscale":
+                raise ValueError("level_focus applies to denoise and dejpeg only")
+            lo, hi = self.level_range
+            if not lo < self.level_focus <= hi:
+                raise ValueError(
+                    f"level_focus must be in ({lo:g}, {hi:g}], not {self.level_focus:g}"
+                )
+        if not self.detail_floor >= 0:
+            raise ValueError(f"detail_floor must be >= 0, not {self.detail_floor:g}")
+        if self.jpeg_range is not None:
+            if self.task != "upscale":
+                raise ValueError("jpeg_range applies to upscale only (dejpeg has quality_range)")
+            lo, hi = (int(q) for q in self.jpeg_range)
+            if not 5 <= lo <= hi <= 100:
+                raise ValueError(f"jpeg_range must lie in 5..100 with low <= high, not {lo}, {hi}")
+            self.jpeg_range = (lo, hi)
+        if not 0.0 <= self.jpeg_clean < 1.0:
+            raise ValueError(f"jpeg_clean must lie in [0, 1), not {self.jpeg_clean:g}")
+        if self.data_pipeline not in PIPELINES:
+            raise ValueError(
+                f"data_pipeline must be one of {', '.join(PIPELINES)}, not {self.data_pipeline!r}"
+            )
+        if self.noise not in NOISES:
+            raise ValueError(f"noise must be one of {', '.join(NOISES)}, not {self.noise!r}")
+        if self.noise != "gaussian" and self.task != "denoise":
+            raise ValueError("noise applies to denoise only")
+        self.noise_mix = tuple(float(v) for v in self.noise_mix)  # type: ignore[assignment]
+        self.camera_shot = tuple(float(v) for v in self.camera_shot)  # type: ignore[assignment]
+        if len(self.camera_shot) != 2 or not 0 < self.camera_shot[0] <= self.camera_shot[1]:
+            raise ValueError(f"camera_shot must be low,high > 0, not {self.camera_shot}")
+        if len(self.noise_mix) != 2 or min(self.noise_mix) < 0 or sum(self.noise_mix) > 1:
+            raise ValueError(f"noise_mix must be two shares summing to <= 1, not {self.noise_mix}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must lie in [0, 1), not {self.ema:g}")
+        if not self.jpeg_bank_step >= 1:
+            raise ValueError(f"jpeg_bank_step must be >= 1, not {self.jpeg_bank_step}")
+        self.image_scales = tuple(float(f) for f in self.image_scales)
+        if not self.image_scales or not all(0 < f <= 1 for f in self.image_scales):
+            raise ValueError(
+                "image_scales must be factors in (0, 1], not "
+                + (", ".join(f"{f:g}" for f in self.image_scales) or "none")
+            )
+
+    @property
+    def level_range(self) -> tuple[float, float]:
+        """The σ range (denoise) or quality range (dejpeg) levels are drawn from."""
+        return self.sigma_range if self.task == "denoise" else self.quality_range
+
+    @property
+    def camera(self) -> CameraNoise:
+        """The camera-noise ranges of a ``noise="real"`` run: ``degrade.CameraNoise``'s,
+        but the shot-noise range the run records."""
+        from .degrade import CameraNoise
+
+        return CameraNoise(shot=self.camera_shot)
+
+    @property
+    def focus(self) -> float | None:
+        """The level half of each batch is drawn below (None: the whole range)."""
+        if self.level_focus is not None:
+            return self.level_focus
+        return 40.0 if self.task == "dejpeg" else None
+
+    @property
+    def num_cond_channels(self) -> int:
+        if self.noise == "real":  # blind: the network reads the noise itself
+            return 0
+        return 0 if self.task == "upscale" and self.jpeg_range is None else 1
+
+    @property
+    def jpeg_grid(self) -> bool:
+        """Inputs are JPEGs: patches start on the 16-px MCU grid, as in a whole photo."""
+        return self.task == "dejpeg" or self.jpeg_range is not None
+
+    # Fixed evaluation levels used for the validation PSNR of ranged models.
+    @property
+    def val_level(self) -> float | None:
+        return {"upscale": None, "denoise": 25.0, "dejpeg": 20.0}[self.task]
+
+
+def load_run_config(out: str | os.PathLike[str]) -> TrainConfig:
+    """The configuration recorded in a run directory (for ``--resume``)."""
+    data = json.loads((Path(out) / "run.json").read_text())["config"]
+    return TrainConfig(**data)
+
+
+def resume_config(
+    out: str | os.PathLike[str],
+    *,
+    steps: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    command: list[str] | None = None,
+) -> TrainConfig:
+    """The settings to resume the run in ``out`` with: those it recorded, and
+    what a resumed run may change: more ``steps``, the ``device``, the CPU
+    ``threads``; ``command`` joins the recorded ones (``&&``). The run goes on
+    in ``out`` wherever it was recorded (a run copied back from another
+    machine resumes where it now is)."""
+    cfg = load_run_config(out)
+    cfg.out = str(out)
+    cfg.steps = steps or cfg.steps
+    cfg.device, cfg.threads = device, threads or cfg.threads
+    cfg.command = cfg.command + ["&&"] + (command or [])
+    return cfg

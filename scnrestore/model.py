@@ -23,12 +23,13 @@ the published network.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .architecture import SCNConfig
 
 __all__ = [
     "SCN",
@@ -66,23 +67,6 @@ def condition_value(task: str, level: float | None) -> float:
     if task == "dejpeg":
         return float(level) / 100.0
     raise ValueError(f"task {task!r} takes no level")
-
-
-@dataclass(frozen=True)
-class SCNConfig:
-    """Hyperparameters of an SCN. Defaults are the paper's."""
-
-    scale: int = 2
-    num_blocks: int = 16
-    num_residual_units: int = 32
-    width_multiplier: float = 4
-    num_scales: int = 4
-    image_mean: float = 0.5
-    num_channels: int = 3
-    num_cond_channels: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _conv(cin: int, cout: int, k: int, weight_norm: bool, g_init: float = 1.0) -> nn.Conv2d:

@@ -30,7 +30,7 @@ LAYERS = [
     {"weights"},
     {"imageio"},
     {"files"},
-    {"errors", "tasks", "_version"},
+    {"errors", "tasks", "architecture", "_version"},
 ]
 RANK = {name: len(LAYERS) - i for i, layer in enumerate(LAYERS) for name in layer}
 

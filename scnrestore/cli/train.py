@@ -1,13 +1,24 @@
-"""``scnrestore train``: fit an SCN on a folder of clean images."""
+"""``scnrestore train``: fit an SCN on a folder of clean images.
+
+The command's options are ``TrainConfig``'s fields: each field whose
+metadata offers it (``training.config.option``: names, help, bounds) becomes
+an option of the field's type and default, in the order of ``OPTIONS``.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+import typing
+from dataclasses import MISSING, Field, fields
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
+from ..training.config import TrainConfig
 from .options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -21,174 +32,133 @@ from .options import (
     usage,
 )
 
-if TYPE_CHECKING:
-    from ..training.config import TrainConfig
+__all__ = ["train", "OPTIONS"]
 
-__all__ = ["train"]
+# TrainConfig's fields as options, in --help order.
+OPTIONS = (
+    "out", "data", "val", "scale", "steps", "batch", "patch", "lr", "warmup",
+    "num_blocks", "num_residual_units", "width_multiplier", "num_scales",
+    "val_every", "ckpt_every", "log_every", "device", "precision", "seed", "init",
+    "threads", "level_focus", "detail_floor", "image_scales", "jpeg_range", "jpeg_clean",
+    "ema", "loss", "noise", "noise_mix", "camera_shot", "time_budget",
+)  # fmt: skip
+# Fields offered as the options the restore commands share.
+SHARED: dict[str, Any] = {"device": DeviceOpt, "precision": PrecisionOpt}
+# Fields whose value is one of a vocabulary: typed as its enum.
+CHOICES: dict[str, type[Enum]] = {"loss": Loss, "precision": Precision}
+
+TaskArg = Annotated[Task, typer.Argument(help="upscale, denoise or dejpeg.")]
 
 
-def train(
-    task: Annotated[Task, typer.Argument(help="upscale, denoise or dejpeg.")],
-    out: Annotated[Path, typer.Option(help="Run directory: checkpoints, log, weights.")],
-    data: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="DIR[:SHARE]",
-            help="Directory of clean training images; repeat it to mix folders, each "
-            "with its share of the patches, e.g. --data train291:0.7 --data train:0.3 "
-            "(folders without a share split the rest evenly; shares sum to 1). "
-            "run.json records each folder's images; --resume refuses if they changed.",
-        ),
-    ] = None,
-    val: Annotated[Path | None, typer.Option(help="Directory of validation images.")] = None,
-    scale: Annotated[int, typer.Option("--scale", "-s", min=2, max=4)] = 2,
-    steps: Annotated[
-        int | None,
-        typer.Option(min=1, help="Total optimiser steps (default 10000; --resume: as recorded)."),
-    ] = None,
-    batch: Annotated[int, typer.Option(min=1)] = 16,
-    patch: Annotated[
-        int, typer.Option(min=0, help="Input patch side; 0 = 48 (SR) or 96 (others).")
-    ] = 0,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    warmup: Annotated[int, typer.Option(min=0, help="Steps of linear learning-rate warm-up.")] = 0,
-    blocks: Annotated[int, typer.Option(min=1)] = 16,
-    units: Annotated[int, typer.Option(min=1)] = 32,
-    width: Annotated[float, typer.Option(help="Width multiplier of the blocks.")] = 4.0,
-    num_scales: Annotated[int, typer.Option(min=1, max=6)] = 4,
-    val_every: Annotated[int, typer.Option(min=1)] = 500,
-    ckpt_every: Annotated[int, typer.Option(min=1)] = 100,
-    log_every: Annotated[int, typer.Option(min=1)] = 25,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    seed: int = 0,
-    init: Annotated[
-        Path | None, typer.Option(help="Start from these weights (e.g. x2 body for x4).")
-    ] = None,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads.")] = None,
-    level_focus: Annotated[
-        float | None,
-        typer.Option(
-            help="denoise/dejpeg: draw half of each batch's levels from \\[lowest, this] "
-            "(default: whole σ range; q <= 40).",
-        ),
-    ] = None,
-    detail_floor: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            help="Weight patches by detail: one whose mean |Laplacian| (grey, 0-255) "
-            "is below this is kept with probability detail/this (0: uniform; "
-            "10 makes wallpapers look like photos).",
-        ),
-    ] = 0.0,
-    image_scales: Annotated[
-        str,
-        typer.Option(
-            help="Also train on each image shrunk by these factors, e.g. 1,0.5,0.33 "
-            "(patches drawn evenly over image x factor; shrunk wallpapers carry "
-            "photo-like texture density).",
-        ),
-    ] = "1",
-    jpeg_range: Annotated[
-        str | None,
-        typer.Option(
-            help="upscale: train a JPEG-aware upscaler: each low-resolution patch is "
-            "saved as a JPEG at a quality drawn from this range, e.g. 30,100, and the "
-            "network is told the quality (a share --jpeg-clean stays clean).",
-        ),
-    ] = None,
-    jpeg_clean: Annotated[
-        float,
-        typer.Option(min=0, max=0.99, help="With --jpeg-range: share of clean patches."),
-    ] = 0.2,
-    ema: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            max=0.9999,
-            help="Keep a moving average of the weights with this decay, e.g. 0.999 "
-            "(0: off); validation and model.safetensors use it, model.raw.safetensors "
-            "holds the raw weights.",
-        ),
-    ] = 0.0,
-    loss: Annotated[
-        Loss,
-        typer.Option(
-            help="Pixel loss: l1, or l2 (what PSNR measures) for a short fine-tune "
-            "at the end of an l1 run, e.g. --init RUN/model.safetensors --lr 1e-4.",
-        ),
-    ] = Loss.l1,
-    noise: Annotated[
-        str,
-        typer.Option(
-            metavar="gaussian|real",
-            help="denoise: gaussian (white noise of a told sigma) or real: a blind model "
-            "for camera photos (camera noise, clean and white-noise patches mixed).",
-        ),
-    ] = "gaussian",
-    noise_mix: Annotated[
-        str,
-        typer.Option(
-            metavar="CAMERA,CLEAN",
-            help="--noise real: shares of camera-noise and clean patches (the rest: white noise).",
-        ),
-    ] = "0.6,0.1",
-    camera_shot: Annotated[
-        str,
-        typer.Option(
-            metavar="LOW,HIGH",
-            help="--noise real: range of the camera's shot-noise level (raw variance "
-            "per unit of signal; 1e-4 is a clean daylight shot, 1e-2 high ISO).",
-        ),
-    ] = "5e-5,1.2e-2",
-    time_budget: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            help="Fit the run into this many seconds: the step total (and so the "
-            "decay schedule) is set from the measured speed and recorded.",
-        ),
-    ] = 0.0,
-    resume: Annotated[
-        bool,
-        typer.Option(help="Continue the run in --out (its recorded settings; --steps may grow)."),
-    ] = False,
-    quiet: QuietOpt = False,
-) -> None:
+def train(task: TaskArg, **options: Any) -> None:
     """Train an SCN (L1 or L2, Adam, multi-step decay, flips and transposes).
 
     Example: [bold]scnrestore train upscale -s 2 --data train/ --val val/ --out runs/x2[/bold]
     """
-    from ..training.config import TrainConfig, resume_config
+    from ..training.config import resume_config
 
     command = ["scnrestore", *sys.argv[1:]]
+    out, resume, quiet = options["out"], options.pop("resume"), options.pop("quiet")
+    steps, device, threads = options["steps"], options["device"], options["threads"]
     try:
         if resume and (out / "run.json").exists():
             cfg = resume_config(out, steps=steps, device=device, threads=threads, command=command)
         else:
-            if not data:
+            if not options["data"]:
                 usage("--data is required for a new run")
-            cfg = TrainConfig(
-                task=task.value, data=_sources(data), out=str(out), scale=scale,
-                val=str(val) if val else None,
-                steps=steps or (10**7 if time_budget else 10000), batch=batch,
-                patch=patch, lr=lr, warmup=warmup,
-                num_blocks=blocks, num_residual_units=units, width_multiplier=width,
-                num_scales=num_scales, val_every=val_every, ckpt_every=ckpt_every,
-                log_every=log_every, device=device, precision=precision.value, seed=seed,
-                init=str(init) if init else None, threads=threads, command=command,
-                time_budget=time_budget, level_focus=level_focus,
-                detail_floor=detail_floor,
-                image_scales=floats(image_scales, "--image-scales"),
-                jpeg_range=_jpeg_range(jpeg_range), jpeg_clean=jpeg_clean, ema=ema,
-                loss=loss.value, noise=noise,
-                noise_mix=floats(noise_mix, "--noise-mix"),
-                camera_shot=floats(camera_shot, "--camera-shot"),
-            )  # fmt: skip
+            values = {name: _value(name, v) for name, v in options.items()}
+            values["steps"] = steps or (10**7 if values["time_budget"] else 10000)
+            cfg = TrainConfig(task=task.value, command=command, **values)
     except ValueError as exc:
         usage(str(exc))
     _run(cfg, out, resume, quiet)
+
+
+def _signature() -> inspect.Signature:
+    """``train``'s parameters: the task, TrainConfig's offered fields, then
+    the command's own (--resume, --quiet)."""
+    by_name = {f.name: f for f in fields(TrainConfig)}
+    task = inspect.Parameter("task", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=TaskArg)
+    resume = typer.Option(
+        help="Continue the run in --out (its recorded settings; --steps may grow)."
+    )
+    return inspect.Signature(
+        [
+            task,
+            *(_option(by_name[name]) for name in OPTIONS),
+            _keyword("resume", Annotated[bool, resume], False),
+            _keyword("quiet", QuietOpt, False),
+        ],
+        return_annotation=None,
+    )
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def _option(f: Field) -> inspect.Parameter:
+    """A field as an option: its type as typed on the command line, its
+    default, and the names, help and bounds its metadata gives."""
+    meta = f.metadata["cli"]
+    default = inspect.Parameter.empty if f.default is MISSING else f.default
+    kind = _typed_as(f.name, meta)
+    if meta.get("unset") or meta.get("many"):
+        default = None
+    elif "shown" in meta:
+        default = meta["shown"]
+    elif f.name in CHOICES:
+        default = CHOICES[f.name](default)
+    elif kind in (int, float):
+        default = kind(default)
+    if f.name in SHARED:
+        return _keyword(f.name, SHARED[f.name], default)
+    bounds = {k: meta[k] for k in ("min", "max", "metavar") if k in meta}
+    info = typer.Option(*meta["flags"], help=meta["help"] or None, **bounds)
+    return _keyword(f.name, Annotated[kind, info], default)
+
+
+def _typed_as(name: str, meta: dict[str, Any]) -> Any:
+    """The type of an option's value as typed on the command line: a path,
+    a choice, numbers with commas (a tuple field) as text, or the field's own."""
+    kind = _hints()[name]
+    optional = type(None) in typing.get_args(kind)
+    if meta.get("many"):
+        return list[str] | None
+    if name in CHOICES:
+        return CHOICES[name]
+    if meta.get("path"):
+        return Path | None if optional else Path
+    if _is_tuple(name):
+        return str | None if optional else str
+    return kind
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _is_tuple(name: str) -> bool:
+    kind = _hints()[name]
+    return tuple in (typing.get_origin(kind), *map(typing.get_origin, typing.get_args(kind)))
+
+
+def _value(name: str, value: Any) -> Any:
+    """An option's value as TrainConfig takes it (a usage error if it cannot be)."""
+    if name == "data":
+        return _sources(value)
+    if name == "jpeg_range":
+        return _jpeg_range(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str) and _is_tuple(name):
+        return floats(value, "--" + name.replace("_", "-"))
+    return value
 
 
 def _sources(texts: list[str]) -> list[dict[str, Any]]:
@@ -210,6 +180,9 @@ def _jpeg_range(text: str | None) -> tuple[int, int] | None:
     if len(values) != 2 or any(v != int(v) for v in values):
         usage(f"--jpeg-range must be two whole qualities, low,high (e.g. 30,100), not {text!r}")
     return int(values[0]), int(values[1])
+
+
+train.__signature__ = _signature()  # type: ignore[attr-defined]
 
 
 def _run(cfg: TrainConfig, out: Path, resume: bool, quiet: bool) -> None:

@@ -10,23 +10,86 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..architecture import SCNConfig
 from ..tasks import LOSSES, NOISES, TASKS
-from .datasources import normalise_data
 
 if TYPE_CHECKING:
     from .degrade import CameraNoise
 
-__all__ = ["TrainConfig", "PIPELINES", "load_run_config", "resume_config"]
+__all__ = [
+    "TrainConfig",
+    "NETWORK_FIELDS",
+    "PIPELINES",
+    "load_run_config",
+    "resume_config",
+    "option",
+]
 
 # Where patches are cut and degraded (see devicedata.py).
 PIPELINES = ("auto", "host", "device")
 
 
+def option(
+    help: str = "",
+    *flags: str,
+    min: float | None = None,
+    max: float | None = None,
+    metavar: str | None = None,
+    shown: str | None = None,
+    path: bool = False,
+    many: bool = False,
+    unset: bool = False,
+) -> dict[str, Any]:
+    """Field metadata: ``scnrestore train`` offers the field as an option
+    (cli/train.py builds the options from it). ``flags``: its names (default
+    ``--field-name``); ``min``/``max``: bounds; ``shown``: the default as
+    typed (a tuple field is typed as numbers with commas); ``path``: a file
+    or folder; ``many``: the option repeats; ``unset``: the option's own
+    default is none (the command decides)."""
+    given = dict(min=min, max=max, metavar=metavar, shown=shown)
+    cli = {"help": help, "flags": flags, "path": path, "many": many, "unset": unset}
+    return {"cli": cli | {k: v for k, v in given.items() if v is not None}}
+
+
+# The network a run trains: SCNConfig's hyperparameters, flat in TrainConfig
+# (as run.json has always recorded them), with SCNConfig's types and defaults.
+# ``TrainConfig.network`` adds the scale and the level planes the task sets.
+NETWORK_FIELDS = {
+    "num_blocks": option("", "--blocks", min=1),
+    "num_residual_units": option("", "--units", min=1),
+    "width_multiplier": option("Width multiplier of the blocks.", "--width"),
+    "num_scales": option(min=1, max=6),
+}
+
+
+def _network_fields(after: str) -> Callable[[type], type]:
+    """Declare ``NETWORK_FIELDS`` on a class about to be made a dataclass,
+    after its field ``after``: SCNConfig's names, types and defaults, so the
+    two never differ."""
+    own = {f.name: f for f in fields(SCNConfig)}
+
+    def declare(cls: type) -> type:
+        annotations: dict[str, Any] = {}
+        for name, kind in cls.__annotations__.items():
+            annotations[name] = kind
+            if name != after:
+                continue
+            for net, metadata in NETWORK_FIELDS.items():
+                annotations[net] = own[net].type
+                setattr(cls, net, field(default=own[net].default, metadata=metadata))
+        cls.__annotations__ = annotations
+        return cls
+
+    return declare
+
+
 @dataclass
+@_network_fields(after="warmup")
 class TrainConfig:
     """Everything that defines a training run (recorded with its checkpoint)."""
 
@@ -35,23 +98,39 @@ class TrainConfig:
     # then), or several, each with its share of the patches and, once a run
     # starts, its image count and fingerprint (see datasources.py):
     # [{"path": ..., "share": 0.7, "images": 291, "fingerprint": ...}, ...]
-    data: str | list[dict[str, Any]]
-    out: str
-    scale: int = 2
-    val: str | None = None
-    steps: int = 10000
-    batch: int = 16
-    patch: int = 0  # input patch side; 0 = task default (48 SR, 96 otherwise)
-    lr: float = 1e-3
+    data: str | list[dict[str, Any]] = field(
+        metadata=option(
+            "Directory of clean training images; repeat it to mix folders, each "
+            "with its share of the patches, e.g. --data train291:0.7 --data train:0.3 "
+            "(folders without a share split the rest evenly; shares sum to 1). "
+            "run.json records each folder's images; --resume refuses if they changed.",
+            metavar="DIR[:SHARE]",
+            many=True,
+        )
+    )
+    out: str = field(metadata=option("Run directory: checkpoints, log, weights.", path=True))
+    scale: int = field(default=2, metadata=option("", "--scale", "-s", min=2, max=4))
+    val: str | None = field(
+        default=None, metadata=option("Directory of validation images.", path=True)
+    )
+    steps: int = field(
+        default=10000,
+        metadata=option(
+            "Total optimiser steps (default 10000; --resume: as recorded).", min=1, unset=True
+        ),
+    )
+    batch: int = field(default=16, metadata=option(min=1))
+    # input patch side; 0 = task default (48 SR, 96 otherwise)
+    patch: int = field(
+        default=0, metadata=option("Input patch side; 0 = 48 (SR) or 96 (others).", min=0)
+    )
+    lr: float = field(default=1e-3, metadata=option("Adam learning rate."))
     lr_milestones: tuple[float, ...] = (0.5, 0.75, 0.9)
     lr_gamma: float = 0.3
     # Linear learning-rate warm-up over the first N steps of a run (0 = none):
     # a fresh Adam at full rate can throw a from-scratch network off course.
-    warmup: int = 0
-    num_blocks: int = 16
-    num_residual_units: int = 32
-    width_multiplier: float = 4
-    num_scales: int = 4
+    warmup: int = field(default=0, metadata=option("Steps of linear learning-rate warm-up.", min=0))
+    # here: NETWORK_FIELDS (num_blocks, num_residual_units, width_multiplier, num_scales)
     sigma_range: tuple[float, float] = (1.0, 75.0)
     quality_range: tuple[int, int] = (5, 95)
     # Half of each batch draws its level from [low, level_focus] instead of the
@@ -59,7 +138,13 @@ class TrainConfig:
     # asks for an exact identity) or that users most need fixing. None = the
     # task's default: the whole σ range for denoise (uniform), q <= 40 for
     # dejpeg; recorded runs replay exactly either way.
-    level_focus: float | None = None
+    level_focus: float | None = field(
+        default=None,
+        metadata=option(
+            "denoise/dejpeg: draw half of each batch's levels from \\[lowest, this] "
+            "(default: whole σ range; q <= 40).",
+        ),
+    )
     # Detail-weighted patches: a patch whose mean |Laplacian| (grey, 0-255,
     # see ``patch_detail``) is below ``detail_floor`` is kept with probability
     # detail / detail_floor, otherwise redrawn. Photos users restore are far
@@ -67,22 +152,47 @@ class TrainConfig:
     # 2.9 on the training wallpapers; scripts/patch_detail.py), so uniform
     # patches spend most steps on flat gradients. 0 = uniform patches;
     # recorded runs replay exactly.
-    detail_floor: float = 0.0
+    detail_floor: float = field(
+        default=0.0,
+        metadata=option(
+            "Weight patches by detail: one whose mean |Laplacian| (grey, 0-255) "
+            "is below this is kept with probability detail/this (0: uniform; "
+            "10 makes wallpapers look like photos).",
+            min=0,
+        ),
+    )
     # Downscale augmentation: each training image is also used shrunk by
     # these factors (Pillow BICUBIC with antialiasing, 8-bit), and patches are
     # drawn evenly over (image, factor) pairs. Wallpapers are 1.6k px wide
     # renders; the photos users restore carry denser texture per pixel, which a
     # wallpaper shrunk 2-3x resembles (DnCNN's data generation also shrinks
     # its training images, by 0.9, 0.8 and 0.7). (1.0,) = the images as they are.
-    image_scales: tuple[float, ...] = (1.0,)
+    image_scales: tuple[float, ...] = field(
+        default=(1.0,),
+        metadata=option(
+            "Also train on each image shrunk by these factors, e.g. 1,0.5,0.33 "
+            "(patches drawn evenly over image x factor; shrunk wallpapers carry "
+            "photo-like texture density).",
+            shown="1",
+        ),
+    )
     # JPEG-aware upscaling (upscale only): the low-resolution patch is saved
     # as a JPEG at a quality drawn uniformly from this range (whole numbers),
     # and the network is told the quality on an extra input plane (see
     # ``model.condition_value``); a share ``jpeg_clean`` of the patches stay
     # clean (told "not a JPEG"), so clean inputs keep their quality. None =
     # the plain bicubic task.
-    jpeg_range: tuple[int, int] | None = None
-    jpeg_clean: float = 0.2
+    jpeg_range: tuple[int, int] | None = field(
+        default=None,
+        metadata=option(
+            "upscale: train a JPEG-aware upscaler: each low-resolution patch is "
+            "saved as a JPEG at a quality drawn from this range, e.g. 30,100, and the "
+            "network is told the quality (a share --jpeg-clean stays clean).",
+        ),
+    )
+    jpeg_clean: float = field(
+        default=0.2, metadata=option("With --jpeg-range: share of clean patches.", min=0, max=0.99)
+    )
     # Where patches are cut and degraded (see devicedata.py): "host" (numpy
     # and Pillow per patch, on a background thread), "device" (torch ops on
     # the training device, from images and a JPEG bank made once), or "auto"
@@ -95,41 +205,90 @@ class TrainConfig:
     # validation measures and model.safetensors holds (with a warm-up, so a
     # fresh average follows the weights quickly: decay min(ema, (1+n)/(10+n))
     # after n updates). Recorded runs without it replay exactly.
-    ema: float = 0.0
+    ema: float = field(
+        default=0.0,
+        metadata=option(
+            "Keep a moving average of the weights with this decay, e.g. 0.999 "
+            "(0: off); validation and model.safetensors use it, model.raw.safetensors "
+            "holds the raw weights.",
+            min=0,
+            max=0.9999,
+        ),
+    )
     # The pixel loss: "l1" (mean absolute error, the usual SR loss, robust
     # from the first step) or "l2" (mean squared error, which PSNR measures:
     # the field's short fine-tune at the end of an L1 run). Recorded runs
     # without it replay exactly.
-    loss: str = "l1"
+    loss: str = field(
+        default="l1",
+        metadata=option(
+            "Pixel loss: l1, or l2 (what PSNR measures) for a short fine-tune "
+            "at the end of an l1 run, e.g. --init RUN/model.safetensors --lr 1e-4.",
+        ),
+    )
     # denoise only: "gaussian" (additive white Gaussian noise of the told σ,
     # the σ-conditioned model) or "real": a blind model (no level plane) for
     # photos from cameras, trained on a mix of ``degrade.add_camera_noise``
     # patches (share noise_mix[0]), clean patches (noise_mix[1]) and white
     # Gaussian noise of a σ drawn from sigma_range (the rest).
-    noise: str = "gaussian"
-    noise_mix: tuple[float, float] = (0.6, 0.1)
+    noise: str = field(
+        default="gaussian",
+        metadata=option(
+            "denoise: gaussian (white noise of a told sigma) or real: a blind model "
+            "for camera photos (camera noise, clean and white-noise patches mixed).",
+            metavar="gaussian|real",
+        ),
+    )
+    noise_mix: tuple[float, float] = field(
+        default=(0.6, 0.1),
+        metadata=option(
+            "--noise real: shares of camera-noise and clean patches (the rest: white noise).",
+            metavar="CAMERA,CLEAN",
+            shown="0.6,0.1",
+        ),
+    )
     # The range of the camera noise's shot-noise level (``degrade.CameraNoise``:
     # raw variance per unit of signal, log-uniform): its strength.
-    camera_shot: tuple[float, float] = (5e-5, 1.2e-2)
+    camera_shot: tuple[float, float] = field(
+        default=(5e-5, 1.2e-2),
+        metadata=option(
+            "--noise real: range of the camera's shot-noise level (raw variance "
+            "per unit of signal; 1e-4 is a clean daylight shot, 1e-2 high ISO).",
+            metavar="LOW,HIGH",
+            shown="5e-5,1.2e-2",
+        ),
+    )
     # torch.compile the model for training (pays only on long runs).
     compile: bool = False
-    val_every: int = 500
-    ckpt_every: int = 100
-    log_every: int = 25
-    device: str = "auto"
-    precision: str = "auto"
-    seed: int = 0
-    init: str | None = None
-    threads: int | None = None
+    val_every: int = field(default=500, metadata=option(min=1))
+    ckpt_every: int = field(default=100, metadata=option(min=1))
+    log_every: int = field(default=25, metadata=option(min=1))
+    device: str = field(default="auto", metadata=option())
+    precision: str = field(default="auto", metadata=option())
+    seed: int = field(default=0, metadata=option())
+    init: str | None = field(
+        default=None,
+        metadata=option("Start from these weights (e.g. x2 body for x4).", path=True),
+    )
+    threads: int | None = field(default=None, metadata=option("CPU threads.", min=1))
     # Wall-clock budget in seconds (0 = none). The run measures its own speed
     # and fixes ``steps`` to what fits, before the first learning-rate decay;
     # the resolved step count is recorded, so ``--steps N`` reproduces it.
-    time_budget: float = 0.0
+    time_budget: float = field(
+        default=0.0,
+        metadata=option(
+            "Fit the run into this many seconds: the step total (and so the "
+            "decay schedule) is set from the measured speed and recorded.",
+            min=0,
+        ),
+    )
     command: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r} (use {', '.join(TASKS)})")
+        from .datasources import normalise_data
+
         self.data = normalise_data(self.data)
         if self.task != "upscale":
             self.scale = 1
@@ -205,6 +364,13 @@ class TrainConfig:
         if self.level_focus is not None:
             return self.level_focus
         return 40.0 if self.task == "dejpeg" else None
+
+    @property
+    def network(self) -> SCNConfig:
+        """The network the run trains: its ``NETWORK_FIELDS``, the run's scale,
+        and a level plane if it is told a level."""
+        chosen = {name: getattr(self, name) for name in NETWORK_FIELDS}
+        return SCNConfig(scale=self.scale, num_cond_channels=self.num_cond_channels, **chosen)
 
     @property
     def num_cond_channels(self) -> int:

@@ -128,204 +128,276 @@ def train(
     ``progress`` is called with each log record (the CLI draws a bar from it).
     SIGINT/SIGTERM stop the run after the current step, with a checkpoint.
     """
-    import torch
+    run = _Run(cfg, resume)
+    with _StopSignals() as stop:
+        record = run.loop(stop, progress)
+    record["step"] = run.step
+    record["stopped"] = stop.flag
+    return record
 
-    from ..model import SCN, SCNConfig
-    from ..runtime import resolve_device, resolve_precision
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "last.pt"
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+class _StopSignals:
+    """SIGINT and SIGTERM set ``flag`` (the loop stops after its step) while
+    the block runs; the handlers before it come back after."""
 
-    mcfg = SCNConfig(
-        scale=cfg.scale,
-        num_blocks=cfg.num_blocks,
-        num_residual_units=cfg.num_residual_units,
-        width_multiplier=cfg.width_multiplier,
-        num_scales=cfg.num_scales,
-        num_cond_channels=cfg.num_cond_channels,
-    )
-    torch.manual_seed(cfg.seed)
-    model = SCN(mcfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    milestones = _milestones(cfg)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.lr_gamma)
-    rng = np.random.default_rng(cfg.seed)
-    step = 0
-    state = None
+    def __init__(self) -> None:
+        self.flag = False
 
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model_state_dict"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
+    def __enter__(self) -> _StopSignals:
+        self._old = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self.flag = True
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+class _Run:
+    """One training run: the network, its optimiser and data, and the loop.
+
+    Made in the order the run's random streams are drawn from (the torch seed,
+    the network's initial weights, a resumed run's generators, the data), so a
+    seeded run makes the same batches and losses every time it is run.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool) -> None:
+        import torch
+
+        from ..runtime import resolve_device, resolve_precision
+
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt_path = self.out / "last.pt"
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self._build(resume)
+        self._open_data()
+        self._prepare()
+
+    def _build(self, resume: bool) -> None:
+        """The network, optimiser and schedule: new, from ``--init``, or resumed."""
+        import torch
+
+        from ..model import SCN
+
+        cfg = self.cfg
+        self.mcfg = cfg.network
+        torch.manual_seed(cfg.seed)
+        self.model = SCN(self.mcfg).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.milestones = _milestones(cfg)
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, self.milestones, cfg.lr_gamma)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.step = 0
+        self.state: dict[str, Any] | None = None
+        if resume and self.ckpt_path.exists():
+            self._resume()
+        elif resume:
+            raise FileNotFoundError(f"{self.ckpt_path}: nothing to resume")
+        elif cfg.init:
+            init_from(self.model, cfg.init)
+
+    def _resume(self) -> None:
+        """Carry on from the checkpoint: weights, optimiser, step and generators."""
+        import torch
+
+        cfg = self.cfg
+        state = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
+        self.state = state
+        self.model.load_state_dict(state["model_state_dict"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step = step = int(state["step"])
         # A resumed run may be given more steps: the milestones follow the new
         # total, and the learning rate is set from how many are behind us.
-        passed = sum(m <= step for m in milestones)
-        for group in opt.param_groups:
+        passed = sum(m <= step for m in self.milestones)
+        for group in self.opt.param_groups:
             group["lr"] = cfg.lr * cfg.lr_gamma**passed
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, cfg.lr_gamma)
-        sched.last_epoch = step
-        rng.bit_generator.state = state["numpy_rng"]
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, self.milestones, cfg.lr_gamma)
+        self.sched.last_epoch = step
+        self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it
-    elif resume:
-        raise FileNotFoundError(f"{ckpt_path}: nothing to resume")
-    elif cfg.init:
-        init_from(model, cfg.init)
 
-    from .devicedata import choose_pipeline
+    def _open_data(self) -> None:
+        """The data pipeline (recorded in run.json) and the batches it feeds."""
+        from .devicedata import choose_pipeline
 
-    pipeline = {"kind": choose_pipeline(cfg, device, state)}
+        cfg = self.cfg
+        self.pipeline = {"kind": choose_pipeline(cfg, self.device, self.state)}
+        if self.state is not None:
+            check_sources(cfg.data)  # the folders the run began with, unchanged
+        record_sources(cfg.data)
+        self.write_run_json()
+        self.feed = _data_feed(cfg, self.pipeline["kind"], self.device, self.rng, self.state)
+        if self.pipeline["kind"] == "device":
+            self.pipeline = self.feed.describe()
+            self.write_run_json()
 
-    def write_run_json() -> None:
-        with atomic_output(out / "run.json") as tmp:
+    def _prepare(self) -> None:
+        """Validation images, memory layout, moving average, precision, loss."""
+        import torch
+
+        cfg, device = self.cfg, self.device
+        self.val_images = load_images(cfg.val) if cfg.val else []
+        self.model.train()
+        self.model = self.model.to(memory_format=torch.channels_last)
+        # After the layout change, which gives the parameters new storage.
+        self.ema = Ema(self.model, cfg.ema) if cfg.ema else None
+        if self.ema is not None and self.state is not None and "ema" in self.state:
+            self.ema.load_state_dict(self.state["ema"])
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # training shapes never change
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        # fp16 needs loss scaling; bf16 and fp32 do not.
+        fp16 = self.precision == "fp16"
+        self.scaler = torch.amp.GradScaler(device.type) if fp16 else None
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        losses = {"l1": torch.nn.functional.l1_loss, "l2": torch.nn.functional.mse_loss}
+        self.loss_fn = losses[cfg.loss]
+
+    def write_run_json(self) -> None:
+        import torch
+
+        with atomic_output(self.out / "run.json") as tmp:
             # ``auto`` depends on the machine (a CPU's precision is measured):
             # what it resolved to is part of the record.
-            resolved = {"device": str(device), "precision": precision, "torch": torch.__version__}
-            doc = {"config": asdict(cfg), "model": mcfg.to_dict(), "resolved": resolved,
-                   "data_pipeline": pipeline}  # fmt: skip
+            resolved = {
+                "device": str(self.device),
+                "precision": self.precision,
+                "torch": torch.__version__,
+            }
+            doc = {"config": asdict(self.cfg), "model": self.mcfg.to_dict(), "resolved": resolved,
+                   "data_pipeline": self.pipeline}  # fmt: skip
             tmp.write_text(json.dumps(doc, indent=1))
 
-    if state is not None:
-        check_sources(cfg.data)  # the folders the run began with, unchanged
-    record_sources(cfg.data)
-    write_run_json()
-    feed = _data_feed(cfg, pipeline["kind"], device, rng, state)
-    if pipeline["kind"] == "device":
-        pipeline = feed.describe()
-        write_run_json()
-    val_images = load_images(cfg.val) if cfg.val else []
-    model.train()
-    model = model.to(memory_format=torch.channels_last)
-    # After the layout change, which gives the parameters new storage.
-    ema = Ema(model, cfg.ema) if cfg.ema else None
-    if ema is not None and state is not None and "ema" in state:
-        ema.load_state_dict(state["ema"])
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # training shapes never change
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    # fp16 needs loss scaling; bf16 and fp32 do not.
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    forward = torch.compile(model) if cfg.compile else model
-    loss_fn = {"l1": torch.nn.functional.l1_loss, "l2": torch.nn.functional.mse_loss}[cfg.loss]
+    def save(self) -> None:
+        """The checkpoint (last.pt) and the weights (model.safetensors)."""
+        import torch
 
-    stop = {"flag": False}
-
-    def _stop(signum: int, frame: Any) -> None:
-        stop["flag"] = True
-
-    old_handlers = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def save() -> None:
+        cfg, out, ema = self.cfg, self.out, self.ema
+        device = self.pipeline["kind"] == "device"
+        device_rng = {"device_rng": self.feed.get_state()} if device else {}
         _atomic_save(
             {
-                "model_state_dict": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "step": step,
-                "numpy_rng": feed.rng_state,
+                "model_state_dict": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "step": self.step,
+                "numpy_rng": self.feed.rng_state,
                 "torch_rng": torch.get_rng_state(),
-                **({"device_rng": feed.get_state()} if pipeline["kind"] == "device" else {}),
+                **device_rng,
                 **({"ema": ema.state_dict()} if ema is not None else {}),
                 "train_config": asdict(cfg),
-                "model_config": mcfg.to_dict(),
+                "model_config": self.mcfg.to_dict(),
             },
-            ckpt_path,
+            self.ckpt_path,
         )
-        meta = weights_metadata(mcfg.to_dict(), cfg.task, step, cfg.command)
+        meta = weights_metadata(self.mcfg.to_dict(), cfg.task, self.step, cfg.command)
         if ema is None:
-            _atomic_save_safetensors(model.state_dict(), meta, out / "model.safetensors")
+            _atomic_save_safetensors(self.model.state_dict(), meta, out / "model.safetensors")
             return
-        _atomic_save_safetensors(model.state_dict(), meta, out / "model.raw.safetensors")
+        _atomic_save_safetensors(self.model.state_dict(), meta, out / "model.raw.safetensors")
         _atomic_save_safetensors(ema.weights, meta | {"ema": f"{cfg.ema:g}"},
                                  out / "model.safetensors")  # fmt: skip
 
-    from ..runtime import autocast
+    def loop(
+        self, stop: _StopSignals, progress: Callable[[dict[str, Any]], None] | None
+    ) -> dict[str, Any]:
+        """Steps until ``cfg.steps`` or a stop signal; the last log record."""
 
-    # A resumed run whose total was not yet fixed carries the unspent part of
-    # its budget (see the ``finally`` below) and measures its pace afresh.
-    budget = _Budget(cfg, step) if cfg.time_budget > 0 else None
-    log_f = open(out / "log.jsonl", "a")
-    record: dict[str, Any] = {"step": step}
-    t0, steps0, n_acc = time.time(), step, 0
-    # The loss is summed on the device: reading it every step would make the
-    # host wait for the accelerator and stall the pipeline.
-    loss_acc = torch.zeros((), device=device)
-    try:
-        while step < cfg.steps and not stop["flag"]:
-            xb, yb, lv = feed.next()
-            x = torch.as_tensor(xb).to(device, non_blocking=True)
-            y = torch.as_tensor(yb).to(device, non_blocking=True)
-            x = x.permute(0, 3, 1, 2).float().div_(255)
-            y = y.permute(0, 3, 1, 2).float().div_(255)
-            if cfg.num_cond_channels:
-                from ..model import condition_value
+        cfg = self.cfg
+        # A resumed run whose total was not yet fixed carries the unspent part of
+        # its budget (see ``_finish``) and measures its pace afresh.
+        self.budget = _Budget(cfg, self.step) if cfg.time_budget > 0 else None
+        log = _Log(self.out / "log.jsonl", self.step, self.device)
+        record: dict[str, Any] = {"step": self.step}
+        try:
+            while self.step < cfg.steps and not stop.flag:
+                loss = self.train_step()
+                log.add(loss)
+                if self.budget is not None and self.budget.revise(self.step, self.sched):
+                    self.write_run_json()
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    record = self.log_record(log)
+                    if progress:
+                        progress(record)
+                if self.step % cfg.ckpt_every == 0:
+                    self.save()
+        finally:
+            self._finish(log)
+        return record
 
-                if torch.is_tensor(lv):  # the device pipeline: no host sync
-                    from .devicedata import condition_values
+    def train_step(self) -> Any:
+        """One optimiser step on the next batch; its loss (on the device)."""
+        from ..runtime import autocast
 
-                    cv = condition_values(cfg.task, lv)
-                else:
-                    cv = torch.tensor([condition_value(cfg.task, v) for v in lv], device=device)
-                x = torch.cat([x, cv.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:])], 1)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision):
-                pred = forward(x)
-            loss = loss_fn(pred.float(), y)
-            if step < cfg.warmup:
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * (step + 1) / cfg.warmup
-            opt.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                opt.step()
+        cfg, opt = self.cfg, self.opt
+        x, y = self._batch()
+        with autocast(self.device, self.precision):
+            pred = self.forward(x)
+        loss = self.loss_fn(pred.float(), y)
+        if self.step < cfg.warmup:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * (self.step + 1) / cfg.warmup
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        return loss
+
+    def _batch(self) -> tuple[Any, Any]:
+        """The next batch as network input (with its level plane) and target."""
+        import torch
+
+        cfg, device = self.cfg, self.device
+        xb, yb, lv = self.feed.next()
+        x = torch.as_tensor(xb).to(device, non_blocking=True)
+        y = torch.as_tensor(yb).to(device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float().div_(255)
+        y = y.permute(0, 3, 1, 2).float().div_(255)
+        if cfg.num_cond_channels:
+            from ..model import condition_value
+
+            if torch.is_tensor(lv):  # the device pipeline: no host sync
+                from .devicedata import condition_values
+
+                cv = condition_values(cfg.task, lv)
             else:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            sched.step()
-            if ema is not None:
-                ema.update()
-            step += 1
-            loss_acc += loss.detach()
-            n_acc += 1
-            if budget is not None:
-                if budget.revise(step, sched):
-                    write_run_json()
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                mean_loss = float(loss_acc) / n_acc
-                if not math.isfinite(mean_loss):
-                    raise FloatingPointError(f"loss became {mean_loss} by step {step}")
-                dt = time.time() - t0
-                record = {
-                    "step": step,
-                    "steps": cfg.steps,
-                    "loss": mean_loss,
-                    "lr": opt.param_groups[0]["lr"],
-                    "it_s": (step - steps0) / dt if dt > 0 else 0.0,
-                    "time": time.time(),
-                }
-                loss_acc.zero_()
-                n_acc = 0
-                if val_images and (step % cfg.val_every == 0 or step == cfg.steps):
-                    measured = ema.model_copy() if ema is not None else model
-                    scores = validate(measured, cfg, val_images, device, precision)
-                    record.update({"val_" + k: v for k, v in scores.items()})
-                log_f.write(json.dumps(record) + "\n")
-                log_f.flush()
-                if progress:
-                    progress(record)
-            if step % cfg.ckpt_every == 0:
-                save()
-    finally:
-        feed.close()
+                cv = torch.tensor([condition_value(cfg.task, v) for v in lv], device=device)
+            x = torch.cat([x, cv.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:])], 1)
+        return x.contiguous(memory_format=torch.channels_last), y
+
+    def log_record(self, log: _Log) -> dict[str, Any]:
+        """The log record of this step (validated when it is time), written out."""
+        cfg, step = self.cfg, self.step
+        record = log.record(step, cfg.steps, self.opt.param_groups[0]["lr"])
+        if self.val_images and (step % cfg.val_every == 0 or step == cfg.steps):
+            measured = self.ema.model_copy() if self.ema is not None else self.model
+            scores = validate(measured, cfg, self.val_images, self.device, self.precision)
+            record.update({"val_" + k: v for k, v in scores.items()})
+        log.write(record)
+        return record
+
+    def _finish(self, log: _Log) -> None:
+        """Stop the data, record where a time budget stands, save, close the log."""
+        cfg, budget = self.cfg, self.budget
+        self.feed.close()
         if budget is not None and cfg.time_budget:
-            if step >= cfg.steps:
+            if self.step >= cfg.steps:
                 # Reached the estimated total before the freeze (a slow pace
                 # estimates a short run): that total is the run.
                 cfg.time_budget = 0.0
@@ -335,14 +407,51 @@ def train(
                 # (the machine may differ) and still fits the rest into it.
                 cfg.time_budget = max(1.0, budget.deadline - time.time())
                 cfg.steps = budget.cap
-            write_run_json()
-        save()
-        log_f.close()
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
-    record["step"] = step
-    record["stopped"] = bool(stop["flag"])
-    return record
+            self.write_run_json()
+        self.save()
+        log.close()
+
+
+class _Log:
+    """RUN/log.jsonl, and the loss summed on the device between records
+    (reading it every step would make the host wait for the accelerator and
+    stall the pipeline)."""
+
+    def __init__(self, path: Path, step: int, device: Any) -> None:
+        import torch
+
+        self.f = open(path, "a")
+        self.t0, self.steps0, self.n = time.time(), step, 0
+        self.loss = torch.zeros((), device=device)
+
+    def add(self, loss: Any) -> None:
+        self.loss += loss.detach()
+        self.n += 1
+
+    def record(self, step: int, steps: int, lr: float) -> dict[str, Any]:
+        """The mean loss since the last record, the learning rate and the pace."""
+        mean_loss = float(self.loss) / self.n
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(f"loss became {mean_loss} by step {step}")
+        dt = time.time() - self.t0
+        record = {
+            "step": step,
+            "steps": steps,
+            "loss": mean_loss,
+            "lr": lr,
+            "it_s": (step - self.steps0) / dt if dt > 0 else 0.0,
+            "time": time.time(),
+        }
+        self.loss.zero_()
+        self.n = 0
+        return record
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.f.write(json.dumps(record) + "\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
 
 
 class Ema:

@@ -74,8 +74,8 @@ def parse_models(items: list[str]) -> dict[str, str]:
     models = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in standard.TASKS or not value:
-            raise SystemExit(f"--model wants KEY=NAME_OR_PATH with KEY in {standard.TASKS}")
+        if not sep or key not in standard.CASE_KEYS or not value:
+            raise SystemExit(f"--model wants KEY=NAME_OR_PATH with KEY in {standard.CASE_KEYS}")
         models[key] = value
     return models
 
@@ -205,7 +205,7 @@ def main() -> None:
     ap.add_argument("--sets", default="Set5,Set14,B100,CBSD68")
     ap.add_argument(
         "--tasks",
-        default=",".join(standard.TASKS),
+        default=",".join(standard.CASE_KEYS),
         help="x2,x3,x4,denoise,dejpeg (SR on Set5/Set14, the rest on CBSD68)",
     )
     ap.add_argument("--sigmas", default="15,25,50")

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..metrics import psnr, psnr_y
+from ..tasks import LEVEL_TASKS
 from . import degrade
 from .evaluate import IMAGE_EXTS, evaluate, summarise
 
@@ -52,7 +53,7 @@ __all__ = [
     "SETS",
     "SR_SETS",
     "RESTORE_SETS",
-    "TASKS",
+    "CASE_KEYS",
     "SIGMAS",
     "QUALITIES",
     "PUBLISHED",
@@ -76,7 +77,8 @@ __all__ = [
 SETS = {"Set5": "CSet5", "Set14": "CSet14", "B100": "B100", "CBSD68": "CBSD68"}
 SR_SETS = ("Set5", "Set14", "B100")
 RESTORE_SETS = ("CBSD68",)
-TASKS = ("x2", "x3", "x4", "denoise", "dejpeg")
+# What a case measures: an SR scale, or a task with levels (``tasks.LEVEL_TASKS``).
+CASE_KEYS = ("x2", "x3", "x4", *LEVEL_TASKS)
 SIGMAS = (15.0, 25.0, 50.0)
 QUALITIES = (10.0, 20.0, 30.0, 40.0)
 # PSNR-Y of a gray file minus its PSNR on the gray values (Y = 16 + 219 g / 255).
@@ -149,16 +151,16 @@ class Case:
 
 def cases(
     sets: Iterable[str] = (*SR_SETS, *RESTORE_SETS),
-    tasks: Iterable[str] = TASKS,
+    tasks: Iterable[str] = CASE_KEYS,
     sigmas: Iterable[float] = SIGMAS,
     qualities: Iterable[float] = QUALITIES,
 ) -> list[Case]:
     """The cases of ``sets`` x ``tasks``: SR on Set5 / Set14, denoise and dejpeg
     on CBSD68 (a set outside both lists gets every task)."""
     tasks = list(tasks)
-    unknown = set(tasks) - set(TASKS)
+    unknown = set(tasks) - set(CASE_KEYS)
     if unknown:
-        raise ValueError(f"unknown task(s) {sorted(unknown)}; use {', '.join(TASKS)}")
+        raise ValueError(f"unknown task(s) {sorted(unknown)}; use {', '.join(CASE_KEYS)}")
     out = []
     for name in sets:
         sr = name not in RESTORE_SETS

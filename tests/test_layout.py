@@ -172,3 +172,16 @@ def test_cli_functions_are_short():
                 wide.append(f"{path.name}:{fn.name} ({n} parameters)")
     assert not long, long
     assert not wide, wide
+
+
+def test_training_functions_are_short():
+    """No function of training/ over 60 lines or 10 parameters."""
+    long = []
+    for path in sorted((ROOT / "training").glob("*.py")):
+        for fn in _functions(ast.parse(path.read_text())):
+            body = fn.body[1:] if ast.get_docstring(fn) else fn.body
+            lines = (fn.end_lineno or 0) - body[0].lineno + 1 if body else 0
+            n = len(fn.args.args) + len(fn.args.kwonlyargs) + len(fn.args.posonlyargs)
+            if lines > 60 or n > 10:
+                long.append(f"{path.name}:{fn.name} ({lines} lines, {n} parameters)")
+    assert not long, long

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..errors import DownloadError
+from ..errors import DownloadError, first_line
 from ..files import cache_dir
 
 try:
@@ -341,8 +341,7 @@ def _gist(exc: BaseException) -> str:
     if isinstance(getattr(exc, "reason", None), BaseException):
         exc = exc.reason  # type: ignore[attr-defined]  # MaxRetryError -> the real cause
     text = next((a for a in exc.args if isinstance(a, str)), str(exc))
-    text = re.sub(r"^HTTPS?Connection(Pool)?\(.*?\): ", "", text.strip())
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc, re.sub(r"^HTTPS?Connection(Pool)?\(.*?\): ", "", text.strip()))
 
 
 class _Progress:

@@ -113,6 +113,19 @@ def test_nothing_imports_the_cli_and_the_library_never_imports_typer():
         assert not [n for n in names if n.split(".")[0] in ("typer", "click")], module
 
 
+def test_the_library_draws_no_progress():
+    """Only the command line imports rich (its bars come from cli/progress.py);
+    the library calls back instead (a download's ``progress``, a batch's
+    ``Reporter``)."""
+    for module, path in _modules().items():
+        if _room(module) in ("cli", "__main__"):
+            continue
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in names if n.split(".")[0] == "rich"], module
+
+
 def test_no_circle():
     graph = {m: [t for t, runs in imports if runs] for m, imports in _graph().items()}
     state: dict[str, int] = {}  # 1: on the path, 2: done

@@ -331,13 +331,15 @@ def make_restorer(spec: RestorerSpec) -> Restorer | Chain | Resized:
 
 
 def fetch_model(spec: RestorerSpec, offline: bool, *, quiet: bool) -> None:
-    """Have the model's file before the batch starts (a download draws its own
-    bar); exit 2 with one line for a name the registry does not know."""
+    """Have the model's file before the batch starts (a download shows its bar
+    unless ``quiet``); exit 2 with one line for a name the registry does not know."""
     from ..weights import RegistryError, default_model, resolve
+    from .progress import download_progress
 
     try:
         name = spec.model or default_model(spec.task, spec.scale)
-        resolve(name, offline=offline or None, quiet=quiet)
+        with download_progress(quiet) as progress:
+            resolve(name, offline=offline or None, progress=progress)
     except RegistryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -16,10 +16,13 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
 
 from ..spec import DEFAULT_OVERLAP, RestorerSpec
 from .options import (
+    RESTORE,
     CpusOpt,
     DeviceOpt,
     FormatOpt,
@@ -50,8 +53,9 @@ from .options import (
 if TYPE_CHECKING:
     from ..batch import BatchOptions
     from ..batch.cluster import ClusterOptions
+    from ..outsize import OutSize
 
-__all__ = ["Network", "Model", "Engine", "Runner", "Files", "grouped"]
+__all__ = ["Network", "Model", "Engine", "Runner", "Size", "Files", "grouped"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,6 +91,55 @@ class Engine:
             task, scale, network.model, network.num_scales, self.device, self.precision.value,
             self.tile, self.tile_overlap, self.tta, **more,
         )  # fmt: skip
+
+
+def _pixels(metavar: str, help: str) -> Any:
+    """--width / --height: a number of pixels."""
+    return typer.Option(min=1, metavar=metavar, rich_help_panel=RESTORE, help=help)
+
+
+@dataclass(frozen=True)
+class Size:
+    """upscale's --outscale, --width, --height: any output size."""
+
+    outscale: Annotated[
+        float | None,
+        typer.Option(
+            metavar="F",
+            rich_help_panel=RESTORE,
+            help="Any factor above 1 up to 16 (1.5, 3.5, 8): the trained scale at or above "
+            "it, twice above 4 (x2 then x4 for 8), then an antialiased resize to the "
+            "exact size. Output NAME_x3.5.png.",
+        ),
+    ] = None
+    width: Annotated[
+        int | None,
+        _pixels(
+            "W",
+            "Output width in pixels, the aspect kept (with --height: exactly W x H), "
+            "as --outscale does it. Output NAME_wW.png.",
+        ),
+    ] = None
+    height: Annotated[
+        int | None,
+        _pixels(
+            "H",
+            "Output height in pixels, as --width. Output NAME_hH.png (NAME_WxH.png with both).",
+        ),
+    ] = None
+
+    def out_size(self, model: str | None) -> OutSize | None:
+        """The OutSize asked for (None: -s alone); usage errors."""
+        if self.outscale is None and self.width is None and self.height is None:
+            return None
+        from ..outsize import OutSize
+
+        if model is not None:
+            usage("--outscale, --width and --height run the shipped upscalers; drop --model")
+        try:
+            return OutSize(self.outscale, self.width, self.height)
+        except ValueError as exc:
+            usage(str(exc))
 
 
 @dataclass(frozen=True)

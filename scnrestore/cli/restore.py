@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..spec import RestorerSpec
-from .groups import Files, Model, Runner, grouped
+from .groups import Files, Model, Runner, Size, grouped
 from .options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -34,7 +34,6 @@ from .options import (
 if TYPE_CHECKING:
     from ..batch import BatchOptions
     from ..batch.cluster import ClusterOptions
-    from ..outsize import OutSize
 
 __all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
 
@@ -114,36 +113,7 @@ def upscale(
             help="The trained scale (--outscale: any other).",
         ),
     ] = 4,
-    outscale: Annotated[
-        float | None,
-        typer.Option(
-            metavar="F",
-            rich_help_panel=RESTORE,
-            help="Any factor above 1 up to 16 (1.5, 3.5, 8): the trained scale at or above "
-            "it, twice above 4 (x2 then x4 for 8), then an antialiased resize to the "
-            "exact size. Output NAME_x3.5.png.",
-        ),
-    ] = None,
-    width: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            metavar="W",
-            rich_help_panel=RESTORE,
-            help="Output width in pixels, the aspect kept (with --height: exactly W x H), "
-            "as --outscale does it. Output NAME_wW.png.",
-        ),
-    ] = None,
-    height: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            metavar="H",
-            rich_help_panel=RESTORE,
-            help="Output height in pixels, as --width. Output NAME_hH.png (NAME_WxH.png "
-            "with both).",
-        ),
-    ] = None,
+    size: Size = Size(),
     jpeg: JpegOpt = "auto",
     denoise: DenoiseOpt = "off",
     model: Model = Model(),
@@ -159,26 +129,10 @@ def upscale(
     Example: [bold]scnrestore upscale photo.jpg -s 4[/bold]
     """
     parse_steps(jpeg, denoise)  # a usage error before anything else
-    size = _out_size(outscale, width, height, model.model)
+    out_size = size.out_size(model.model)
     opts = files.batch("upscale", None, scale, output)
-    spec = runner.spec(model, "upscale", scale, steps=(jpeg, denoise), size=size)
+    spec = runner.spec(model, "upscale", scale, steps=(jpeg, denoise), size=out_size)
     _run(inputs, opts, spec, files, runner, model.offline)
-
-
-def _out_size(
-    outscale: float | None, width: int | None, height: int | None, model: str | None
-) -> OutSize | None:
-    """--outscale / --width / --height as an OutSize (None: -s alone); usage errors."""
-    if outscale is None and width is None and height is None:
-        return None
-    from ..outsize import OutSize
-
-    if model is not None:
-        usage("--outscale, --width and --height run the shipped upscalers; drop --model")
-    try:
-        return OutSize(outscale, width, height)
-    except ValueError as exc:
-        usage(str(exc))
 
 
 @grouped

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from .model import SCN
 
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 
 __all__ = ["CheckpointError", "load_state_dict", "read_metadata", "build_model"]
 
@@ -98,8 +98,7 @@ def _reason(path: Path, exc: BaseException) -> str:
     # Torch files are zip archives (PK) or, before torch 1.6, pickles (0x80).
     if not _is_safetensors(path) and head[:2] != b"PK" and head[:1] != b"\x80":
         return "not a safetensors or torch checkpoint file"
-    first = text.splitlines()[0].split(". ")[0] if text else ""
-    return first or type(exc).__name__
+    return first_line(exc).split(". ")[0]
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

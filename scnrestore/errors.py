@@ -29,9 +29,11 @@ class ImageReadError(ValueError):
     """An input file that is not a readable image (the message says why)."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none)."""
-    lines = str(exc).strip().splitlines()
+def first_line(exc: BaseException, text: str | None = None) -> str:
+    """The first line of an exception's message, or of ``text`` said about it
+    (the exception's type's name when that is empty): the one-line error of
+    every message scnrestore passes on."""
+    lines = (str(exc) if text is None else text).strip().splitlines()
     return lines[0].strip() if lines and lines[0].strip() else type(exc).__name__
 
 

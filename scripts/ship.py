@@ -13,7 +13,8 @@
    --extra-levels (denoise/dejpeg) adds levels measured once, with the shipped
    file at the default precision: the light degradations (σ 2, quality 90)
    where a model may make images worse, which the CLI then warns about.
-4. Writes the [models.NAME] entry into weights.toml and scnrestore/weights.toml.
+4. Writes the [models.NAME] entry into scnrestore/weights.toml (the registry;
+   weights.toml at the top of the repository is a link to it).
    With --stage LABEL (a run started with --init from the shipped file) the
    entry's history is kept: the run is appended to its provenance as
    "LABEL, N steps: COMMAND (code C)", steps add up, and its status stays
@@ -50,6 +51,8 @@ from scnrestore.files import atomic_output
 from scnrestore.weights import TASK_SCHEDULES, TOLD_LEVEL
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The one registry file (the top-level weights.toml is a symbolic link to it).
+REGISTRY = ROOT / "scnrestore" / "weights.toml"
 # A JPEG-aware upscaler: web (70-90) and phone (95) qualities of the input.
 JPEG_LEVELS = [70.0, 80.0, 90.0, 95.0]
 LEVELS = {"upscale": [None], "denoise": [15.0, 25.0, 50.0], "dejpeg": [10.0, 20.0, 30.0, 40.0]}
@@ -112,7 +115,7 @@ def toml_value(v: object) -> str:
 
 
 def write_entry(name: str, fields: dict) -> None:
-    """Replace (or append) the [models.NAME] block in both registries.
+    """Replace (or append) the [models.NAME] block in the registry.
 
     Two ship.py runs often finish at about the same time (denoise and dejpeg
     are trained side by side); each read-modify-write holds an exclusive lock
@@ -124,14 +127,14 @@ def write_entry(name: str, fields: dict) -> None:
     pattern = re.compile(rf"^\[models\.{re.escape(name)}\]\n(?:(?!\[).*\n)*", re.M)
     with open(ROOT / ".weights.toml.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for reg in (ROOT / "weights.toml", ROOT / "scnrestore" / "weights.toml"):
-            text = reg.read_text()
-            if pattern.search(text):
-                text = pattern.sub(lambda _m: block + "\n", text)  # no escapes in block
-            else:
-                text = text.rstrip("\n") + "\n\n" + block
-            with atomic_output(reg) as tmp:
-                tmp.write_text(text.rstrip("\n") + "\n")
+        reg = REGISTRY  # the file itself: replacing the top-level link would split them
+        text = reg.read_text()
+        if pattern.search(text):
+            text = pattern.sub(lambda _m: block + "\n", text)  # no escapes in block
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+        with atomic_output(reg) as tmp:
+            tmp.write_text(text.rstrip("\n") + "\n")
 
 
 def schedule_clause(note: str, key: str) -> str:
@@ -148,7 +151,7 @@ def previous_entry(name: str) -> dict:
     """The entry as written in the project's weights.toml (no user registry)."""
     from scnrestore.weights import load_registry
 
-    entry = load_registry(ROOT / "weights.toml").get(name)
+    entry = load_registry(REGISTRY).get(name)
     if entry is None:
         raise SystemExit(f"--stage: weights.toml has no [models.{name}] entry to continue")
     return entry.raw

@@ -127,6 +127,19 @@ def test_only_training_tools_import_the_training_package():
     assert not found, found
 
 
+def test_the_library_draws_no_progress():
+    """Only the command line imports rich (its bars come from cli/progress.py);
+    the library calls back instead (a download's ``progress``, a batch's
+    ``Reporter``)."""
+    for module, path in _modules().items():
+        if _room(module) in ("cli", "__main__"):
+            continue
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in names if n.split(".")[0] == "rich"], module
+
+
 def test_no_circle():
     """No circle in the import graph, counting in-function and type-only imports."""
     graph = {m: [t for t, _ in imports] for m, imports in _graph().items()}
@@ -153,15 +166,15 @@ def _functions(tree: ast.AST):
     return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
 
 
-def test_cli_functions_are_short():
-    """No function of cli/ over 60 lines; none over 10 parameters but the
-    commands themselves, whose parameters are their options."""
+def test_cli_and_batch_functions_are_short():
+    """No function of cli/ or batch/ over 60 lines; none over 10 parameters
+    but the commands themselves, whose parameters are their options."""
     commands = {
         "upscale", "denoise", "dejpeg", "train", "evaluate_cmd", "main",
         "models_list", "models_info", "models_download", "models_verify", "models_path",
     }  # fmt: skip
     long, wide = [], []
-    for path in sorted((ROOT / "cli").glob("*.py")):
+    for path in sorted([*(ROOT / "cli").glob("*.py"), *(ROOT / "batch").glob("*.py")]):
         for fn in _functions(ast.parse(path.read_text())):
             body = fn.body[1:] if ast.get_docstring(fn) else fn.body
             lines = (fn.end_lineno or 0) - body[0].lineno + 1 if body else 0

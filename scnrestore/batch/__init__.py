@@ -1,16 +1,21 @@
 """Batches of files: planning (inputs -> jobs -> outputs) and running them with
 file I/O overlapped with the model. The command line drives it; so can Python::
 
-    from scnrestore.batch import BatchOptions, expand_inputs, plan_outputs, run_jobs
+    from scnrestore.batch import BatchOptions, plan_batch, run_jobs
 
-No typer here: messages go through a :class:`Reporter` the caller provides.
+    plan = plan_batch(["photos/"], BatchOptions("upscale", scale=2))
+    # plan.refusals: why it cannot run; plan.notes; plan.jobs -> run_jobs(plan.jobs, ...)
+
+The same plan runs on a Ray cluster (:mod:`scnrestore.batch.cluster`, public
+as ``scnrestore.distributed``). No typer here: messages go through a
+:class:`Reporter` the caller provides, refusals come back in the plan.
 """
 
 from __future__ import annotations
 
+from .options import BatchOptions, Encoding
 from .pipeline import (
     WRITE_BYTES,
-    Encoding,
     Pipeline,
     Reporter,
     Ticket,
@@ -20,19 +25,21 @@ from .pipeline import (
 )
 from .plan import (
     SUFFIX,
+    BatchPlan,
     Job,
     Source,
     check_inputs,
     check_writable,
     expand_inputs,
     guard_outputs,
+    output_name_refusal,
+    plan_batch,
     plan_outputs,
     resolved,
     same_file,
     skip_earlier_outputs,
 )
 from .run import (
-    BatchOptions,
     BatchResult,
     restore_file,
     run_jobs,
@@ -42,6 +49,7 @@ from .run import (
 
 __all__ = [
     "BatchOptions",
+    "BatchPlan",
     "BatchResult",
     "Encoding",
     "Job",
@@ -56,6 +64,8 @@ __all__ = [
     "expand_inputs",
     "failure",
     "guard_outputs",
+    "output_name_refusal",
+    "plan_batch",
     "plan_outputs",
     "resolved",
     "restore_file",

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from ..errors import ImageReadError, first_line
 from ..files import leaves_no_trace
 from ..imageio import read_image, write_image
+from .options import Encoding
 from .plan import Job, resolved, same_file
 
 __all__ = [
@@ -51,13 +52,6 @@ class Reporter(Protocol):
 
 class Aborted(Exception):
     """A background write dropped because the batch was interrupted."""
-
-
-class Encoding(NamedTuple):
-    """How output files are encoded (JPEG / WebP quality, PNG zlib level)."""
-
-    jpeg_quality: int
-    png_compression: int
 
 
 def write_output(job: Job, out: Any, out_fmt: str, enc: Encoding, ticket: Ticket) -> float:

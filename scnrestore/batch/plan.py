@@ -2,6 +2,8 @@
 
 Nothing here decodes an image or loads a model: every clash between inputs and
 outputs is settled before anything runs (see :func:`guard_outputs`).
+:func:`plan_batch` is the one planner, of a local run and of a Ray run alike;
+it never prints and never exits: what it refuses, the caller reports.
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..imageio import FORMATS, IMAGE_EXTS, INPUT_EXTS, extension_for
+from ..imageio import FORMATS, IMAGE_EXTS, INPUT_EXTS, extension_for, format_for_path
+from .options import BatchOptions
+from .sources import is_uri, split_sources
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..outsize import OutSize
 
 __all__ = [
+    "BatchPlan",
+    "plan_batch",
+    "output_name_refusal",
     "Job",
     "Source",
     "check_inputs",
@@ -365,4 +377,101 @@ def _unwritable(folder: Path) -> str | None:
         return f"{shown} is a file, not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"folder {shown} is not writable"
+    return None
+
+
+# -- the one planner ----------------------------------------------------------------
+
+
+@dataclass
+class BatchPlan:
+    """A batch as planned, before any model loads: ``jobs`` (one per input,
+    those settled already with their status), ``notes`` for the user, and
+    ``refusals``: why the batch cannot run as asked (a usage error; no job
+    then). ``uris``: {job.src: URI} for the object-store inputs of a Ray run."""
+
+    jobs: list[Job] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    uris: dict[Path, str] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> list[Job]:
+        """The jobs still to run."""
+        return [j for j in self.jobs if j.status == "pending"]
+
+
+def plan_batch(
+    inputs: Iterable[str] | str,
+    opts: BatchOptions,
+    *,
+    suffix: str | None = None,
+    size: OutSize | None = None,
+    lists: bool = False,
+) -> BatchPlan:
+    """The jobs of a batch, settled as far as can be before a model loads:
+    clashes, unreadable inputs, outputs that cannot be written, and files that
+    are this tool's earlier outputs (left out unless named, with a note).
+
+    ``suffix``: what an output beside its input adds to its name (None: the
+    output size's, else the task's). ``lists``: list files (``.txt`` /
+    ``.lst``) and URIs pyarrow can list are inputs too (a Ray run's).
+    """
+    refusal = _options_refusal(opts)
+    if refusal is not None:
+        return BatchPlan(refusals=[refusal])
+    local = [inputs] if isinstance(inputs, str) else list(inputs)
+    try:
+        found = split_sources(local, opts.output, opts.recursive) if lists else None
+    except ValueError as exc:
+        return BatchPlan(refusals=[str(exc)])
+    pairs, missing, notes = expand_inputs(found.local if found else local, opts.recursive)
+    if suffix is None:
+        suffix = size.suffix if size is not None else SUFFIX[opts.task].format(scale=opts.scale)
+    pairs, earlier, more = skip_earlier_outputs(pairs, (suffix,))
+    uris: dict[Path, str] = {}
+    if found is not None:
+        missing += [Job(src, status="failed", error=why) for src, why in found.failed]
+        pairs += [Source(*pair) for pair in found.pairs]
+        uris = found.uris
+    if opts.output is not None and not opts.output.is_dir():
+        refusal = output_name_refusal(opts.output, opts.fmt, len(pairs))
+        if refusal is not None:
+            return BatchPlan(refusals=[refusal])
+    jobs = missing + plan_outputs(pairs, opts.output, suffix, opts.fmt)
+    guard_outputs(jobs)
+    check_writable(jobs)
+    # headers read here; objects only by the workers that fetch them
+    notes += more + check_inputs([j for j in jobs if j.src not in uris], opts.task, opts.level)
+    return BatchPlan(jobs + earlier, notes, [], uris)
+
+
+def _options_refusal(opts: BatchOptions) -> str | None:
+    """What in ``opts`` alone makes a batch that cannot run, or None."""
+    if opts.overwrite and opts.skip_existing:
+        return "--overwrite and --skip-existing exclude each other"
+    if opts.fmt:
+        try:
+            format_for_path("x", opts.fmt)
+        except ValueError as exc:
+            return str(exc)
+    if opts.output is not None and is_uri(str(opts.output)):
+        return f"--output {opts.output}: outputs go to a folder every worker sees (no URI)"
+    return None
+
+
+def output_name_refusal(output: Path, fmt: str | None, n_inputs: int) -> str | None:
+    """Why an ``-o`` that is not a folder cannot be: a file name for many
+    inputs, a picture format scnrestore does not write, or one that
+    contradicts ``-f``; None when it can."""
+    ext = output.suffix.lower()
+    if ext in INPUT_EXTS and ext not in FORMATS:
+        writable = ".png, .tif, .webp, .bmp or .jpg"
+        return f"--output {output}: {ext[1:].upper()} is not written (use {writable})"
+    if ext not in FORMATS:
+        return None  # a folder to be made (names like out.v2 are folders too)
+    if n_inputs > 1:
+        return f"--output {output} looks like a file, but there are {n_inputs} inputs"
+    if fmt and format_for_path(output, fmt) != format_for_path(output):
+        return f"--output {output} and --format {fmt} disagree; give one of them"
     return None

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..imageio import format_for_path
 from ..tasks import LEVEL_FLAG
-from .pipeline import Encoding, Pipeline, Reporter, Ticket, failure, write_output
+from .options import BatchOptions
+from .pipeline import Pipeline, Reporter, Ticket, failure, write_output
 from .plan import Job, same_file
 
 if TYPE_CHECKING:
@@ -26,33 +27,6 @@ if TYPE_CHECKING:
     from ..outsize import Resized
 
 __all__ = ["BatchOptions", "BatchResult", "run_jobs", "restore_file", "settled_by_output"]
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """What a batch does with its files (the model is the caller's).
-
-    ``level``: sigma (denoise) or JPEG quality (dejpeg), "auto" to estimate
-    it per file, None for upscale. ``fmt``: the output format (None: from
-    each output's extension). ``jpeg_quality`` / ``png_compression``: how
-    outputs are encoded. ``overwrite`` / ``skip_existing``: what to do with
-    an output that exists (neither: that file fails).
-    """
-
-    task: str
-    level: float | str | None = None
-    scale: int = 1
-    output: Path | None = None
-    recursive: bool = False
-    fmt: str | None = None
-    jpeg_quality: int = 95
-    png_compression: int = 6
-    overwrite: bool = False
-    skip_existing: bool = False
-
-    @property
-    def encoding(self) -> Encoding:
-        return Encoding(self.jpeg_quality, self.png_compression)
 
 
 @dataclass

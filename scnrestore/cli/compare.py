@@ -21,64 +21,74 @@ Resample = StrEnum("Resample", [(r, r) for r in ("nearest", "bicubic", "lanczos"
 PICTURE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
+Images = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="IMAGES...",
+        show_default=False,
+        help="The images to set side by side, left to right.",
+    ),
+]
+OutputOpt = Annotated[
+    Path,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="The picture to write: .png, .jpg or .webp (replaced if it exists).",
+    ),
+]
+ReferenceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="The original: panels are scaled to its size and labelled with PSNR (RGB) "
+        "and SSIM (luma) against it; it is shown last unless it is one of IMAGES.",
+    ),
+]
+CropOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="N|WxH",
+        help="Show this window of each (scaled) image: N x N or W x H pixels, centred "
+        "unless --at is given. Default: the whole image.",
+    ),
+]
+AtOpt = Annotated[
+    str | None,
+    typer.Option(metavar="X,Y", help="Top-left corner of the --crop window, in pixels."),
+]
+LabelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--label",
+        "-l",
+        metavar="TEXT",
+        help="A panel's label, once per image in order. Default: the file names.",
+    ),
+]
+ZoomOpt = Annotated[
+    int,
+    typer.Option(min=1, max=8, help="Magnify the crop this many times (nearest-neighbour)."),
+]
+ResampleOpt = Annotated[
+    Resample,
+    typer.Option(
+        help="How a smaller image is scaled to the panel size: nearest shows its pixels "
+        "as they are."
+    ),
+]
+
+
 def compare(
-    images: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="IMAGES...",
-            show_default=False,
-            help="The images to set side by side, left to right.",
-        ),
-    ],
-    output: Annotated[
-        Path,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="PATH",
-            help="The picture to write: .png, .jpg or .webp (replaced if it exists).",
-        ),
-    ],
-    reference: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="FILE",
-            help="The original: panels are scaled to its size and labelled with PSNR (RGB) "
-            "and SSIM (luma) against it; it is shown last unless it is one of IMAGES.",
-        ),
-    ] = None,
-    crop: Annotated[
-        str | None,
-        typer.Option(
-            metavar="N|WxH",
-            help="Show this window of each (scaled) image: N x N or W x H pixels, centred "
-            "unless --at is given. Default: the whole image.",
-        ),
-    ] = None,
-    at: Annotated[
-        str | None,
-        typer.Option(metavar="X,Y", help="Top-left corner of the --crop window, in pixels."),
-    ] = None,
-    label: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--label",
-            "-l",
-            metavar="TEXT",
-            help="A panel's label, once per image in order. Default: the file names.",
-        ),
-    ] = None,
-    zoom: Annotated[
-        int,
-        typer.Option(min=1, max=8, help="Magnify the crop this many times (nearest-neighbour)."),
-    ] = 1,
-    resample: Annotated[
-        Resample,
-        typer.Option(
-            help="How a smaller image is scaled to the panel size: nearest shows its pixels "
-            "as they are."
-        ),
-    ] = Resample.nearest,
+    images: Images,
+    output: OutputOpt,
+    reference: ReferenceOpt = None,
+    crop: CropOpt = None,
+    at: AtOpt = None,
+    label: LabelOpt = None,
+    zoom: ZoomOpt = 1,
+    resample: ResampleOpt = Resample.nearest,
 ) -> None:
     """Write a labelled side-by-side picture of images, to judge them by eye.
 

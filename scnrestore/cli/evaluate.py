@@ -9,21 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..spec import DEFAULT_OVERLAP, DEFAULT_STEPS, RestorerSpec
+from ..spec import DEFAULT_STEPS
+from .groups import Engine, Network, grouped
 from .options import (
     CalibrationOpt,
-    DeviceOpt,
     JsonOpt,
     KeepInputOpt,
     KeepLumaOpt,
-    ModelOpt,
-    NumScalesOpt,
-    OverlapOpt,
-    Precision,
-    PrecisionOpt,
     Task,
-    TileOpt,
-    TtaOpt,
     floats,
     make_restorer,
     parse_keep,
@@ -41,6 +34,7 @@ TABLE_COLUMNS = ("PSNR", "PSNR-Y", "SSIM", "{base} PSNR", "{base} PSNR-Y", "{bas
                  "gain PSNR-Y", "s")  # fmt: skip
 
 
+@grouped
 def evaluate_cmd(
     directory: Annotated[Path, typer.Argument(help="Directory of clean images.")],
     task: Annotated[Task, typer.Option(help="upscale, denoise or dejpeg.")] = Task.upscale,
@@ -49,13 +43,8 @@ def evaluate_cmd(
         str | None,
         typer.Option(help="Comma-separated sigmas / qualities (default 15,25,50 / 10,20,30,40)."),
     ] = None,
-    model: ModelOpt = None,
-    num_scales: NumScalesOpt = None,
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = Precision.auto,
-    tile: TileOpt = None,
-    tile_overlap: OverlapOpt = DEFAULT_OVERLAP,
-    tta: TtaOpt = False,
+    network: Network = Network(),
+    engine: Engine = Engine(),
     as_json: JsonOpt = False,
     keep_luma: KeepLumaOpt = "auto",
     keep_input: KeepInputOpt = "auto",
@@ -88,10 +77,10 @@ def evaluate_cmd(
     )
     qualities = _qualities(jpeg, task.value)
     # --jpeg: upscale's chain, as the command runs it; else the task's network alone
-    spec = RestorerSpec(
-        task.value, scale, model, num_scales, device, precision.value, tile, tile_overlap, tta,
-        keep=keep, calibration=level_calibration, steps=DEFAULT_STEPS if qualities else None,
-    )  # fmt: skip
+    steps = DEFAULT_STEPS if qualities else None
+    spec = engine.spec(
+        network, task.value, scale, keep=keep, calibration=level_calibration, steps=steps
+    )
     restorer: Any = make_restorer(spec)
     if qualities:
         results = [_score(restorer, images, None, as_json, q) for q in qualities]

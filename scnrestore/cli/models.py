@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .options import EXIT_FAILED, EXIT_USAGE, Command, Group, JsonOpt, OfflineOpt, QuietOpt, usage
+from .progress import download_progress
 
 __all__ = ["app"]
 
@@ -189,7 +190,8 @@ def models_download(
     failed = 0
     for entry in entries:
         try:
-            path = fetch(entry, quiet=quiet)
+            with download_progress(quiet) as progress:
+                path = fetch(entry, progress=progress)
         except RegistryError as exc:
             typer.echo(f"error: {exc}", err=True)
             failed += 1
@@ -231,5 +233,6 @@ def models_path(name: ModelNameArg, offline: OfflineOpt = False, quiet: QuietOpt
     with _registry_errors():
         entry = _registry_entry(name)
     with _registry_errors(EXIT_FAILED):
-        path = fetch(entry, offline=offline or None, quiet=quiet)
+        with download_progress(quiet) as progress:
+            path = fetch(entry, offline=offline or None, progress=progress)
     typer.echo(str(path))

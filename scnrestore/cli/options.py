@@ -18,6 +18,7 @@ from ..tasks import LEVEL_FLAG, LEVEL_RANGES, LOSSES, TASKS
 
 if TYPE_CHECKING:
     from ..api import Restorer
+    from ..batch import BatchPlan
     from ..chain import Chain
     from ..outsize import Resized
     from ..spec import RestorerSpec
@@ -94,6 +95,11 @@ def output_option(default_name: str) -> Any:
         help="Output file (one input) or directory (mirrors the input tree). "
         f"Default: beside each input, as {default_name}.",
     )
+
+
+def level_option(help: str) -> Any:
+    """--sigma / --quality: a level, N or auto, with the command's own help."""
+    return typer.Option(metavar="N|auto", rich_help_panel=RESTORE, help=help)
 
 
 RecursiveOpt = Annotated[
@@ -322,6 +328,27 @@ def make_restorer(spec: RestorerSpec) -> Restorer | Chain | Resized:
     except (RegistryError, CheckpointError, ValueError, OSError) as exc:
         typer.echo(one_line(f"error: {exc}"), err=True)
         raise typer.Exit(EXIT_USAGE) from None
+
+
+def fetch_model(spec: RestorerSpec, offline: bool, *, quiet: bool) -> None:
+    """Have the model's file before the batch starts (a download shows its bar
+    unless ``quiet``); exit 2 with one line for a name the registry does not know."""
+    from ..weights import RegistryError, default_model, resolve
+    from .progress import download_progress
+
+    try:
+        name = spec.model or default_model(spec.task, spec.scale)
+        with download_progress(quiet) as progress:
+            resolve(name, offline=offline or None, progress=progress)
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def check_plan(plan: BatchPlan) -> None:
+    """What the batch planner refused, as a usage error (exit 2): the first of them."""
+    if plan.refusals:
+        usage(plan.refusals[0])
 
 
 # -- parsing ----------------------------------------------------------------------

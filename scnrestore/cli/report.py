@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import one_line
+from .progress import progress_bar, stderr_console
 
 if TYPE_CHECKING:
     from ..batch import BatchResult, Job
@@ -20,9 +21,7 @@ class ConsoleReporter:
     """The command line's :class:`~scnrestore.batch.pipeline.Reporter`."""
 
     def __init__(self, quiet: bool, as_json: bool, total: int) -> None:
-        from rich.console import Console
-
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        self.err = stderr_console(highlight=False, soft_wrap=True, emoji=False)
         self.quiet = quiet
         self.as_json = as_json
         self.live = self.err.is_terminal and not quiet
@@ -31,24 +30,7 @@ class ConsoleReporter:
             self._start_progress(total)
 
     def _start_progress(self, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("{task.description}", markup=False),  # file names may hold "[...]"
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.err,
-            transient=False,
-        )
+        self.progress = progress_bar(self.err, "files")  # file names may hold "[...]"
         self.files = self.progress.add_task("files", total=total)
         self.tiles = self.progress.add_task("tiles", total=1, visible=False)
         self.progress.start()

@@ -1,7 +1,7 @@
 """The weights registry: which models exist, what they are, where their files are.
 
-The registry is ``weights.toml`` (shipped inside the package; the copy at the
-repository's top level is the same file), one table per model::
+The registry is ``weights.toml`` (shipped inside the package; the one at the
+repository's top level is a symbolic link to it), one table per model::
 
     format = 1
     base_url = "https://example.org/scnrestore/v1/"   # for relative file names / urls

@@ -19,7 +19,8 @@ returns the path of a verified copy in the cache, downloading it if needed:
 - ``NAME.lock`` (``fcntl.flock``; ``O_EXCL`` polling where fcntl is missing)
   makes concurrent processes download once: the others wait, then find the file.
 
-requests is imported only when something is downloaded; torch never.
+requests is imported only when something is downloaded; torch never. Nothing
+here draws: a caller that shows progress passes ``progress`` (see :func:`retrieve`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from .._version import __version__
-from ..errors import DownloadError
+from ..errors import DownloadError, first_line
 from ..files import cache_dir
 
 try:
@@ -60,12 +61,15 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_RETRIES",
     "DEFAULT_BACKOFF",
+    "DownloadProgress",
 ]
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # seconds: connect, read (between two bytes)
 DEFAULT_RETRIES = 3  # attempts per mirror after the first
 DEFAULT_BACKOFF = 1.0  # seconds before the first retry, doubled each time
 CHUNK = 1 << 16
+#: What a download reports as bytes arrive: (file name, bytes done, bytes in all).
+DownloadProgress = Callable[[str, int, int], None]
 RETRY_STATUS = frozenset((408, 425, 429, 500, 502, 503, 504))
 _TRUE = ("1", "true", "yes", "on")
 URL_SCHEMES = ("http", "https", "file")
@@ -146,7 +150,7 @@ def retrieve(
     urls: Sequence[str],
     cache: Path | None = None,
     offline: bool | None = None,
-    quiet: bool = True,
+    progress: DownloadProgress | None = None,
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
@@ -154,8 +158,9 @@ def retrieve(
     """The path of a verified copy of ``fname`` in the cache, downloaded if needed.
 
     ``urls`` are mirrors, tried in order; each gets ``1 + retries`` attempts,
-    waiting ``backoff``, ``2 * backoff``, ... seconds in between. ``quiet=False``
-    draws a progress bar on stderr when it is a terminal. Raises
+    waiting ``backoff``, ``2 * backoff``, ... seconds in between. ``progress``
+    is called as bytes arrive, ``progress(fname, done, size)`` (nothing is
+    drawn here: the command line draws its bar). Raises
     :class:`DownloadError` with a one-line message.
     """
     if not is_safe_name(fname) or fname.endswith((".part", ".lock")):
@@ -180,7 +185,8 @@ def retrieve(
         with _lock(folder / f"{fname}.lock") as heartbeat:
             if cached(fname, size, folder):  # another process fetched it meanwhile
                 return final
-            with _Transfer(folder / f"{fname}.part", sha256, size, quiet, timeout, heartbeat) as t:
+            part = folder / f"{fname}.part"
+            with _Transfer(part, sha256, size, progress, timeout, heartbeat) as t:
                 for url in urls:
                     try:
                         t.from_mirror(url, retries, backoff)
@@ -202,7 +208,7 @@ class _Transfer:
         part: Path,
         sha256: str,
         size: int,
-        quiet: bool,
+        progress: DownloadProgress | None,
         timeout: tuple[float, float],
         heartbeat: Callable[[], None],
     ) -> None:
@@ -211,14 +217,14 @@ class _Transfer:
         self.size = size
         self.timeout = timeout
         self.heartbeat = heartbeat
-        self.progress = _Progress(part.name.removesuffix(".part"), size, quiet)
+        self.name = part.name.removesuffix(".part")
+        self.progress = progress
         self._session: requests.Session | None = None
 
     def __enter__(self) -> _Transfer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.close()
         if self._session is not None:
             self._session.close()
 
@@ -313,10 +319,14 @@ class _Transfer:
             raise _NextMirror(_gist(exc)) from None
         return start
 
+    def _show(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(self.name, done, self.size)
+
     def _write(self, chunks: Iterable[bytes], start: int, mode: str) -> None:
         """Write ``chunks`` to ``part`` from offset ``start``; complete or raise _Retry."""
         done = start
-        self.progress.show(done)
+        self._show(done)
         f: IO[bytes]
         with open(self.part, mode) as f:
             for chunk in chunks:
@@ -326,7 +336,7 @@ class _Transfer:
                     self.part.unlink(missing_ok=True)
                     raise _NextMirror(f"more than the registry's {self.size} bytes")
                 f.write(chunk)
-                self.progress.show(done)
+                self._show(done)
                 self.heartbeat()
             f.flush()
             os.fsync(f.fileno())
@@ -341,55 +351,7 @@ def _gist(exc: BaseException) -> str:
     if isinstance(getattr(exc, "reason", None), BaseException):
         exc = exc.reason  # type: ignore[attr-defined]  # MaxRetryError -> the real cause
     text = next((a for a in exc.args if isinstance(a, str)), str(exc))
-    text = re.sub(r"^HTTPS?Connection(Pool)?\(.*?\): ", "", text.strip())
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-class _Progress:
-    """A rich progress bar (size, speed, time left) on stderr; none when quiet or piped."""
-
-    def __init__(self, label: str, total: int, quiet: bool) -> None:
-        self.label, self.total = label, total
-        self.enabled = not quiet
-        self._bar: Any = None
-        self._task: Any = None
-
-    def show(self, completed: int) -> None:
-        if self._bar is None and self.enabled:
-            self._start()
-        if self._bar is not None:
-            self._bar.update(self._task, completed=completed)
-
-    def _start(self) -> None:
-        from rich.console import Console
-
-        self.enabled = False  # decide once
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            return
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        )
-        self._task = self._bar.add_task(self.label, total=self.total)
-        self._bar.start()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    return first_line(exc, re.sub(r"^HTTPS?Connection(Pool)?\(.*?\): ", "", text.strip()))
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import RegistryError
 from ..files import cache_dir
 from ..tasks import SCHEDULES, TOLD_LEVEL
-from .download import cached, check_file, is_offline, retrieve, url_problem
+from .download import DownloadProgress, cached, check_file, is_offline, retrieve, url_problem
 from .registry import ARCH_KEYS, EMBEDDED_DIR, ModelEntry, load_registry
 
 __all__ = ["download_urls", "local_path", "where", "fetch", "verify", "describe", "resolve"]
@@ -65,12 +65,14 @@ def where(entry: ModelEntry) -> str:
     return "cached" if local_path(entry) else "remote"
 
 
-def fetch(entry: ModelEntry, *, offline: bool | None = None, quiet: bool = True) -> Path:
+def fetch(
+    entry: ModelEntry, *, offline: bool | None = None, progress: DownloadProgress | None = None
+) -> Path:
     """The local file of ``entry``: embedded, else cached, else downloaded and verified.
 
     Raises :class:`~scnrestore.errors.DownloadError` (a RegistryError) when it
     cannot be had; ``offline`` (default: ``$SCNRESTORE_OFFLINE``) forbids the
-    network; ``quiet=False`` draws a progress bar on a terminal.
+    network; ``progress(file, done, size)`` is called as a download goes.
     """
     if entry.embedded:
         path = EMBEDDED_DIR / entry.file
@@ -88,8 +90,9 @@ def fetch(entry: ModelEntry, *, offline: bool | None = None, quiet: bool = True)
         return hit
     urls = [] if is_offline(offline) else download_urls(entry)
     return retrieve(
-        entry.file, sha256=entry.sha256, size=entry.size, urls=urls, offline=offline, quiet=quiet
-    )
+        entry.file, sha256=entry.sha256, size=entry.size, urls=urls, offline=offline,
+        progress=progress,
+    )  # fmt: skip
 
 
 def verify(entry: ModelEntry) -> tuple[str, Path, str]:
@@ -147,7 +150,7 @@ def describe(entry: ModelEntry) -> dict[str, Any]:
 
 
 def resolve(
-    name_or_path: str, *, offline: bool | None = None, quiet: bool = True
+    name_or_path: str, *, offline: bool | None = None, progress: DownloadProgress | None = None
 ) -> tuple[Path, dict[str, Any], ModelEntry | None]:
     """Map a model name or a checkpoint path to (file, hyperparameters, entry).
 
@@ -164,4 +167,4 @@ def resolve(
             raise RegistryError(f"{name_or_path}: no such checkpoint file")
         known = ", ".join(sorted(registry)) or "none yet"
         raise RegistryError(f"unknown model {name_or_path!r} (known: {known})")
-    return fetch(entry, offline=offline, quiet=quiet), dict(entry.hparams), entry
+    return fetch(entry, offline=offline, progress=progress), dict(entry.hparams), entry

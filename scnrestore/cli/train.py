@@ -211,20 +211,12 @@ class _Progress:
     """Training progress: a rich bar on a terminal, plain lines otherwise."""
 
     def __init__(self, steps: int, quiet: bool) -> None:
-        from rich.console import Console
+        from .progress import progress_bar, stderr_console
 
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        self.console = stderr_console(highlight=False, soft_wrap=True, emoji=False)
         self.steps, self.quiet, self.bar = steps, quiet, None
         if self.console.is_terminal and not quiet:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("step {task.completed}/{task.total}"),
-                BarColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[val]}"),
-                TimeRemainingColumn(),
-                console=self.console,
-            )
+            self.bar = progress_bar(self.console, "steps")
             self.task_id = self.bar.add_task("train", total=steps, loss=float("nan"), val="")
             self.bar.start()
 

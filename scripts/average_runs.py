@@ -10,6 +10,15 @@ and RUN/run.json are read from each run; OUT gets both, in the same form, so
 `scnrestore eval --model OUT/model.safetensors` and scripts/ship.py take it
 like any run. Its steps are the runs' steps added up (the training spent on
 it) and its command names every run's command and this one.
+
+    python scripts/average_runs.py runs/a --with-start --out runs/a_mid
+
+--with-start puts the weights the runs started from (their --init file) into
+the mean as one more member: the midpoint between a fine-tune and its start
+(weight-space ensembling, Wortsman et al., "Robust fine-tuning of zero-shot
+models", CVPR 2022), which keeps most of a short fine-tune's gain on the data
+it saw and gives back less where it drifted (scn-denoise stage 24). The start's
+own steps are not added: they are already in its registry entry's history.
 """
 
 from __future__ import annotations
@@ -29,9 +38,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--with-start", action="store_true", help="the runs' --init weights too")
     args = ap.parse_args()
-    if len(args.runs) < 2:
-        raise SystemExit("give two runs or more")
+    if len(args.runs) + args.with_start < 2:
+        raise SystemExit("give two runs or more, or a run and --with-start")
 
     docs = [json.loads((r / "run.json").read_text()) for r in args.runs]
     for r, d in zip(args.runs[1:], docs[1:]):
@@ -51,7 +61,16 @@ def main() -> None:
         with safe_open(str(r / "model.safetensors"), "pt") as f:
             meta = dict(f.metadata() or {})
         steps += int(meta.get("steps", 0))
-    n = len(args.runs)
+    if args.with_start:
+        start = docs[0]["config"].get("init")
+        if not start:
+            raise SystemExit(f"{args.runs[0]}: started from no --init weights")
+        sd = load_file(start)
+        if set(sd) != set(total):
+            raise SystemExit(f"{start}: other tensors than {args.runs[0]}")
+        for k, v in sd.items():
+            total[k] = total[k] + v.double()
+    n = len(args.runs) + args.with_start
     avg = {k: (v / n).to(torch.float32).contiguous() for k, v in total.items()}
 
     this = "python scripts/average_runs.py " + shlex.join(sys.argv[1:])
@@ -65,7 +84,8 @@ def main() -> None:
     doc = json.loads(json.dumps(docs[0]))
     doc["config"].update(out=str(args.out), command=[command], averaged=[str(r) for r in args.runs])
     (args.out / "run.json").write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"{args.out / 'model.safetensors'}: mean of {n} runs, {steps} steps in all")
+    what = f"{len(args.runs)} run(s)" + (" and their start" if args.with_start else "")
+    print(f"{args.out / 'model.safetensors'}: mean of {what}, {steps} steps in all")
 
 
 if __name__ == "__main__":

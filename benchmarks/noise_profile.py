@@ -7,8 +7,14 @@ For each noise field (noisy - clean, its mean taken out) the table gives
 k * std(box_k(noise)) / std(noise) for boxes of k = 2, 4, 8 pixels: 1 at every
 k for white noise, growing with k the more the noise is made of blobs rather
 than single pixels (demosaicing, in-camera noise reduction, JPEG). The denoiser
-has to be told a σ that covers this coarse energy, not the pixel std, and a
-model trained on noise whiter than the real thing stays too cautious on it.
+has to be told a σ that covers this coarse energy, not the pixel std.
+
+A caveat on the real rows: PolyU's clean image is the mean of ~500 shots, so
+``noisy - clean`` also holds whatever drifted slowly between the shots
+(exposure, a slight shift), which shows at 8 px and above. The band-pass view
+of ``scripts/noise_samples.py`` (the diagonal Haar band at each scale, no
+coarser energy) puts the training noise above the real one at 4–8 px; this
+cumulative view puts it below. Read both before fitting the noise model.
 
 Rows: the real pairs (the PolyU layout of benchmarks/realnoise.py: statistics
 only, no pixel of them is written) and ``degrade.add_camera_noise`` on crops of

@@ -151,6 +151,13 @@ def main() -> None:
         gains = vals - np.array([r["noisy"] for r in rows])
         summary[k] = float(vals.mean())
         lines.append(f"{k:<14} {vals.mean():7.2f} {gains.mean():+6.2f} {gains.min():+10.2f}")
+    told = [k for k in keys if k.startswith("scn_") and k != "scn_auto"]
+    if len(told) > 1:  # the ceiling of a perfect per-photo σ reader for this model
+        best = np.array([max(r[k] for k in told) for r in rows])
+        gains = best - np.array([r["noisy"] for r in rows])
+        summary["best_told_per_image"] = float(best.mean())
+        cells = f"{best.mean():7.2f} {gains.mean():+6.2f} {gains.min():+10.2f}"
+        lines.append(f"{'best told σ':<14} {cells}")
     if "auto_sigma" in rows[0]:
         sig = [r["auto_sigma"] for r in rows]
         what = "estimated σ" if auto_r is not None and auto_r.conditioned else "σ removed"

@@ -30,6 +30,7 @@ from .runtime import resolve_device, resolve_precision
 if TYPE_CHECKING:
     import torch
 
+    from .descriptor import ModelDescriptor
     from .model import SCN, SCNConfig
 
 __all__ = ["Engine", "tile_starts", "even_tile", "blend_weights", "DEFAULT_OVERLAP"]
@@ -125,14 +126,15 @@ def _is_oom(exc: BaseException) -> bool:
 class Engine:
     """Runs an SCN over images of any size, in tiles.
 
-    ``tile``: tile side in input pixels; None = automatic from memory,
-    0 = whole image. ``overlap``: input pixels shared by neighbouring tiles.
+    ``model``: the network, or ``load_model``'s descriptor of it. ``tile``:
+    tile side in input pixels; None = automatic from memory, 0 = whole image.
+    ``overlap``: input pixels shared by neighbouring tiles.
     ``channels_last``: lay activations out NHWC (None: on the CPU, where
     oneDNN wants it; CUDA cards may prefer it too, benchmarks/peak.py
     ``--channels-last`` measures).
     """
 
-    model: SCN
+    model: SCN | ModelDescriptor
     device: str | torch.device = "auto"
     precision: str = "auto"
     tile: int | None = None
@@ -143,8 +145,11 @@ class Engine:
     def __post_init__(self) -> None:
         import torch
 
+        from .descriptor import ModelDescriptor
         from .fused import FusedSCN
 
+        if isinstance(self.model, ModelDescriptor):  # load_model's: the network it wraps
+            self.model = self.model.model
         self.device = (
             self.device if isinstance(self.device, torch.device) else resolve_device(self.device)
         )

@@ -25,8 +25,9 @@ LAYERS = [
     {"outsize"},
     {"chain"},
     {"api"},
+    {"levels", "protocol"},
     {"engine", "checkpoint"},
-    {"fused"},
+    {"fused", "descriptor"},
     {"model", "runtime", "degrade", "estimate", "metrics"},
     {"weights"},
     {"imageio"},
@@ -157,3 +158,22 @@ def test_cli_functions_are_short():
                 wide.append(f"{path.name}:{fn.name} ({n} parameters)")
     assert not long, long
     assert not wide, wide
+
+
+def test_the_batch_knows_restorers_only_by_their_protocol():
+    """batch/ imports no restorer nor level policy (api, chain, outsize, levels):
+    what restores reaches it through scnrestore.protocol (run, models, start_notes)."""
+    for module, imports in _graph().items():
+        if _room(module) == "batch":
+            bad = [t for t, _ in imports if _room(t) in ("api", "chain", "outsize", "levels")]
+            assert not bad, (module, bad)
+
+
+def test_nothing_is_set_on_a_loaded_network():
+    """What a loaded model is (task, registry entry, source) travels in its
+    ModelDescriptor: no code reads it back off the nn.Module."""
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text()
+        for attr in ("registry_entry", "trained_task"):
+            assert f'getattr(model, "{attr}"' not in text, (path, attr)
+            assert f".model.{attr}" not in text, (path, attr)

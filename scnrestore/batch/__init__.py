@@ -37,7 +37,6 @@ from .run import (
     restore_file,
     run_jobs,
     settled_by_output,
-    warn_if_worse,
 )
 
 __all__ = [
@@ -63,7 +62,6 @@ __all__ = [
     "same_file",
     "skip_earlier_outputs",
     "settled_by_output",
-    "warn_if_worse",
     "write_output",
     "write_slots",
 ]

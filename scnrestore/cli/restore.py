@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ..batch import BatchOptions, Job
     from ..distributed import ClusterOptions
     from ..outsize import OutSize
+    from ..protocol import RestorerLike
 
 __all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
 
@@ -102,7 +103,7 @@ def run_batch(
         reporter.note(line)
 
     try:
-        result = run_jobs(jobs, opts, reporter, lambda: make_restorer(spec))
+        result = run_jobs(jobs, opts, reporter, lambda: _ready(spec, offline))
     finally:
         reporter.close()
     print_summary(result, reporter, as_json)
@@ -177,6 +178,23 @@ def _fetch_model(spec: RestorerSpec, offline: bool, *, quiet: bool) -> None:
     except RegistryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
+
+
+def _ready(spec: RestorerSpec, offline: bool) -> RestorerLike:
+    """The spec's restorer, with every model it may need at hand before the
+    first file is restored (a JPEG-aware upscaler, dejpeg, the denoiser:
+    fetched quietly now, as loading them would; one line and exit 2 if one
+    cannot be had)."""
+    from ..weights import RegistryError, resolve
+
+    restorer = make_restorer(spec)
+    try:
+        for name in restorer.models():
+            resolve(name, offline=offline or None)
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    return restorer
 
 
 def _cluster(

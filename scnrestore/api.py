@@ -161,10 +161,6 @@ class Restorer:
         self.keep_luma = keep_luma
         self.keep_input = keep_input
         self.told_level = told_level
-        keep = {"keep_luma": keep_luma, "keep_input": keep_input}.get(TASK_SCHEDULES.get(task, ""))
-        self.policy = LevelPolicy(
-            task, self.model.conditioned, self.model.entry, keep, calibrated=told_level
-        )
         opts = replace(options or RunOptions(), **run_options)
         self.engine = Engine(
             self.model.model, opts.device, opts.precision, opts.tile, opts.tile_overlap, opts.tta
@@ -173,6 +169,17 @@ class Restorer:
     @property
     def conditioned(self) -> bool:
         return self.model.conditioned
+
+    @property
+    def policy(self) -> LevelPolicy:
+        """What this restorer makes of a level, from its model's entry and its
+        ``keep_luma`` / ``keep_input`` / ``told_level`` as they are now (a
+        caller may set them after construction, as scripts/guard.py does)."""
+        key = TASK_SCHEDULES.get(self.task)
+        keep = getattr(self, key) if key is not None else None
+        return LevelPolicy(
+            self.task, self.conditioned, self.model.entry, keep, calibrated=self.told_level
+        )
 
     @property
     def scale(self) -> int:

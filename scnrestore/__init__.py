@@ -2,9 +2,12 @@
 
 Public API (torch is imported on first use, not at ``import scnrestore``)::
 
-    load_model(name_or_path, device="cpu", **hyperparameters) -> torch.nn.Module
-    Restorer(task, model=None, scale=4, level=None, ...).restore(image)
-    Chain(scale=4, jpeg="auto", denoise=None, ...).run(image) -> (image, steps, notes)
+    load_model(name_or_path, device="cpu", **hyperparameters) -> ModelDescriptor
+        (callable: the network; .model the torch.nn.Module; .scale, .trained_task, .entry, ...)
+    Restorer(task, model=None, scale=4, level=None, ...).restore(image) -> Image
+    Chain(scale=4, jpeg="auto", denoise=None, ...).run(image) -> (image, steps, notes, info)
+    Restorer / Chain .run(image) -> Restored, .models(): the restorer protocol
+        (scnrestore.protocol) a batch uses
     read_image(path) -> Image;  write_image(path, image)
 """
 

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +17,12 @@ import numpy as np
 
 from . import weights
 from .checkpoint import CheckpointError, build_model, load_state_dict, read_metadata
+from .descriptor import ModelDescriptor
 from .engine import BT601_LUMA, DEFAULT_OVERLAP, Engine
 from .imageio import Image
-from .tasks import JPEG_QUALITIES, LEVEL_RANGES, TASK_SCHEDULES, TRAINED_RANGES
+from .levels import LevelPolicy, Note, auto_level, level_info, removed_noise
+from .protocol import Level, Progress, Restored, Step
+from .tasks import LEVEL_RANGES, TASK_SCHEDULES, TASKS
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "load_model",
     "Restorer",
+    "RunOptions",
+    "ModelDescriptor",
     "LEVEL_RANGES",
     "blend_input",
     "auto_level",
@@ -42,11 +49,14 @@ def load_model(
     name_or_path: str | Path,
     device: str | torch.device = "cpu",
     **hyperparameters: Any,
-) -> SCN:
+) -> ModelDescriptor:
     """Load an SCN from a registry name or a checkpoint file.
 
-    Returns the plain ``torch.nn.Module`` in eval mode, weight norm folded:
-    N x C x H x W float in [0, 1] in, restored image out (no tiling).
+    Returns a :class:`~scnrestore.descriptor.ModelDescriptor`: the plain
+    ``torch.nn.Module`` (``.model``, in eval mode, weight norm folded) with
+    what it was trained for, its registry entry and where it came from.
+    Calling it calls the network: N x C x H x W float in [0, 1] in, restored
+    image out (no tiling).
     Scale, blocks, units and width come from the tensors; ``num_scales`` and
     ``image_mean`` from the keywords, else the registry entry, else the
     checkpoint's own metadata, else the paper's defaults. Accepts official SCN
@@ -67,18 +77,48 @@ def load_model(
     model = build_model(load_state_dict(path), str(path), **hp)
     # What it was trained for, where known (registry entry, else file metadata):
     # Restorer refuses to run a denoise model for dejpeg and the like.
-    model.trained_task = getattr(entry, "task", None) or meta.get("task")
-    model.registry_entry = entry  # None for a file outside the registry
-    model.source = str(name_or_path)
-    return model.to(resolve_device(str(device)) if isinstance(device, str) else device)
+    trained = getattr(entry, "task", None) or meta.get("task")
+    dev = resolve_device(str(device)) if isinstance(device, str) else device
+    return ModelDescriptor(model.to(dev), trained, entry, str(name_or_path))
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a :class:`Restorer` runs its network (see :class:`~scnrestore.engine.Engine`):
+    ``device`` (auto, cpu, cuda, cuda:N, mps), ``precision`` (auto, fp32,
+    fp16, bf16), ``tile`` (input pixels; 0: whole image; None: from memory),
+    ``tile_overlap``, ``tta`` (x8 self-ensemble)."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int | None = None
+    tile_overlap: int = DEFAULT_OVERLAP
+    tta: bool = False
+
+
+def _run_option_keywords(cls: type) -> type:
+    """Give ``cls`` the signature it accepts: its own parameters, then
+    :class:`RunOptions`' fields as keywords (what its ``**run_options`` takes),
+    so that help(), editors and ``inspect`` show the real keywords and defaults."""
+    sig = inspect.signature(cls.__init__)
+    own = [p for p in list(sig.parameters.values())[1:] if p.kind != p.VAR_KEYWORD]
+    kw = inspect.Parameter.KEYWORD_ONLY
+    run = [
+        inspect.Parameter(f.name, kw, default=f.default, annotation=f.type)
+        for f in fields(RunOptions)
+    ]
+    cls.__signature__ = sig.replace(parameters=own + run)  # type: ignore[attr-defined]
+    return cls
+
+
+@_run_option_keywords
 class Restorer:
     """Does what the CLI does, on in-memory images.
 
     ``task``: upscale, denoise or dejpeg. ``model``: a registry name, a
-    checkpoint path or an already loaded SCN; by default the registry's model
-    for the task (and ``scale``). ``level``: sigma (denoise) or JPEG quality
+    checkpoint path or an already loaded model (a ``load_model`` descriptor
+    or a bare SCN); by default the registry's model for the task (and
+    ``scale``). ``level``: sigma (denoise) or JPEG quality
     (dejpeg, and a JPEG-aware upscaler: the input's quality, None for an
     input that is not a JPEG) for conditioned models. ``keep_luma`` (dejpeg): how much of the
     JPEG's own luma to keep, 0..1; ``keep_input`` (denoise): how much of the
@@ -86,35 +126,34 @@ class Restorer:
     schedule for the level (see :meth:`luma_weight`, :meth:`input_weight`).
     ``told_level``: tell the network the registry entry's calibrated level for
     the true one (see :meth:`told`); False tells it the level as given.
+    How it runs: ``options`` (:class:`RunOptions`), or its fields as keywords
+    (``device``, ``precision``, ``tile``, ``tile_overlap``, ``tta``).
+
+    ``model`` is then the :class:`~scnrestore.descriptor.ModelDescriptor`;
+    :meth:`run` (with :meth:`models`, :meth:`start_notes`, ``engine``) is the
+    restorer protocol a batch uses (see :mod:`scnrestore.protocol`).
     """
 
     def __init__(
         self,
         task: str,
-        model: str | Path | SCN | None = None,
+        model: str | Path | SCN | ModelDescriptor | None = None,
         scale: int = 4,
         level: float | None = None,
-        device: str = "auto",
-        precision: str = "auto",
-        tile: int | None = None,
-        tile_overlap: int = DEFAULT_OVERLAP,
-        tta: bool = False,
         num_scales: int | None = None,
         keep_luma: float | None = None,
         keep_input: float | None = None,
         told_level: bool = True,
+        options: RunOptions | None = None,
+        **run_options: Any,
     ) -> None:
-        from torch import nn
-
-        if task not in ("upscale", "denoise", "dejpeg"):
+        if task not in TASKS:
             raise ValueError(f"unknown task {task!r}")
         self.task = task
         if model is None:
             model = weights.default_model(task, scale)
-        if not isinstance(model, nn.Module):
-            model = load_model(model, "cpu", num_scales=num_scales)
-        self.model = model
-        _check_fits(model, task, scale if task == "upscale" else 1)
+        self.model = _described(model, num_scales)
+        _check_fits(self.model, task, scale if task == "upscale" else 1)
         self.level = level
         for name, share in (("keep_luma", keep_luma), ("keep_input", keep_input)):
             if share is not None and not 0.0 <= share <= 1.0:
@@ -122,21 +161,38 @@ class Restorer:
         self.keep_luma = keep_luma
         self.keep_input = keep_input
         self.told_level = told_level
-        self.engine = Engine(model, device, precision, tile, tile_overlap, tta)
+        opts = replace(options or RunOptions(), **run_options)
+        self.engine = Engine(
+            self.model.model, opts.device, opts.precision, opts.tile, opts.tile_overlap, opts.tta
+        )
 
     @property
     def conditioned(self) -> bool:
-        return bool(self.model.num_cond_channels)
+        return self.model.conditioned
+
+    @property
+    def policy(self) -> LevelPolicy:
+        """What this restorer makes of a level, from its model's entry and its
+        ``keep_luma`` / ``keep_input`` / ``told_level`` as they are now (a
+        caller may set them after construction, as scripts/guard.py does)."""
+        key = TASK_SCHEDULES.get(self.task)
+        keep = getattr(self, key) if key is not None else None
+        return LevelPolicy(
+            self.task, self.conditioned, self.model.entry, keep, calibrated=self.told_level
+        )
 
     @property
     def scale(self) -> int:
-        return int(self.model.scale)
+        return self.model.scale
 
     def measured_loss(self, level: float) -> tuple[float, float] | None:
         """(L, gain dB) if the registry's validation figures say this model
         makes images worse at ``level`` (see ``ModelEntry.measured_loss``)."""
-        entry = getattr(self.model, "registry_entry", None)
+        entry = self.model.entry
         return entry.measured_loss(level) if entry is not None else None
+
+    def _level(self, level: float | None) -> float | None:
+        return self.level if level is None else level
 
     def luma_weight(self, level: float | None = None) -> float:
         """The share of the JPEG's luma kept at quality ``level`` (dejpeg; else 0).
@@ -145,66 +201,28 @@ class Restorer:
         schedule (see ``ModelEntry.luma_weight``), else 0 (a model file
         outside the registry has no measured schedule).
         """
-        return self._share("dejpeg", self.keep_luma, "keep_luma", level)
+        return self.kept_share(level) if self.task == "dejpeg" else 0.0
 
     def input_weight(self, level: float | None = None) -> float:
         """The share of the noisy input blended back at sigma ``level``
         (denoise; else 0): ``keep_input``, else the entry's schedule, else 0."""
-        return self._share("denoise", self.keep_input, "keep_input", level)
+        return self.kept_share(level) if self.task == "denoise" else 0.0
 
     def kept_share(self, level: float | None = None) -> float:
         """The share of the input this restorer blends back at ``level``:
         :meth:`luma_weight` (dejpeg), :meth:`input_weight` (denoise), else 0."""
-        return self.luma_weight(level) or self.input_weight(level)
-
-    def _share(self, task: str, given: float | None, key: str, level: float | None) -> float:
-        if self.task != task:
-            return 0.0
-        if given is not None:
-            return float(given)
-        level = self.level if level is None else level
-        entry = getattr(self.model, "registry_entry", None)
-        if level is None or entry is None:
-            return 0.0
-        return entry.share(key, level)
+        return self.policy.share(self._level(level))
 
     def told(self, level: float | None = None) -> float | None:
         """The level the network is told for the true ``level`` (None for a
-        model that takes none): the registry entry's ``told_level`` schedule
-        (unless ``told_level=False``), clamped to the levels it was trained on
-        (a dejpeg network is told 95 for a quality-99 file).
-
-        A JPEG-aware upscaler's level is the input's JPEG quality; None (or
-        100) is an input that is not a JPEG, told as quality 100.
+        model that takes none): see :meth:`scnrestore.levels.LevelPolicy.told`
+        (the registry entry's ``told_level`` schedule unless
+        ``told_level=False``, clamped to the levels it was trained on).
         """
-        if not self.conditioned:
-            return None
-        level = self.level if level is None else level
-        if self.task == "upscale":
-            if level is None:
-                return 100.0
-            if not JPEG_QUALITIES[0] <= level <= JPEG_QUALITIES[1]:
-                lo, hi = JPEG_QUALITIES
-                raise ValueError(f"JPEG quality {level:g} is outside {lo:g}..{hi:g}")
-            entry = getattr(self.model, "registry_entry", None)
-            lo, hi = (entry and entry.level_range) or JPEG_QUALITIES
-            return min(max(float(level), lo), hi)
-        if level is None:
-            raise ValueError(f"{self.task} needs a level (--sigma / --quality)")
-        lo, hi = LEVEL_RANGES[self.task]
-        if not lo <= level <= hi:
-            raise ValueError(f"{self.task} level {level:g} is outside {lo:g}..{hi:g}")
-        entry = getattr(self.model, "registry_entry", None)
-        if entry is not None and self.told_level:
-            level = entry.told_level(level)
-        lo, hi = (entry and entry.level_range) or TRAINED_RANGES[self.task]
-        return min(max(level, lo), hi)
+        return self.policy.told(self._level(level))
 
     def _cond(self, level: float | None) -> float | None:
-        from .model import condition_value
-
-        told = self.told(level)
-        return None if told is None else condition_value(self.task, told)
+        return self.policy.condition(self._level(level))
 
     def restore_array(
         self,
@@ -274,24 +292,73 @@ class Restorer:
             out.dpi = (image.dpi[0] * self.scale, image.dpi[1] * self.scale)
         return out
 
+    # -- the restorer protocol (scnrestore.protocol) -------------------------------
 
-def _check_fits(model: SCN, task: str, want: int) -> None:
+    def run(self, image: Image, level: Level = None, progress: Progress = None) -> Restored:
+        """Restore ``image`` at ``level`` (None: the restorer's own; "auto":
+        estimated from the image, see :func:`~scnrestore.levels.auto_level`),
+        with what a batch says and records of it: the level estimated and a
+        warning where validation says the model loses there; for a model that
+        takes no level, none is used, and a blind denoiser's "auto" records
+        the σ of the noise it removed."""
+        level = self.level if level is None else level
+        notes: list[str] = []
+        blind = False
+        if level is not None and not self.conditioned:  # a fixed-level or blind model
+            blind = level == "auto" and self.task == "denoise"
+            level = None
+        elif level == "auto":
+            level, notes = self.policy.estimated(image)  # type: ignore[assignment]
+        info = self.policy.record(level)  # type: ignore[arg-type]
+        out = self.restore(image, level, progress)  # type: ignore[arg-type]
+        if blind:  # the model read the noise itself; what it took is its level
+            sigma = removed_noise(image.pixels, out.pixels)
+            info["noise_removed"] = round(sigma, 2)
+            notes.append(Note(f"real-noise model removed noise of σ {sigma:.1f}", ""))
+        step = Step(self.task, level, self.scale, self.model.source)  # type: ignore[arg-type]
+        return Restored(out, [step], notes, info)
+
+    def models(self) -> list[str]:
+        """The model this restorer runs, by name or file (none for an SCN
+        handed in without one)."""
+        return [self.model.source] if self.model.source else []
+
+    def start_notes(self, level: Level) -> list[str]:
+        """What a batch at ``level`` says once, before its first file."""
+        return list(self.policy.start_notes(level))
+
+
+def _described(
+    model: str | Path | SCN | ModelDescriptor, num_scales: int | None
+) -> ModelDescriptor:
+    """``model`` loaded (a name or file) and described; a bare SCN as a file
+    outside the registry."""
+    from torch import nn
+
+    if isinstance(model, ModelDescriptor):
+        return model
+    if isinstance(model, nn.Module):
+        return ModelDescriptor(model)  # type: ignore[arg-type]
+    return load_model(model, "cpu", num_scales=num_scales)
+
+
+def _check_fits(model: ModelDescriptor, task: str, want: int) -> None:
     """Refuse a model built for another task or scale (CheckpointError, one line)."""
-    name = f"model {getattr(model, 'source', '')}".rstrip()
+    name = model.name
     job = task + (f" x{want}" if task == "upscale" else "")
-    trained = getattr(model, "trained_task", None)
-    if trained in LEVEL_RANGES.keys() | {"upscale"} and trained != task:
+    trained = model.trained_task
+    if trained in TASKS and trained != task:
         raise CheckpointError(f"{name} was trained for {trained}, not {task}")
-    if int(model.scale) != want:
+    if model.scale != want:
         kind = (
             " with a level input (a denoise or dejpeg model)"
-            if model.num_cond_channels and int(model.scale) == 1
+            if model.conditioned and model.scale == 1
             else ""
         )
         raise CheckpointError(f"{name} is a x{model.scale} network{kind}, but {job} needs x{want}")
-    if task == "upscale" and model.num_cond_channels > 1:
+    if task == "upscale" and model.level_planes > 1:
         raise CheckpointError(
-            f"{name} takes {model.num_cond_channels} level planes; a JPEG-aware upscaler takes one"
+            f"{name} takes {model.level_planes} level planes; a JPEG-aware upscaler takes one"
         )
 
 
@@ -363,46 +430,3 @@ def _resize_plane(plane: np.ndarray, scale: int, dst: np.ndarray) -> None:
             dst[r:r1] = np.clip(np.rint(big), 0, peak)
         else:
             dst[r:r1] = np.clip(big, 0.0, 1.0)
-
-
-def auto_level(task: str, image: Image) -> float:
-    """The level of one image, estimated: its noise sigma (denoise), or the
-    quality it was saved with, read from its quantisation tables (dejpeg);
-    within the task's range. A dejpeg image that is not a JPEG file has no
-    such tables: ValueError."""
-    from .estimate import estimate_jpeg_quality, estimate_sigma
-
-    if task not in LEVEL_RANGES:
-        raise ValueError(f"{task} takes no level")
-    lo, hi = LEVEL_RANGES[task]
-    if task == "denoise":
-        return float(min(max(round(estimate_sigma(image.pixels), 1), lo), hi))
-    if image.format != "JPEG" or "quantization" not in image.info:
-        raise ValueError(f"not a JPEG file ({image.format}): its quality must be given")
-    return float(min(max(estimate_jpeg_quality(image.info["quantization"]), lo), hi))
-
-
-def removed_noise(before: np.ndarray, after: np.ndarray) -> float:
-    """The standard deviation (0-255 scale) of what denoising took away: the
-    noise level a blind model found in an image, as a user reads a σ.
-    Colour channels only (alpha is kept unchanged); RMS of the difference."""
-    c = min(before.shape[-1], 3) if before.ndim == 3 else 1
-    a = before[..., :c] if before.ndim == 3 else before
-    b = after[..., :c] if after.ndim == 3 else after
-    peak = float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 1.0
-    d = (a.astype(np.float64) - b.astype(np.float64)) * (255.0 / peak)
-    return float(np.sqrt(np.mean(d * d)))
-
-
-def level_info(restorer: Restorer, level: float | None) -> dict[str, float]:
-    """What ``restorer`` makes of ``level``, as the CLI's JSON and ``eval`` record it:
-    the share of the input it blends back (``keep_luma`` / ``keep_input``, for
-    the tasks that have one) and the level its network is told (``told_level``,
-    for a model that takes a level)."""
-    info: dict[str, float] = {}
-    key = TASK_SCHEDULES.get(restorer.task)
-    if key is not None:
-        info[key] = restorer.kept_share(level)
-    if level is not None and restorer.conditioned:
-        info["told_level"] = restorer.told(level)
-    return info

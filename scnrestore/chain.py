@@ -33,109 +33,33 @@ exactly what ``Restorer("upscale")`` gives.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import weights
 from .api import Restorer
+from .descriptor import model_name
+from .levels import parse_level
+from .protocol import Level, Progress, Restored, Step, describe
 from .tasks import JPEG_QUALITIES, LEVEL_RANGES
 
 if TYPE_CHECKING:
+    from .descriptor import ModelDescriptor
     from .imageio import Image
     from .model import SCN
 
 __all__ = ["Chain", "Chained", "Step", "describe", "jpeg_quality_of", "parse_jpeg", "parse_denoise"]
 
+#: What :meth:`Chain.run` gives (the protocol's :class:`~scnrestore.protocol.Restored`).
+Chained = Restored
 
-@dataclass(frozen=True)
-class Step:
-    """One network pass of a chain.
-
-    ``task``: dejpeg, denoise or upscale; ``level``: the JPEG quality (dejpeg,
-    and a JPEG-aware upscale), sigma (denoise), else None; ``model``: the
-    registry name or file that ran it.
-    """
-
-    task: str
-    level: float | None = None
-    scale: int = 1
-    model: str = ""
-
-    @property
-    def joint(self) -> bool:
-        """An upscale that also removes JPEG artefacts (one pass)."""
-        return self.task == "upscale" and self.level is not None
-
-    def __str__(self) -> str:
-        if self.task == "dejpeg":
-            return f"dejpeg q{self.level:g}"
-        if self.task == "denoise":
-            return "denoise real" if self.level is None else f"denoise σ{self.level:g}"
-        return f"x{self.scale}" + (f" jpeg q{self.level:g}" if self.joint else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"step": str(self), "task": self.task, "level": self.level, "model": self.model}
-
-
-def describe(steps: list[Step]) -> str:
-    """The steps as one line: ``dejpeg q30 → denoise σ8 → x4``."""
-    return " → ".join(str(s) for s in steps)
-
-
-class Chained(NamedTuple):
-    """What :meth:`Chain.run` gives: the image, the steps that ran, notes for the user."""
-
-    image: Image
-    steps: list[Step]
-    notes: list[str]
-
-    @property
-    def plain(self) -> bool:
-        """One plain upscale: what ``--jpeg off`` on a clean input runs."""
-        return len(self.steps) == 1 and self.steps[0].task == "upscale" and not self.steps[0].joint
-
-
-def parse_jpeg(value: str | float | None) -> float | str | None:
-    """``--jpeg``: "auto", "off" (None) or a quality 5..100; ValueError otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "auto":
-            return "auto"
-        if text == "off":
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"--jpeg must be auto, off or a quality, not {value!r}") from None
-    lo, hi = JPEG_QUALITIES
-    if not lo <= value <= hi:
-        raise ValueError(f"--jpeg quality must be between {lo:g} and {hi:g}, not {value:g}")
-    return float(value)
-
-
-def parse_denoise(value: str | float | None) -> float | str | None:
-    """``--denoise``: "off" (None), "auto" or a sigma within the denoiser's range."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "off":
-            return None
-        if text == "auto":
-            return "auto"
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"--denoise must be off, auto or a sigma, not {value!r}") from None
-    lo, hi = LEVEL_RANGES["denoise"]
-    if not lo <= value <= hi:
-        raise ValueError(f"--denoise sigma must be between {lo:g} and {hi:g}, not {value:g}")
-    return float(value)
+#: ``--jpeg``: "auto", "off" (None) or a quality 5..100; ValueError otherwise.
+parse_jpeg = partial(parse_level, task="dejpeg", step=True)
+#: ``--denoise``: "off" (None), "auto" or a sigma within the denoiser's range.
+parse_denoise = partial(parse_level, task="denoise", step=True)
 
 
 def jpeg_quality_of(image: Image) -> tuple[float | None, str | None]:
@@ -172,7 +96,7 @@ class Chain:
         scale: int = 4,
         jpeg: str | float | None = "auto",
         denoise: str | float | None = None,
-        model: str | Path | SCN | None = None,
+        model: str | Path | SCN | ModelDescriptor | None = None,
         **restorer_options: Any,
     ) -> None:
         self.scale = int(scale)
@@ -181,6 +105,11 @@ class Chain:
         # denoise auto: the blind real-noise model where the registry ships one
         # (it reads the noise itself), looked up once, not per image
         self._blind = weights.auto_denoise_model() if self.denoise == "auto" else None
+        # The JPEG-aware upscaler for this scale where it ships, looked up once;
+        # the step models on first need (see _default): no registry per image.
+        jname = weights.jpeg_model_name(self.scale)
+        self._joint_name = jname if jname in weights.load_registry() else None
+        self._defaults: dict[str, str] = {}
         self.model = model
         self.options = restorer_options
         self._restorers: dict[tuple[str, str], Restorer] = {}
@@ -209,13 +138,18 @@ class Chain:
         """(name, model) of the upscale network for a clean input, or for a
         JPEG (the JPEG-aware one where it ships; the caller checks it fits)."""
         if self.model is not None:
-            return str(getattr(self.model, "source", self.model)), self.model
-        if jpeg:
-            jname = weights.jpeg_model_name(self.scale)
-            if jname in weights.load_registry():
-                return jname, jname
-        name = weights.default_model("upscale", self.scale)
+            return model_name(self.model), self.model
+        if jpeg and self._joint_name is not None:
+            return self._joint_name, self._joint_name
+        name = self._default("upscale")
         return name, name
+
+    def _default(self, task: str) -> str:
+        """The registry's model for ``task`` (at this scale), looked up on
+        first need and then kept; RegistryError where none ships."""
+        if task not in self._defaults:
+            self._defaults[task] = weights.default_model(task, self.scale)
+        return self._defaults[task]
 
     def restorer(self, task: str, model: Any = None) -> Restorer:
         """The (cached) Restorer for one step."""
@@ -233,7 +167,7 @@ class Chain:
         JPEG steps gain nothing there)."""
         name, model = self._upscaler(jpeg=True)
         r = self.restorer("upscale", model)
-        entry = getattr(r.model, "registry_entry", None)
+        entry = r.model.entry
         plain_from = entry.plain_from if entry and self.model is None else None
         if plain_from is not None and quality >= plain_from:
             return None, None
@@ -261,10 +195,10 @@ class Chain:
             joint, quality = self._jpeg_route(quality)
         steps: list[Step] = []
         if quality is not None and joint is None:
-            steps.append(Step("dejpeg", quality, model=weights.default_model("dejpeg")))
+            steps.append(Step("dejpeg", quality, model=self._default("dejpeg")))
         if self.denoise is not None:
             sigma = None if self.denoise == "auto" else float(self.denoise)  # type: ignore[arg-type]
-            model = self._blind or weights.default_model("denoise")
+            model = self._blind or self._default("denoise")
             steps.append(Step("denoise", sigma, model=model))
         name, _ = joint or self._upscaler(jpeg=False)
         steps.append(Step("upscale", quality if joint else None, self.scale, name))
@@ -279,25 +213,48 @@ class Chain:
 
     # -- running ---------------------------------------------------------------
 
-    def run(
-        self,
-        image: Image,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> Chained:
-        """Restore ``image`` through its planned steps; metadata as Restorer.restore."""
+    def run(self, image: Image, level: Level = None, progress: Progress = None) -> Restored:
+        """Restore ``image`` through its planned steps; metadata as Restorer.restore.
+
+        ``level`` is not used: a chain reads each input's JPEG quality itself
+        (or is told one, ``jpeg=Q``). Its ``info`` records the steps that ran.
+        """
         steps, notes = self.plan(image)
         if len(steps) == 1:  # one network: exactly what Restorer.restore gives
             r = self.restorer("upscale", self._model_for(steps[0]))
-            return Chained(r.restore(image, steps[0].level, progress), steps, notes)
-        pixels, done = self._run_steps(image.pixels, steps, progress)
-        out = image.with_pixels(pixels)
-        if image.dpi and self.scale > 1:
-            out.dpi = (image.dpi[0] * self.scale, image.dpi[1] * self.scale)
-        return Chained(out, done, notes)
+            out = r.restore(image, steps[0].level, progress)
+        else:
+            pixels, steps = self._run_steps(image.pixels, steps, progress)
+            out = image.with_pixels(pixels)
+            if image.dpi and self.scale > 1:
+                out.dpi = (image.dpi[0] * self.scale, image.dpi[1] * self.scale)
+        return Restored(out, steps, notes, {"steps": describe(steps)})
 
     def restore(self, image: Image, progress: Callable[[int, int], None] | None = None) -> Image:
         """The restored image alone (see :meth:`run` for its steps)."""
-        return self.run(image, progress).image
+        return self.run(image, None, progress).image
+
+    def models(self) -> list[str]:
+        """Every model this chain may run, by name or file, found without
+        loading any: the upscaler for clean inputs; where JPEGs are restored,
+        the JPEG-aware upscaler (where one ships and no denoising is asked)
+        and the dejpeg model (a JPEG outside the joint model's qualities
+        needs it); the denoiser where noise is removed. A step model that
+        does not ship is left out (a file that needs it fails in its turn)."""
+        registry = weights.load_registry()
+        names = [self._upscaler(jpeg=False)[0]]
+        if self.jpeg is not None:
+            if self.denoise is None:
+                names.append(self._upscaler(jpeg=True)[0])
+            names.append(weights.default_model_name("dejpeg"))
+        if self.denoise is not None:
+            names.append(self._blind or weights.default_model_name("denoise"))
+        shipped = [n for n in names if n and (n in registry or n == names[0])]
+        return list(dict.fromkeys(shipped))
+
+    def start_notes(self, level: Level) -> list[str]:
+        """Nothing to say before the first file: a chain is told no level."""
+        return []
 
     def restore_array(
         self,

@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from .runtime import resolve_device, resolve_precision
 if TYPE_CHECKING:
     import torch
 
+    from .descriptor import ModelDescriptor
     from .model import SCN, SCNConfig
 
 __all__ = ["Engine", "tile_starts", "even_tile", "blend_weights", "DEFAULT_OVERLAP"]
@@ -125,14 +126,15 @@ def _is_oom(exc: BaseException) -> bool:
 class Engine:
     """Runs an SCN over images of any size, in tiles.
 
-    ``tile``: tile side in input pixels; None = automatic from memory,
-    0 = whole image. ``overlap``: input pixels shared by neighbouring tiles.
+    ``model``: the network, or ``load_model``'s descriptor of it. ``tile``:
+    tile side in input pixels; None = automatic from memory, 0 = whole image.
+    ``overlap``: input pixels shared by neighbouring tiles.
     ``channels_last``: lay activations out NHWC (None: on the CPU, where
     oneDNN wants it; CUDA cards may prefer it too, benchmarks/peak.py
     ``--channels-last`` measures).
     """
 
-    model: SCN
+    model: SCN | ModelDescriptor
     device: str | torch.device = "auto"
     precision: str = "auto"
     tile: int | None = None
@@ -143,8 +145,11 @@ class Engine:
     def __post_init__(self) -> None:
         import torch
 
+        from .descriptor import ModelDescriptor
         from .fused import FusedSCN
 
+        if isinstance(self.model, ModelDescriptor):  # load_model's: the network it wraps
+            self.model = self.model.model
         self.device = (
             self.device if isinstance(self.device, torch.device) else resolve_device(self.device)
         )
@@ -287,16 +292,7 @@ class Engine:
         h, w, c = image.shape
         s = self.scale
         dev = self.device
-        if tile and tile > 0:
-            # A multiple of the pyramid's period: no tile edge inside the image is padded.
-            tile = max(MIN_TILE, tile - tile % self._multiple)
-            overlap = min(self.overlap, tile // 2)
-            th = even_tile(h, tile, overlap, self._multiple)
-            tw = even_tile(w, tile, overlap, self._multiple)
-        else:
-            th, tw, overlap = h, w, 0
-        m = self._multiple
-        ys, xs = tile_starts(h, th, overlap, m), tile_starts(w, tw, overlap, m)
+        th, tw, ys, xs = self._grid(h, w, tile)
         wy = [torch.from_numpy(a).to(dev)[:, None] for a in blend_weights(ys, th, h, s)]
         wx = [torch.from_numpy(a).to(dev)[None, :] for a in blend_weights(xs, tw, w, s)]
         to_host, to_float, from_float = _converters(image.dtype, narrow=dev.type != "cpu")
@@ -314,12 +310,7 @@ class Engine:
             y1 = min(y0 + th, h)
             for ix, x0 in enumerate(xs):
                 x1 = min(x0 + tw, w)
-                patch = torch.from_numpy(to_host(image[y0:y1, x0:x1])).to(dev)
-                patch = to_float(patch.permute(2, 0, 1)[None])
-                if cond is not None:
-                    plane = torch.full_like(patch[:, :1], float(cond))
-                    patch = torch.cat([patch] + [plane] * self.model.num_cond_channels, 1)
-                y = self._forward(patch)
+                y = self._tile_output(image[y0:y1, x0:x1], cond, to_host, to_float)
                 rows = slice(y0 * s - band_start, y1 * s - band_start)
                 band[:, :, rows, x0 * s : x1 * s].addcmul_(y, wy[iy] * wx[ix])
                 done += 1
@@ -340,6 +331,32 @@ class Engine:
                 band[:, :, :rest] = band[:, :, final : final + rest].clone()
             band[:, :, max(rest, 0) :] = 0
         return out
+
+    def _grid(self, h: int, w: int, tile: int) -> tuple[int, int, list[int], list[int]]:
+        """The tile height and width for an ``h`` x ``w`` image and ``tile``
+        (0: whole image), and the tiles' start rows and columns."""
+        m = self._multiple
+        if tile and tile > 0:
+            # A multiple of the pyramid's period: no tile edge inside the image is padded.
+            tile = max(MIN_TILE, tile - tile % m)
+            overlap = min(self.overlap, tile // 2)
+            th, tw = even_tile(h, tile, overlap, m), even_tile(w, tile, overlap, m)
+        else:
+            th, tw, overlap = h, w, 0
+        return th, tw, tile_starts(h, th, overlap, m), tile_starts(w, tw, overlap, m)
+
+    def _tile_output(
+        self, pixels: np.ndarray, cond: float | None, to_host: Any, to_float: Any
+    ) -> torch.Tensor:
+        """One tile's pixels through the network, its level plane added, on the device."""
+        import torch
+
+        patch = torch.from_numpy(to_host(pixels)).to(self.device)
+        patch = to_float(patch.permute(2, 0, 1)[None])
+        if cond is not None:
+            plane = torch.full_like(patch[:, :1], float(cond))
+            patch = torch.cat([patch] + [plane] * self.model.num_cond_channels, 1)
+        return self._forward(patch)
 
 
 def cpu_tile(config: SCNConfig, precision: str, multiple: int = 16) -> int:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architecture import SCNConfig
+from .tasks import condition_value  # the one level encoding, re-exported here
 
 __all__ = [
     "SCN",
@@ -40,8 +41,8 @@ __all__ = [
     "COND_LEVELS",
 ]
 
-# How a conditioned model reads its level plane: the value filled into the
-# extra input channel for a given task level (recorded in weights.toml).
+# How a conditioned model reads its level plane, in words (recorded in
+# weights.toml): tasks.LEVEL_ENCODING is the encoding itself.
 COND_LEVELS = {
     "denoise": "sigma / 255",
     "dejpeg": "quality / 100",
@@ -49,24 +50,6 @@ COND_LEVELS = {
 }
 
 
-def condition_value(task: str, level: float | None) -> float:
-    """The level-map value a conditioned model expects for ``task`` at ``level``.
-
-    A JPEG-aware upscaler is told how strongly its input was compressed,
-    (100 - quality) / 100; a clean input (``level`` None or 0) is told 0, the
-    same as a quality-100 JPEG, so the plane is zero where it carries no news.
-    """
-    if task == "upscale":
-        if not level:
-            return 0.0
-        return (100.0 - float(level)) / 100.0
-    if level is None:
-        raise ValueError(f"{task} needs a level")
-    if task == "denoise":
-        return float(level) / 255.0
-    if task == "dejpeg":
-        return float(level) / 100.0
-    raise ValueError(f"task {task!r} takes no level")
 
 
 def _conv(cin: int, cout: int, k: int, weight_norm: bool, g_init: float = 1.0) -> nn.Conv2d:

@@ -19,13 +19,13 @@ aspect, the other side rounded.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .chain import Chain, Chained, Step
+from .chain import Chain
+from .protocol import Level, Progress, Restored, Step, describe
 
 if TYPE_CHECKING:
     from .imageio import Image
@@ -170,9 +170,10 @@ class Resized:
         """The first chain's engine (device and precision hold for every pass)."""
         return next(iter(self._chains.values())).engine
 
-    def run(self, image: Image, progress: Callable[[int, int], None] | None = None) -> Chained:
+    def run(self, image: Image, level: Level = None, progress: Progress = None) -> Restored:
         """``image`` upscaled to its :class:`OutSize`; ValueError where that
-        is no upscale (a --width at or below the input's)."""
+        is no upscale (a --width at or below the input's). ``level``: not
+        used (as :meth:`Chain.run`)."""
         h, w = image.pixels.shape[:2]
         tw, th = self.size.target(w, h)
         factor = self.size.factor(w, h)
@@ -182,7 +183,7 @@ class Resized:
         notes: list[str] = []
         out = image
         for i, scale in enumerate(passes(factor)):
-            result = self._chain(scale, i == 0).run(out, progress)
+            result = self._chain(scale, i == 0).run(out, None, progress)
             out = result.image
             steps += result.steps
             notes += result.notes
@@ -190,4 +191,20 @@ class Resized:
             out = out.with_pixels(resize(out.pixels, tw, th))
             steps.append(ResizeStep("resize", size=(tw, th)))
         out.dpi = (image.dpi[0] * tw / w, image.dpi[1] * th / h) if image.dpi else None
-        return Chained(out, steps, notes)
+        return Restored(out, steps, notes, {"steps": describe(steps)})
+
+    def models(self) -> list[str]:
+        """Every model the passes may run (see :meth:`Chain.models`): those
+        of the factor's passes, or where the size is given in pixels (the
+        factor is each input's) those of a first pass at each trained scale
+        (a second, plain pass runs one of their upscalers)."""
+        if self.size.scale is not None:
+            ps = passes(self.size.scale)
+            chains = [self._chain(s, i == 0) for i, s in enumerate(ps)]
+        else:
+            chains = [self._chain(s, True) for s in TRAINED]
+        return list(dict.fromkeys(n for c in chains for n in c.models()))
+
+    def start_notes(self, level: Level) -> list[str]:
+        """Nothing to say before the first file (as :meth:`Chain.start_notes`)."""
+        return []

@@ -15,6 +15,10 @@ __all__ = [
     "TASK_SCHEDULES",
     "TOLD_LEVEL",
     "LEVEL_FLAG",
+    "LEVEL_NOUN",
+    "STEP_FLAG",
+    "LEVEL_ENCODING",
+    "condition_value",
     "LOSSES",
     "NOISES",
 ]
@@ -38,6 +42,33 @@ TASK_SCHEDULES = {task: key for key, task in SCHEDULES.items()}
 TOLD_LEVEL = "told_level"
 # The command-line option that gives each task's level.
 LEVEL_FLAG = {"denoise": "--sigma", "dejpeg": "--quality"}
+# What a task's level is called in messages.
+LEVEL_NOUN = {"denoise": "sigma", "dejpeg": "quality"}
+# upscale's step options (its JPEG and noise steps, each a level task's level
+# or off) and their defaults, which their messages name first.
+STEP_FLAG = {"dejpeg": ("--jpeg", "auto"), "denoise": ("--denoise", "off")}
+
+# How a level is told to a conditioned network: its level plane holds
+# (level - origin) / span. A JPEG-aware upscaler is told how strongly its input
+# was compressed, (100 - quality) / 100; a denoiser sigma / 255; a dejpeg
+# network quality / 100.
+LEVEL_ENCODING = {"upscale": (100.0, -100.0), "denoise": (0.0, 255.0), "dejpeg": (0.0, 100.0)}
+
+
+def condition_value(task: str, level: float | None) -> float:
+    """The level-plane value a conditioned model expects for ``task`` at ``level``
+    (see LEVEL_ENCODING). A clean input to a JPEG-aware upscaler (``level``
+    None or 0) is told 0, the same as a quality-100 JPEG, so the plane is zero
+    where it carries no news."""
+    if task == "upscale" and not level:
+        return 0.0
+    if level is None:
+        raise ValueError(f"{task} needs a level")
+    if task not in LEVEL_ENCODING:
+        raise ValueError(f"task {task!r} takes no level")
+    origin, span = LEVEL_ENCODING[task]
+    return (float(level) - origin) / span
+
 
 # Pixel losses `scnrestore train --loss` may train with: l1 (the usual SR
 # loss) or l2 (mean squared error, which PSNR measures).

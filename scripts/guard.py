@@ -420,7 +420,7 @@ def _restorers(task: str, scale: int, name: str, cand: Path, opts: Options) -> t
     shipped = make(name)
     hp: dict[str, Any] = {}
     if "model_config" not in read_metadata(cand):
-        entry_hp = shipped.model.registry_entry.hparams
+        entry_hp = shipped.model.entry.hparams
         hp = {k: entry_hp[k] for k in ("num_scales", "image_mean") if k in entry_hp}
     return shipped, make(load_model(cand, "cpu", **hp))
 
@@ -446,7 +446,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
     sha = file_sha256(shipped_file)
     cache = ScoreCache(opts.cache_dir, sha)
     shipped_r, cand_r = _restorers(task, scale, name, cand, opts)
-    entry = shipped_r.model.registry_entry
+    entry = shipped_r.model.entry
     schedule = opts.schedule or None
     if schedule is True:
         schedule = entry.raw.get(TASK_SCHEDULES.get(task, ""))

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from test_cli import run
 
 from scnrestore import Restorer, weights
-from scnrestore.api import TRAINED_RANGES
+from scnrestore.tasks import TRAINED_RANGES
 
 LUMA = np.array([0.299, 0.587, 0.114])
 # Rounding moves each channel by at most 0.5, so the luma by at most 0.5 (the

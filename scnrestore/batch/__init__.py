@@ -44,7 +44,6 @@ from .run import (
     restore_file,
     run_jobs,
     settled_by_output,
-    warn_if_worse,
 )
 
 __all__ = [
@@ -73,7 +72,6 @@ __all__ = [
     "same_file",
     "skip_earlier_outputs",
     "settled_by_output",
-    "warn_if_worse",
     "write_output",
     "write_slots",
 ]

@@ -23,8 +23,6 @@ from .sources import is_uri, split_sources
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..outsize import OutSize
-
 __all__ = [
     "BatchPlan",
     "plan_batch",
@@ -406,7 +404,6 @@ def plan_batch(
     opts: BatchOptions,
     *,
     suffix: str | None = None,
-    size: OutSize | None = None,
     lists: bool = False,
 ) -> BatchPlan:
     """The jobs of a batch, settled as far as can be before a model loads:
@@ -414,7 +411,7 @@ def plan_batch(
     are this tool's earlier outputs (left out unless named, with a note).
 
     ``suffix``: what an output beside its input adds to its name (None: the
-    output size's, else the task's). ``lists``: list files (``.txt`` /
+    task's; the command passes an output size's, e.g. ``_x3.5``). ``lists``: list files (``.txt`` /
     ``.lst``) and URIs pyarrow can list are inputs too (a Ray run's).
     """
     refusal = _options_refusal(opts)
@@ -427,7 +424,7 @@ def plan_batch(
         return BatchPlan(refusals=[str(exc)])
     pairs, missing, notes = expand_inputs(found.local if found else local, opts.recursive)
     if suffix is None:
-        suffix = size.suffix if size is not None else SUFFIX[opts.task].format(scale=opts.scale)
+        suffix = SUFFIX[opts.task].format(scale=opts.scale)
     pairs, earlier, more = skip_earlier_outputs(pairs, (suffix,))
     uris: dict[Path, str] = {}
     if found is not None:

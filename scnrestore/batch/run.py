@@ -3,6 +3,9 @@
 The caller makes the model (``make_restorer``, called once, when the first
 input is being decoded) and says where messages go (a
 :class:`~scnrestore.batch.pipeline.Reporter`); this module never prints.
+What restores is known only by the restorer protocol
+(:class:`scnrestore.protocol.RestorerLike`: ``run``, ``models``,
+``start_notes``, ``engine``).
 """
 
 from __future__ import annotations
@@ -16,15 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..imageio import format_for_path
-from ..tasks import LEVEL_FLAG
 from .options import BatchOptions
 from .pipeline import Pipeline, Reporter, Ticket, failure, write_output
 from .plan import Job, same_file
 
 if TYPE_CHECKING:
-    from ..api import Restorer
-    from ..chain import Chain
-    from ..outsize import Resized
+    from ..protocol import RestorerLike
 
 __all__ = ["BatchOptions", "BatchResult", "run_jobs", "restore_file", "settled_by_output"]
 
@@ -45,13 +45,13 @@ def run_jobs(
     jobs: list[Job],
     opts: BatchOptions,
     reporter: Reporter,
-    make_restorer: Callable[[], Restorer | Chain | Resized],
+    make_restorer: Callable[[], RestorerLike],
     pipe: Pipeline | None = None,
 ) -> BatchResult:
     """Run the pending jobs in order (the others are reported in their turn).
 
-    ``make_restorer`` gives a Restorer, or for upscale a
-    :class:`~scnrestore.chain.Chain` (each job's steps land in its ``info``).
+    ``make_restorer`` gives what restores (a Restorer, or for upscale a
+    :class:`~scnrestore.chain.Chain`: each job's steps land in its ``info``).
 
     Ctrl-C stops the batch: writes in flight are dropped (nothing half
     written is left) and the result says it was interrupted.
@@ -74,17 +74,13 @@ def run_jobs(
 
 
 class _Run:
-    """The state of a running batch: the model once loaded, and the level."""
+    """The state of a running batch: the restorer once made."""
 
     def __init__(
-        self, opts: BatchOptions, pipe: Pipeline, make_restorer: Callable[[], Restorer]
+        self, opts: BatchOptions, pipe: Pipeline, make_restorer: Callable[[], RestorerLike]
     ) -> None:
         self.opts, self.pipe, self.make_restorer = opts, pipe, make_restorer
-        self.restorer: Restorer | None = None
-        self.level = opts.level
-        # A blind denoiser (the real-noise model) run with σ auto: no level to
-        # estimate; the σ of what it removed is reported instead.
-        self.blind = False
+        self.restorer: RestorerLike | None = None
 
     def step(self, job: Job, rest: Iterable[Job]) -> None:
         pipe = self.pipe
@@ -99,7 +95,9 @@ class _Run:
         t0 = time.time()
         image = pipe.read(job)  # decoding (also while the model loads)
         if self.restorer is None:
-            self._load()
+            self.restorer = self.make_restorer()
+            for note in self.restorer.start_notes(self.opts.level):
+                pipe.note(_line(note))
         pipe.prefetch(job, rest, self.opts.overwrite)
         out = self._process(job, image)
         if out is None:
@@ -112,32 +110,14 @@ class _Run:
         """Fail or skip ``job`` for what its output is now; True if it was."""
         return settled_by_output(job, self.opts)
 
-    def _load(self) -> None:
-        self.restorer = restorer = self.make_restorer()
-        level = self.level
-        if level is not None and not restorer.conditioned:
-            # A fixed-level model (e.g. the published per-sigma SCN
-            # denoisers): nothing to estimate or pass.
-            if level != "auto":
-                flag = LEVEL_FLAG[self.opts.task]
-                self.pipe.note(f"note: the model takes no level; {flag} is not used")
-            self.blind = level == "auto" and self.opts.task == "denoise"
-            self.level = None
-        elif level is not None and level != "auto":
-            warn_if_worse(self.pipe, restorer, self.opts.task, float(level), None)
-
     def _process(self, job: Job, image: Future) -> tuple[Any, str] | None:
         """Decode (``image``: the read started earlier) and restore one file.
 
         Returns (restored image, output format) for :meth:`Pipeline.write`,
         or None with ``job`` marked failed.
         """
-        from ..api import auto_level, level_info, removed_noise
-        from ..chain import Chain, describe
-        from ..outsize import Resized
-
         assert job.dst is not None and self.restorer is not None
-        restorer, task, pipe, level = self.restorer, self.opts.task, self.pipe, self.level
+        pipe = self.pipe
         try:
             out_fmt = format_for_path(job.dst, self.opts.fmt)  # before the work, not after it
             img = image.result()
@@ -145,31 +125,24 @@ class _Run:
                 pipe.note(f"note: {job.src}: {img.frames} frames, only the first is restored")
             for note in img.info.get("notes") or []:
                 pipe.note(f"note: {job.src}: {note}")
-            if level == "auto":
-                level = auto_level(task, img)
-                what = "sigma" if task == "denoise" else "JPEG quality"
-                pipe.note(f"{job.src}: estimated {what} {level:g}")
-                warn_if_worse(pipe, restorer, task, level, job.src)
-            _record_level(job, restorer, level_info(restorer, level), level)
             progress = pipe.reporter.tile_progress(job.src.name)
-            if isinstance(restorer, Chain | Resized):  # upscale: the steps this input needs
-                chained = restorer.run(img, progress)
-                for note in chained.notes:
-                    pipe.note(f"note: {job.src}: {note}")
-                job.info["steps"] = describe(chained.steps)
-                job.chained = not chained.plain
-                out = chained.image
-            else:
-                out = restorer.restore(img, level, progress)
-            if self.blind:  # the model read the noise itself; what it took is its level
-                sigma = removed_noise(img.pixels, out.pixels)
-                job.info["noise_removed"] = round(sigma, 2)
-                pipe.note(f"{job.src}: real-noise model removed noise of σ {sigma:.1f}")
+            restored = self.restorer.run(img, self.opts.level, progress)
             del img
-            return out, out_fmt
+            for note in restored.notes:
+                pipe.note(_line(note, job.src))
+            job.info.update(restored.info)
+            job.chained = not restored.plain
+            return restored.image, out_fmt
         except Exception as exc:
             job.status, job.error = "failed", failure(exc)
             return None
+
+
+def _line(note: str, src: Path | None = None) -> str:
+    """A restorer's note as a line: ``KIND: FILE: text`` (see scnrestore.levels.Note)."""
+    kind = getattr(note, "kind", "note")
+    where = f"{src}: " if src is not None else ""
+    return f"{kind}: {where}{note}" if kind else f"{where}{note}"
 
 
 # -- one file without the pipeline (scnrestore.distributed's workers) ---------------
@@ -187,7 +160,7 @@ class _NoteSink:
 
 
 def restore_file(
-    job: Job, restorer: Restorer, opts: BatchOptions, note: Callable[[str], None] | None = None
+    job: Job, restorer: RestorerLike, opts: BatchOptions, note: Callable[[str], None] | None = None
 ) -> Job:
     """One job as run_jobs runs it, in the calling thread and without the
     pipeline: check the output, read ``job.src``, restore, write ``job.dst``
@@ -199,9 +172,6 @@ def restore_file(
     assert job.dst is not None
     run = _Run(opts, _NoteSink(note or (lambda msg: None)), lambda: restorer)  # type: ignore[arg-type]
     run.restorer = restorer
-    if not restorer.conditioned:
-        run.blind = opts.level == "auto" and opts.task == "denoise"
-        run.level = None
     t0 = time.time()
     if run._settled_at_its_turn(job):
         return job
@@ -240,32 +210,3 @@ def settled_by_output(job: Job, opts: BatchOptions) -> bool:
             job.error = f"output {job.dst} exists (use --overwrite or --skip-existing)"
         return True
     return False
-
-
-def _record_level(job: Job, restorer: Restorer, info: dict[str, float], level: Any) -> None:
-    """The level, what the network is told for it and the share of the input
-    blended back, as the JSON summary gives them."""
-    if level is not None:
-        job.info["level"] = level
-        if "told_level" in info:
-            job.info["told_level"] = round(info["told_level"], 2)
-    for key, share in info.items():
-        if key != "told_level":
-            job.info[key] = round(share, 4)
-
-
-def warn_if_worse(
-    pipe: Pipeline, restorer: Restorer, task: str, level: float, src: Path | None
-) -> None:
-    """A warning when validation says the model makes images worse at ``level``."""
-    loss = restorer.measured_loss(level)
-    if loss is None:
-        return
-    at, gain = loss
-    sym, harm = ("σ", "noise") if task == "denoise" else ("quality", "artefacts")
-    where = f"{src}: " if src else ""
-    pipe.note(
-        f"warning: {where}{restorer.model.registry_entry.name} made validation photos "
-        f"worse at {sym} {at:g} ({gain:+.2f} dB PSNR); at {sym} {level:g} it may remove "
-        f"detail rather than {harm}"
-    )

@@ -13,14 +13,13 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..errors import one_line
+from ..levels import parse_level as _parse_level
 from ..runtime import PRECISIONS
-from ..tasks import LEVEL_FLAG, LEVEL_RANGES, LOSSES, TASKS
+from ..tasks import LOSSES, TASKS
 
 if TYPE_CHECKING:
-    from ..api import Restorer
     from ..batch import BatchPlan
-    from ..chain import Chain
-    from ..outsize import Resized
+    from ..protocol import RestorerLike
     from ..spec import RestorerSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -319,7 +318,7 @@ DenoiseOpt = Annotated[
 # -- the model a command runs -------------------------------------------------------
 
 
-def make_restorer(spec: RestorerSpec) -> Restorer | Chain | Resized:
+def make_restorer(spec: RestorerSpec) -> RestorerLike:
     """``spec.build()``: the command's Restorer, or Chain for upscale; or exit 2 with one line."""
     from ..errors import CheckpointError, RegistryError
 
@@ -360,19 +359,12 @@ def usage(msg: str) -> NoReturn:
 
 
 def parse_level(task: str, level: str | None) -> float | str | None:
-    """A number within the task's range, or "auto" (estimated per file)."""
-    if level is None:
-        return None
-    if level.strip().lower() == "auto":
-        return "auto"
+    """--sigma / --quality: a number within the task's range, or "auto"
+    (estimated per file); a usage error (exit 2) otherwise."""
     try:
-        value = float(level)
-    except ValueError:
-        usage(f"{level!r} is not a number or 'auto'")
-    lo, hi = LEVEL_RANGES[task]
-    if not lo <= value <= hi:
-        usage(f"{LEVEL_FLAG[task]} must be between {lo:g} and {hi:g} (or auto), not {level}")
-    return value
+        return _parse_level(level, task)
+    except ValueError as exc:
+        usage(str(exc))
 
 
 def parse_keep(text: str, flag: str) -> float | None:
@@ -390,10 +382,8 @@ def parse_keep(text: str, flag: str) -> float | None:
 
 def parse_steps(jpeg: str, denoise: str) -> tuple[float | str | None, float | str | None]:
     """upscale's --jpeg and --denoise, checked before any model loads (exit 2)."""
-    from ..chain import parse_denoise, parse_jpeg
-
     try:
-        return parse_jpeg(jpeg), parse_denoise(denoise)
+        return _parse_level(jpeg, "dejpeg", step=True), _parse_level(denoise, "denoise", step=True)
     except ValueError as exc:
         usage(str(exc))
 

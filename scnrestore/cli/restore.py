@@ -13,6 +13,7 @@ from .groups import Files, Model, Runner, Size, grouped
 from .options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     RESTORE,
     CalibrationOpt,
     DenoiseOpt,
@@ -34,6 +35,7 @@ from .options import (
 if TYPE_CHECKING:
     from ..batch import BatchOptions
     from ..batch.cluster import ClusterOptions
+    from ..protocol import RestorerLike
 
 __all__ = ["upscale", "denoise", "dejpeg", "run_batch"]
 
@@ -66,7 +68,9 @@ def run_batch(
             usage("--suffix, --outscale, --width and --height do not run with --ray yet")
         return run_cli(inputs, opts, spec, quiet, as_json, cluster=cluster, offline=offline)
 
-    plan = plan_batch(inputs, opts, suffix=suffix, size=spec.size)
+    if suffix is None and spec.size is not None:
+        suffix = spec.size.suffix
+    plan = plan_batch(inputs, opts, suffix=suffix)
     check_plan(plan)
     if plan.pending:
         fetch_model(spec, offline, quiet=quiet)
@@ -75,7 +79,7 @@ def run_batch(
         reporter.note(line)
 
     try:
-        result = run_jobs(plan.jobs, opts, reporter, lambda: make_restorer(spec))
+        result = run_jobs(plan.jobs, opts, reporter, lambda: _ready(spec, offline))
     finally:
         reporter.close()
     print_summary(result, reporter, as_json)
@@ -83,6 +87,23 @@ def run_batch(
         raise typer.Exit(EXIT_INTERRUPTED)
     if any(j.status == "failed" for j in plan.jobs):
         raise typer.Exit(EXIT_FAILED)
+
+
+def _ready(spec: RestorerSpec, offline: bool) -> RestorerLike:
+    """The spec's restorer, with every model it may need at hand before the
+    first file is restored (a JPEG-aware upscaler, dejpeg, the denoiser:
+    fetched quietly now, as loading them would; one line and exit 2 if one
+    cannot be had)."""
+    from ..weights import RegistryError, resolve
+
+    restorer = make_restorer(spec)
+    try:
+        for name in restorer.models():
+            resolve(name, offline=offline or None)
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    return restorer
 
 
 def _run(

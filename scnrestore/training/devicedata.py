@@ -94,16 +94,16 @@ def choose_pipeline(cfg: TrainConfig, device: Any, state: dict[str, Any] | None 
 
 
 def condition_values(task: str, levels: torch.Tensor) -> torch.Tensor:
-    """``model.condition_value`` of each level, as a float32 tensor (no host sync)."""
+    """``tasks.condition_value`` of each level, as a float32 tensor (no host sync)."""
     import torch
 
+    from ..tasks import LEVEL_ENCODING
+
+    origin, span = LEVEL_ENCODING[task]
     lv = levels.double()
-    if task == "upscale":
-        cv = torch.where(lv > 0, (100.0 - lv) / 100.0, torch.zeros_like(lv))
-    elif task == "denoise":
-        cv = lv / 255.0
-    else:
-        cv = lv / 100.0
+    cv = (lv - origin) / span
+    if task == "upscale":  # a clean input (level 0) is told 0
+        cv = torch.where(lv > 0, cv, torch.zeros_like(lv))
     return cv.float()
 
 

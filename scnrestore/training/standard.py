@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..metrics import psnr, psnr_y
-from ..tasks import LEVEL_TASKS
+from ..tasks import LEVEL_TASKS, TASK_SCHEDULES
 from . import degrade
 from .evaluate import IMAGE_EXTS, evaluate, summarise
 
@@ -268,7 +268,7 @@ def run_case(
         res["ours"] = m[key]
         res["gain"] = m[key] - m[f"base_{key}"]
         res["ssim"] = m["ssim"]
-        res["model"] = str(getattr(restorer.model, "source", "") or "")
+        res["model"] = restorer.model.source
         res["model_key"] = case.model_key
         res["model_info"] = model_info(restorer.model)
         res["precision"] = restorer.engine.precision
@@ -276,9 +276,8 @@ def run_case(
         res["tta"] = restorer.engine.tta
         if restorer.conditioned:
             res["told_level"] = restorer.told(case.level)
-        if case.task in ("denoise", "dejpeg"):
-            name = "keep_input" if case.task == "denoise" else "keep_luma"
-            res[name] = restorer.kept_share(case.level)
+        if case.task in LEVEL_TASKS:
+            res[TASK_SCHEDULES[case.task]] = restorer.kept_share(case.level)
         res["images"] = [
             {"image": r.image, "input": round(getattr(r, f"base_{key}"), 4),
              "ours": round(getattr(r, key), 4), "seconds": round(r.seconds, 3)}
@@ -303,9 +302,8 @@ def model_info(model: Any) -> dict[str, Any]:
 
     from .. import weights
 
-    source = str(getattr(model, "source", "") or "")
+    source, entry = model.source, model.entry
     info: dict[str, Any] = {"source": source}
-    entry = getattr(model, "registry_entry", None)
     try:
         path = weights.resolve(source, offline=True)[0] if source else None
     except Exception:  # a loaded module without a file: nothing more to say

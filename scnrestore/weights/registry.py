@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import RegistryError
-from ..tasks import SCHEDULES, TASKS, TOLD_LEVEL
+from ..tasks import LEVEL_NOUN, LEVEL_TASKS, SCHEDULES, TASKS, TOLD_LEVEL
 from .download import is_safe_name, url_problem
 from .schedules import schedule_weight, told_level
 
@@ -110,7 +111,7 @@ class ModelEntry:
         >= L for dejpeg. Returns (L, gain) for the nearest such L, else None.
         """
         q = self.raw.get("quality")
-        if not isinstance(q, dict) or self.task not in ("denoise", "dejpeg"):
+        if not isinstance(q, dict) or self.task not in LEVEL_TASKS:
             return None
         losses = []
         for key, gain in q.items():
@@ -153,7 +154,7 @@ class ModelEntry:
         The schedule's (level, told) points are linear between them; beyond
         the ends the nearest point's ratio told / level holds.
         """
-        points = self.raw.get(TOLD_LEVEL) if self.task in ("denoise", "dejpeg") else None
+        points = self.raw.get(TOLD_LEVEL) if self.task in LEVEL_TASKS else None
         return told_level(points or [], level)
 
 
@@ -176,6 +177,9 @@ def _rising_pairs(pts: Any) -> bool:
     )
 
 
+_Check = Callable[[bool, str], None]
+
+
 def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> ModelEntry:
     """One ``[models.NAME]`` table, validated; errors name the file and the entry."""
 
@@ -190,6 +194,31 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
     missing = [k for k in REQUIRED if k not in raw]
     check(not missing, f"lacks required field(s) {', '.join(missing)}")
     check(raw.get("name", name) == name, f"name = {raw.get('name')!r} differs from the table name")
+    _check_file(raw, check)
+    _check_ranges_and_urls(raw, check)
+    _check_fields(raw, check)
+    _check_schedules(raw, check)
+    hparams = {k: raw[k] for k in ARCH_KEYS if k in raw}
+    if "scale" in raw:
+        hparams["scale"] = raw["scale"]
+    return ModelEntry(
+        name=name,
+        task=raw["task"],
+        file=raw["file"],
+        scale=int(raw.get("scale", 1)),
+        embedded=bool(raw.get("embedded", False)),
+        sha256=raw["sha256"].lower(),
+        size=raw["size"],
+        hparams=hparams,
+        raw=dict(raw),
+        urls=tuple(raw.get("urls", [])),
+        base_url=base_url,
+        source=source,
+    )
+
+
+def _check_file(raw: dict[str, Any], check: _Check) -> None:
+    """The task, the file, its sha256 and size, and the scale the task allows."""
     check(raw["task"] in TASKS, f"unknown task {raw['task']!r} (one of {', '.join(TASKS)})")
     file = raw["file"]
     check(
@@ -205,6 +234,10 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
         check(_is_int(scale) and 2 <= scale <= 4, "scale must be 2, 3 or 4")
     else:
         check(scale == 1, f"a {raw['task']} model has scale 1")
+
+
+def _check_ranges_and_urls(raw: dict[str, Any], check: _Check) -> None:
+    """The level ranges, ``plain_from``, the mirrors and ``embedded``."""
     for key in ("sigma_range", "quality_range", "joint_range"):
         if key in raw:
             rng = raw[key]
@@ -220,6 +253,10 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
         problem = url_problem(u, relative_ok=True)
         check(problem is None, f"urls: {problem}")
     check(isinstance(raw.get("embedded", False), bool), "embedded must be true or false")
+
+
+def _check_fields(raw: dict[str, Any], check: _Check) -> None:
+    """The architecture numbers, the licence and provenance, the quality table."""
     for key in ("num_blocks", "num_residual_units", "num_scales", "num_cond_channels"):
         least = 0 if key == "num_cond_channels" else 1
         if key in raw:
@@ -230,11 +267,16 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
     for key in ("licence", "provenance"):
         if key in raw:
             check(isinstance(raw[key], str), f"{key} must be a string")
+
+
+def _check_schedules(raw: dict[str, Any], check: _Check) -> None:
+    """The blend-back schedules and ``told_level`` (rising points, for their
+    tasks only), then the quality figures."""
     for key, owner in SCHEDULES.items():
         if key not in raw:
             continue
         pts = raw[key]
-        level = "quality" if owner == "dejpeg" else "sigma"
+        level = LEVEL_NOUN[owner]
         check(
             _rising_pairs(pts) and raw["task"] == owner and all(0 <= w <= 1 for _, w in pts),
             f"{key} must be [[{level}, weight], ...] with rising {level} values and weights "
@@ -244,7 +286,7 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
         pts = raw[TOLD_LEVEL]
         check(
             _rising_pairs(pts)
-            and raw["task"] in ("denoise", "dejpeg")
+            and raw["task"] in LEVEL_TASKS
             and all(a > 0 and t > 0 for a, t in pts),
             f"{TOLD_LEVEL} must be [[level, told level], ...] with rising, positive levels "
             "(denoise and dejpeg models only)",
@@ -253,23 +295,6 @@ def _parse_entry(name: str, raw: Any, base_url: str | None, source: Path) -> Mod
         q = raw["quality"]
         table = isinstance(q, dict) and all(map(_is_number, q.values()))
         check(isinstance(q, str) or table, "quality must be a string or a table of numbers")
-    hparams = {k: raw[k] for k in ARCH_KEYS if k in raw}
-    if "scale" in raw:
-        hparams["scale"] = raw["scale"]
-    return ModelEntry(
-        name=name,
-        task=raw["task"],
-        file=file,
-        scale=int(scale),
-        embedded=bool(raw.get("embedded", False)),
-        sha256=sha.lower(),
-        size=raw["size"],
-        hparams=hparams,
-        raw=dict(raw),
-        urls=tuple(urls),
-        base_url=base_url,
-        source=source,
-    )
 
 
 def _parse(
@@ -292,31 +317,47 @@ def _parse(
     return {name: _parse_entry(name, raw, base, source) for name, raw in models.items()}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{path}: not valid TOML: {exc}") from None
+        return path.read_bytes()
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read the registry: {exc.strerror or exc}") from None
+
+
+def _read_toml(path: Path, text: bytes) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{path}: not valid TOML: {exc}") from None
 
 
 def load_registry(path: Path | None = None) -> dict[str, ModelEntry]:
     """The shipped registry (or ``path``), merged with the user's if it exists.
 
     A user entry replaces the shipped entry of the same name; user entries
-    without a base_url of their own use the shipped one.
+    without a base_url of their own use the shipped one. Parsed once per
+    process: the files are read (a few KB) but parsed again only when their
+    bytes change or another user registry is named; each call gets its own
+    dict of the (frozen) entries.
     """
-    data = _read_toml(path or SHIPPED_REGISTRY)
-    entries = _parse(path or SHIPPED_REGISTRY, data)
-    if path is None:
-        user = user_registry_path()
-        if os.environ.get("SCNRESTORE_REGISTRY") and not user.is_file():
-            raise RegistryError(f"SCNRESTORE_REGISTRY={user}: no such file")
-        if user.is_file():
-            entries.update(_parse(user, _read_toml(user), data.get("base_url")))
-    return entries
+    main = path or SHIPPED_REGISTRY
+    user = user_registry_path() if path is None else None
+    if user is not None and os.environ.get("SCNRESTORE_REGISTRY") and not user.is_file():
+        raise RegistryError(f"SCNRESTORE_REGISTRY={user}: no such file")
+    texts = (_read(main), _read(user) if user is not None and user.is_file() else None)
+    key = (main, user, *texts)
+    if key not in _LOADED:
+        _LOADED.clear()  # one registry at a time: a changed file replaces it
+        data = _read_toml(main, texts[0])
+        entries = _parse(main, data)
+        if user is not None and texts[1] is not None:
+            entries.update(_parse(user, _read_toml(user, texts[1]), data.get("base_url")))
+        _LOADED[key] = entries
+    return dict(_LOADED[key])
+
+
+# The parsed registry, keyed by its files and their bytes.
+_LOADED: dict[tuple[Any, ...], dict[str, ModelEntry]] = {}
 
 
 def user_registry_path() -> Path:

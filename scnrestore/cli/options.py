@@ -18,6 +18,8 @@ from ..runtime import PRECISIONS
 from ..tasks import LOSSES, TASKS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from ..batch import BatchPlan
     from ..protocol import RestorerLike
     from ..spec import RestorerSpec
@@ -332,13 +334,21 @@ def make_restorer(spec: RestorerSpec) -> RestorerLike:
 def fetch_model(spec: RestorerSpec, offline: bool, *, quiet: bool) -> None:
     """Have the model's file before the batch starts (a download shows its bar
     unless ``quiet``); exit 2 with one line for a name the registry does not know."""
-    from ..weights import RegistryError, default_model, resolve
+    from ..weights import default_model
+
+    fetch_models(lambda: [spec.model or default_model(spec.task, spec.scale)], offline, quiet=quiet)
+
+
+def fetch_models(names: Callable[[], Iterable[str]], offline: bool, *, quiet: bool) -> None:
+    """Have every file of ``names()`` (a download shows its bar unless ``quiet``);
+    exit 2 with one line if the registry cannot name or give one of them."""
+    from ..weights import RegistryError, resolve
     from .progress import download_progress
 
     try:
-        name = spec.model or default_model(spec.task, spec.scale)
         with download_progress(quiet) as progress:
-            resolve(name, offline=offline or None, progress=progress)
+            for name in names():
+                resolve(name, offline=offline or None, progress=progress)
     except RegistryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

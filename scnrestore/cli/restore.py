@@ -13,7 +13,6 @@ from .groups import Files, Model, Runner, Size, grouped
 from .options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_USAGE,
     RESTORE,
     CalibrationOpt,
     DenoiseOpt,
@@ -23,6 +22,7 @@ from .options import (
     KeepLumaOpt,
     check_plan,
     fetch_model,
+    fetch_models,
     level_option,
     make_restorer,
     output_option,
@@ -94,15 +94,8 @@ def _ready(spec: RestorerSpec, offline: bool) -> RestorerLike:
     first file is restored (a JPEG-aware upscaler, dejpeg, the denoiser:
     fetched quietly now, as loading them would; one line and exit 2 if one
     cannot be had)."""
-    from ..weights import RegistryError, resolve
-
     restorer = make_restorer(spec)
-    try:
-        for name in restorer.models():
-            resolve(name, offline=offline or None)
-    except RegistryError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    fetch_models(restorer.models, offline, quiet=True)
     return restorer
 
 

@@ -132,25 +132,28 @@ def test_shipped_dejpeg_does_not_harm_a_quality_97_photo(name):
     alone = off.restore_array(jpeg)
     assert psnr(auto, clean) >= psnr(jpeg, clean)
     assert psnr_y(auto, clean) >= psnr_y(jpeg, clean) - 0.05
-    # What the schedule prevents (stage 13 alone lost > 1 dB PSNR-Y here, stage 17 0.8).
-    assert psnr_y(alone, clean) < min(psnr_y(auto, clean), psnr_y(jpeg, clean)) - 0.5
+    # The schedule never costs against the network alone. (What it prevents:
+    # stage 13 alone lost > 1 dB PSNR-Y on these crops, stage 17 0.8; stage 20,
+    # trained on natural photos, loses ~0 here but still 1.1 dB PSNR-Y on the
+    # val photos at q 97, benchmarks/results/dejpeg_luma_stage20.txt.)
+    assert psnr_y(auto, clean) >= psnr_y(alone, clean) - 0.02
 
 
-def test_shipped_dejpeg_is_better_told_its_calibrated_level_at_quality_10():
-    """Quality 10: the shipped network restores better told its entry's
-    told_level (11.5, measured on the training images) than told 10, on the
-    mean of two photo crops (stage 17: +0.04 dB on the val photos; coffee's
-    crop alone is a tie, -0.004 dB)."""
+def test_shipped_dejpeg_is_better_told_its_calibrated_level_at_quality_7():
+    """Quality 7: the shipped network restores better told its entry's
+    told_level (8, measured on the training images: stage 20 +0.029 dB there)
+    than told 7, on the mean of two photo crops (stage 17 and 18 were told
+    11.5 at quality 10; stage 20 is best told 10 as given there)."""
     from scnrestore.metrics import psnr
 
-    cal = Restorer("dejpeg", level=10, device="cpu", precision="fp32")
-    raw = Restorer("dejpeg", level=10, device="cpu", precision="fp32", told_level=False)
-    assert cal.told(10) > raw.told(10) == 10
+    cal = Restorer("dejpeg", level=7, device="cpu", precision="fp32")
+    raw = Restorer("dejpeg", level=7, device="cpu", precision="fp32", told_level=False)
+    assert cal.told(7) > raw.told(7) == 7
     gains = []
     for name in ("coffee", "chelsea"):
-        clean, jpeg = _clean_and_jpeg(name, 10)
+        clean, jpeg = _clean_and_jpeg(name, 7)
         gains.append(psnr(cal.restore_array(jpeg), clean) - psnr(raw.restore_array(jpeg), clean))
-    assert sum(gains) > 0
+    assert sum(gains) > 0  # stage 20: chelsea +0.050, coffee -0.023
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])

@@ -23,7 +23,8 @@
    figures are what users get), with its clause in quality_note (where and
    for which weights it was chosen). A told_level calibration is not kept: it
    was measured for the old weights (re-measure with benchmarks/told_level.py),
-   and neither is its clause.
+   and neither is its clause. A JPEG-aware upscaler's routing (joint_range,
+   plain_from) is kept, and a note says to re-check it.
 5. With --guard, before anything is written: scripts/guard.py scores the run's
    weights against the shipped NAME on every set and level of the bar (val,
    Set5, Set14, B100, CBSD68; fp32) and refuses to ship if a set's mean falls
@@ -49,6 +50,9 @@ from safetensors.torch import load_file, save_file
 
 from scnrestore.files import atomic_output
 from scnrestore.weights import TASK_SCHEDULES, TOLD_LEVEL
+
+# A JPEG-aware upscaler's routing keys (scnrestore/weights/registry.py reads them).
+ROUTING = ("joint_range", "plain_from")
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The one registry file (the top-level weights.toml is a symbolic link to it).
@@ -135,6 +139,13 @@ def write_entry(name: str, fields: dict) -> None:
             text = text.rstrip("\n") + "\n\n" + block
         with atomic_output(reg) as tmp:
             tmp.write_text(text.rstrip("\n") + "\n")
+
+
+def kept_routing(old: dict | None) -> dict:
+    """The routing keys of the old entry that a later stage keeps (joint_range:
+    the qualities the joint model takes; plain_from: where the plain upscaler
+    takes over)."""
+    return {key: old[key] for key in ROUTING if old and key in old}
 
 
 def schedule_clause(note: str, key: str) -> str:
@@ -330,6 +341,12 @@ def main() -> None:
         fields["quality_range"] = list(cfg["quality_range"])
     if jpeg:  # the JPEG qualities a JPEG-aware upscaler was trained on
         fields["quality_range"] = list(cfg["jpeg_range"])
+    # A later stage keeps the entry's routing (the qualities the joint model
+    # takes, and where the plain upscaler takes over): without joint_range the
+    # chain would never use the model. Re-check it with benchmarks/jpeg_upscale.py.
+    for key, value in kept_routing(old).items():
+        fields[key] = value
+        print(f"note: {key} = {value} kept; re-check it for these weights")
     fields.update(
         file=dest.name,
         sha256=hashlib.sha256(data).hexdigest(),

@@ -75,6 +75,13 @@ def test_shipped_schedules_are_named_in_the_quality_note_and_ship_carries_them()
                 assert not any(o in clause for o in others), clause
     assert seen >= 3  # denoise keep_input; dejpeg keep_luma and told_level
     assert ship.schedule_clause("PSNR RGB vs input", "keep_luma") == ""
+    # A JPEG-aware upscaler's routing survives a new stage (without joint_range
+    # the chain would never run the model; scn-x4-jpeg stage 4 once lost it).
+    for e in weights.load_registry(weights.SHIPPED_REGISTRY).values():
+        kept = ship.kept_routing(e.raw)
+        assert kept == {k: e.raw[k] for k in ("joint_range", "plain_from") if k in e.raw}
+        assert ("joint_range" in kept) == (e.raw.get("task") == "upscale" and "jpeg" in e.name)
+    assert ship.kept_routing(None) == {}
 
 
 def test_resolve_downloads_with_base_url_and_env_override(server, tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ The natural repair is to read the noise at a coarser scale. For each image
 this prints two readings at box-averaging scales k = 1, 2, 4 (both read white
 noise of std s as s at every k):
 
-* ``med k``: k times Donoho's estimate on the diagonal Haar band of the
-  k x k box-averaged image;
+* ``med k``: k times Donoho's estimate (``estimate_sigma``, the tool's own)
+  on the k x k box-averaged image;
 * ``flat k``: the same band cut into 8 x 8 blocks, the 10th percentile of
   the blocks' RMS times k (the flattest tenth of the picture, where texture
   is least).
@@ -29,6 +29,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from scnrestore.estimate import estimate_sigma
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -51,8 +53,9 @@ def readings(img: np.ndarray) -> dict[str, float]:
     """``med k`` and ``flat k`` for k in SCALES, on the 0-255 scale."""
     out = {}
     for k in SCALES:
-        d = _diagonal(_box(img.astype(np.float64), k)) * k
-        out[f"med {k}"] = float(np.mean([np.median(np.abs(d[..., c])) / 0.6745 for c in range(3)]))
+        boxed = _box(img.astype(np.float64), k)
+        out[f"med {k}"] = k * estimate_sigma(boxed / 255.0)
+        d = _diagonal(boxed) * k
         h, w = d.shape[0] // BLOCK * BLOCK, d.shape[1] // BLOCK * BLOCK
         blocks = d[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, 3)
         rms = np.sqrt((blocks**2).mean(axis=(1, 3))).mean(axis=-1)
@@ -67,8 +70,13 @@ def _rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def read_set(name: str, root: Path) -> dict[str, list[dict[str, float]]]:
-    folder = root / name if name != "realnoise" else root.parent / "realnoise"
+def set_folder(name: str, root: Path) -> Path:
+    """Where a set lives: the standard sets under ``root``, val and the real
+    pairs beside it."""
+    return root.parent / name if name in ("val", "realnoise") else root / name
+
+
+def read_set(name: str, folder: Path) -> dict[str, list[dict[str, float]]]:
     if name == "realnoise":
         names = sorted(p.name for p in (folder / "noisy").iterdir())
         return {
@@ -87,11 +95,10 @@ def main() -> None:
     args = ap.parse_args()
     rows: dict[str, list[dict[str, float]]] = {}
     for name in args.sets.split(","):
-        root = args.root.parent if name == "val" else args.root
-        folder = args.root.parent / "realnoise" if name == "realnoise" else root / name
+        folder = set_folder(name, args.root)
         if not folder.is_dir():
             raise SystemExit(f"{folder}: not found (see ../shared/README.md)")
-        rows.update(read_set(name, root))
+        rows.update(read_set(name, folder))
     keys = [f"{kind} {k}" for kind in ("med", "flat") for k in SCALES]
     lines = [
         "# σ read at coarser scales: median (10th-90th percentile) over each set's images",

@@ -21,6 +21,7 @@ __all__ = [
     "condition_value",
     "LOSSES",
     "NOISES",
+    "CAMERA_MODELS",
 ]
 
 TASKS = ("upscale", "denoise", "dejpeg")
@@ -77,3 +78,10 @@ LOSSES = ("l1", "l2")
 # The noise a denoise model is trained for (`scnrestore train denoise --noise`):
 # gaussian (additive white noise of a told sigma) or real (camera noise, blind).
 NOISES = ("gaussian", "real")
+
+# The camera a real-noise run renders (`scnrestore train denoise --noise real
+# --camera-model`): brooks (raw noise after Brooks et al., half of it smoothed,
+# colour noise cut before the tone curve) or processed (as a camera's own noise
+# reduction leaves it: always smoothed, colour noise cut in YCbCr after the
+# tone curve; fitted to real cameras' noise statistics, docs/realnoise.md).
+CAMERA_MODELS = ("brooks", "processed")

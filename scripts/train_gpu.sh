@@ -169,8 +169,11 @@ for name in $MODELS; do
     dejpeg) launch $name dejpeg --patch 96 --lr 3e-4 --seed 105 --init $SHIPPED/scn-dejpeg.safetensors ;;
     # the blind real-noise model (docs/realnoise.md): grown from scn-denoise, camera noise
     # on half the patches, clean ones on 30 % (it must learn to leave texture alone),
-    # white noise mostly light (--level-focus 10) on the rest
+    # white noise mostly light (--level-focus 10) on the rest; the camera as its own noise
+    # reduction leaves the noise (little colour noise, smoothed), fitted in
+    # benchmarks/noise_profile.py
     denoise_real) launch $name denoise --noise real --noise-mix 0.5,0.3 --camera-shot 1e-4,6e-3 \
+               --camera-model processed \
                --patch 96 --lr 2e-4 --level-focus 10 --image-scales 1,0.5 --seed 108 \
                --init $SHIPPED/scn-denoise.safetensors ;;
     jpeg_x2) launch $name upscale -s 2 --jpeg-range 30,100 --jpeg-clean 0.2 "${sr[@]}" --seed 106 \

@@ -3,6 +3,8 @@ growing it from the σ-conditioned denoiser."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -63,6 +65,39 @@ def test_camera_noise_strength_spans_clean_to_high_iso():
     assert min(sds) < 3 and max(sds) > 8
 
 
+def _chroma_share(noise):
+    """std of the noise's chroma (Cb, Cr) over that of its luma, at 2 px."""
+    ycc = (
+        noise
+        @ np.array([[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0.4187, -0.0813]]).T
+    )
+    h, w = ycc.shape[0] // 2 * 2, ycc.shape[1] // 2 * 2
+    b = ycc[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))
+    return np.sqrt((b[..., 1].var() + b[..., 2].var()) / 2) / b[..., 0].std()
+
+
+def test_processed_camera_model_leaves_little_colour_noise_on_coloured_pictures():
+    """Cutting colour noise before the tone curve leaves colour noise on
+    coloured pixels (the curve's slope differs per channel); the "processed"
+    model cuts it after, as a camera's noise reduction does, and smooths it."""
+    img = np.zeros((96, 96, 3), np.uint8)
+    img[...] = (210, 90, 40)
+    shares = {}
+    for name in ("brooks", "processed"):
+        p = dataclasses.replace(degrade.camera_model(name, (4e-3, 4e-3)), jpeg_share=0.0)
+        assert p.shot == (4e-3, 4e-3)
+        noise = [
+            degrade.add_camera_noise(img, np.random.default_rng(s), p).astype(float) - img
+            for s in range(6)
+        ]
+        shares[name] = np.median([_chroma_share(n) for n in noise])
+    assert shares["processed"] < 0.5 * shares["brooks"]
+    with pytest.raises(ValueError, match="camera model must be one of"):
+        degrade.camera_model("phone")
+    with pytest.raises(ValueError, match="chroma_in"):
+        degrade.CameraNoise(chroma_in="lab")
+
+
 def test_real_noise_config_is_blind_and_denoise_only(tmp_path):
     kw = dict(data=str(tmp_path), out=str(tmp_path / "run"))
     cfg = TrainConfig(task="denoise", noise="real", **kw)
@@ -74,6 +109,11 @@ def test_real_noise_config_is_blind_and_denoise_only(tmp_path):
         TrainConfig(task="dejpeg", noise="real", **kw)
     with pytest.raises(ValueError, match="noise_mix"):
         TrainConfig(task="denoise", noise="real", noise_mix=(0.8, 0.5), **kw)
+    with pytest.raises(ValueError, match="camera_model must be one of"):
+        TrainConfig(task="denoise", noise="real", camera_model="phone", **kw)
+    assert cfg.camera == degrade.CameraNoise(shot=cfg.camera_shot)  # brooks: the defaults
+    proc = TrainConfig(task="denoise", noise="real", camera_model="processed", **kw).camera
+    assert proc.chroma_in == "srgb" and proc.shot == cfg.camera_shot
 
 
 def test_blind_model_grown_from_a_conditioned_one_computes_its_output_at_the_init_sigma(

@@ -40,7 +40,8 @@ OPTIONS = (
     "num_blocks", "num_residual_units", "width_multiplier", "num_scales",
     "val_every", "ckpt_every", "log_every", "device", "precision", "seed", "init",
     "threads", "level_focus", "detail_floor", "image_scales", "jpeg_range", "jpeg_clean",
-    "ema", "loss", "noise", "noise_mix", "camera_shot", "time_budget",
+    "ema", "loss", "noise", "noise_mix", "camera_shot", "camera_model",
+    "time_budget",
 )  # fmt: skip
 # Fields offered as the options the restore commands share.
 SHARED: dict[str, Any] = {"device": DeviceOpt, "precision": PrecisionOpt}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..architecture import SCNConfig
-from ..tasks import LOSSES, NOISES, TASKS
+from ..tasks import CAMERA_MODELS, LOSSES, NOISES, TASKS
 
 if TYPE_CHECKING:
     from .degrade import CameraNoise
@@ -258,6 +258,17 @@ class TrainConfig:
             shown="5e-5,1.2e-2",
         ),
     )
+    # How the camera's processing is rendered (``tasks.CAMERA_MODELS``).
+    camera_model: str = field(
+        default="brooks",
+        metadata=option(
+            "--noise real: the camera model: brooks (raw noise, colour cut before the "
+            "tone curve) or processed (as in-camera noise reduction leaves it: "
+            "smoothed, little colour noise).",
+            metavar="NAME",
+            shown="brooks",
+        ),
+    )
     # torch.compile the model for training (pays only on long runs).
     compile: bool = False
     val_every: int = field(default=500, metadata=option(min=1))
@@ -330,6 +341,10 @@ class TrainConfig:
         self.camera_shot = tuple(float(v) for v in self.camera_shot)  # type: ignore[assignment]
         if len(self.camera_shot) != 2 or not 0 < self.camera_shot[0] <= self.camera_shot[1]:
             raise ValueError(f"camera_shot must be low,high > 0, not {self.camera_shot}")
+        if self.camera_model not in CAMERA_MODELS:
+            raise ValueError(
+                f"camera_model must be one of {', '.join(CAMERA_MODELS)}, not {self.camera_model!r}"
+            )
         if len(self.noise_mix) != 2 or min(self.noise_mix) < 0 or sum(self.noise_mix) > 1:
             raise ValueError(f"noise_mix must be two shares summing to <= 1, not {self.noise_mix}")
         if self.loss not in LOSSES:
@@ -352,11 +367,11 @@ class TrainConfig:
 
     @property
     def camera(self) -> CameraNoise:
-        """The camera-noise ranges of a ``noise="real"`` run: ``degrade.CameraNoise``'s,
-        but the shot-noise range the run records."""
-        from .degrade import CameraNoise
+        """The camera-noise ranges of a ``noise="real"`` run: its camera model's,
+        with the shot-noise range the run records."""
+        from .degrade import camera_model
 
-        return CameraNoise(shot=self.camera_shot)
+        return camera_model(self.camera_model, self.camera_shot)
 
     @property
     def focus(self) -> float | None:

@@ -151,8 +151,42 @@ class CameraNoise:
     blur: tuple[float, float] = (0.0, 1.2)  # Gaussian sigma (px) of in-camera smoothing
     blur_share: float = 0.5  # share of patches whose noise is smoothed
     chroma_keep: tuple[float, float] = (0.3, 1.0)  # chroma noise kept after camera NR
+    # Where chroma noise is cut: "linear" (on the raw noise, before the tone
+    # curve) or "srgb" (on the noise the tone curve made, in YCbCr, where a
+    # camera's noise reduction works; the curve's per-channel slopes otherwise
+    # turn grey linear noise into colour noise).
+    chroma_in: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.chroma_in not in ("linear", "srgb"):
+            raise ValueError(f"chroma_in must be 'linear' or 'srgb', not {self.chroma_in!r}")
+
     jpeg: tuple[int, int] = (60, 95)
     jpeg_share: float = 0.8
+
+
+# The named camera models (``tasks.CAMERA_MODELS``): what each changes from
+# ``CameraNoise``'s defaults. "processed" was fitted with
+# ``benchmarks/noise_profile.py`` to the spatial and colour statistics of real
+# high-ISO noise (statistics only: no real pixel is trained on).
+_CAMERA_MODELS: dict[str, dict] = {
+    "brooks": {},
+    "processed": {
+        "blur": (0.6, 1.5),
+        "blur_share": 1.0,
+        "chroma_keep": (0.05, 0.3),
+        "chroma_in": "srgb",
+    },
+}
+
+
+def camera_model(name: str, shot: tuple[float, float] | None = None) -> CameraNoise:
+    """The ``CameraNoise`` of a named camera model, with ``shot`` as its
+    shot-noise range where given."""
+    if name not in _CAMERA_MODELS:
+        raise ValueError(f"camera model must be one of {', '.join(_CAMERA_MODELS)}, not {name!r}")
+    extra = {"shot": tuple(shot)} if shot is not None else {}
+    return CameraNoise(**_CAMERA_MODELS[name], **extra)
 
 
 def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -162,6 +196,20 @@ def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
 def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+# BT.601 RGB -> YCbCr (the JPEG convention), for the chroma of sRGB noise.
+_YCBCR = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32
+)
+_YCBCR_INV = np.linalg.inv(_YCBCR).astype(np.float32)
+
+
+def _scale_chroma(delta: np.ndarray, keep: float) -> np.ndarray:
+    """``delta`` (H x W x 3, sRGB) with its Cb and Cr parts scaled by ``keep``."""
+    ycc = delta @ _YCBCR.T
+    ycc[..., 1:] *= keep
+    return ycc @ _YCBCR_INV.T
 
 
 def _demosaic_noise(noise: np.ndarray) -> np.ndarray:
@@ -223,9 +271,14 @@ def add_camera_noise(
     if rng.random() < p.blur_share:
         noise = _gaussian_blur(noise, rng.uniform(max(p.blur[0], 0.3), p.blur[1]))
     noise = (noise * wb) @ ccm.T
-    grey = noise.mean(axis=2, keepdims=True)
-    noise = grey + rng.uniform(*p.chroma_keep) * (noise - grey)
-    out = _linear_to_srgb(lin + noise)
+    keep = rng.uniform(*p.chroma_keep)
+    if p.chroma_in == "srgb":
+        base = _linear_to_srgb(lin)
+        out = base + _scale_chroma(_linear_to_srgb(lin + noise) - base, keep)
+    else:
+        grey = noise.mean(axis=2, keepdims=True)
+        noise = grey + keep * (noise - grey)
+        out = _linear_to_srgb(lin + noise)
     out = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
     if rng.random() < p.jpeg_share:
         out = jpeg_roundtrip(out, int(rng.integers(p.jpeg[0], p.jpeg[1] + 1)))

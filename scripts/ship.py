@@ -50,9 +50,7 @@ from safetensors.torch import load_file, save_file
 
 from scnrestore.files import atomic_output
 from scnrestore.weights import TASK_SCHEDULES, TOLD_LEVEL
-
-# A JPEG-aware upscaler's routing keys (scnrestore/weights/registry.py reads them).
-ROUTING = ("joint_range", "plain_from")
+from scnrestore.weights.registry import ROUTING_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The one registry file (the top-level weights.toml is a symbolic link to it).
@@ -145,7 +143,7 @@ def kept_routing(old: dict | None) -> dict:
     """The routing keys of the old entry that a later stage keeps (joint_range:
     the qualities the joint model takes; plain_from: where the plain upscaler
     takes over)."""
-    return {key: old[key] for key in ROUTING if old and key in old}
+    return {key: old[key] for key in ROUTING_KEYS if old and key in old}
 
 
 def schedule_clause(note: str, key: str) -> str:

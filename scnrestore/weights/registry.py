@@ -47,10 +47,13 @@ ARCH_KEYS = (
     "image_mean",
     "num_cond_channels",
 )
-# Blend-back schedules, and the task each belongs to.
+# A JPEG-aware upscaler's routing: the qualities it serves (joint_range) and
+# the one from which the plain upscaler serves instead (plain_from).
+ROUTING_KEYS = ("joint_range", "plain_from")
+# Every key an entry may have (the blend-back schedules among them).
 ENTRY_KEYS = frozenset(
-    (*REQUIRED, *ARCH_KEYS, "name", "scale", "sigma_range", "quality_range", "joint_range",
-     "plain_from", "urls", "embedded", "licence", "provenance", "quality", "quality_note",
+    (*REQUIRED, *ARCH_KEYS, *ROUTING_KEYS, "name", "scale", "sigma_range", "quality_range",
+     "urls", "embedded", "licence", "provenance", "quality", "quality_note",
      "steps", "data", "status", "noise", *SCHEDULES, TOLD_LEVEL)
 )  # fmt: skip
 TOP_KEYS = frozenset(("format", "base_url", "models"))

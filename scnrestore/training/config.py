@@ -333,6 +333,22 @@ class TrainConfig:
             raise ValueError(
                 f"data_pipeline must be one of {', '.join(PIPELINES)}, not {self.data_pipeline!r}"
             )
+        self._check_noise()
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must lie in [0, 1), not {self.ema:g}")
+        if not self.jpeg_bank_step >= 1:
+            raise ValueError(f"jpeg_bank_step must be >= 1, not {self.jpeg_bank_step}")
+        self.image_scales = tuple(float(f) for f in self.image_scales)
+        if not self.image_scales or not all(0 < f <= 1 for f in self.image_scales):
+            raise ValueError(
+                "image_scales must be factors in (0, 1], not "
+                + (", ".join(f"{f:g}" for f in self.image_scales) or "none")
+            )
+
+    def _check_noise(self) -> None:
+        """The real-noise settings: the noise kind, its mix and the camera."""
         if self.noise not in NOISES:
             raise ValueError(f"noise must be one of {', '.join(NOISES)}, not {self.noise!r}")
         if self.noise != "gaussian" and self.task != "denoise":
@@ -347,18 +363,6 @@ class TrainConfig:
             )
         if len(self.noise_mix) != 2 or min(self.noise_mix) < 0 or sum(self.noise_mix) > 1:
             raise ValueError(f"noise_mix must be two shares summing to <= 1, not {self.noise_mix}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must lie in [0, 1), not {self.ema:g}")
-        if not self.jpeg_bank_step >= 1:
-            raise ValueError(f"jpeg_bank_step must be >= 1, not {self.jpeg_bank_step}")
-        self.image_scales = tuple(float(f) for f in self.image_scales)
-        if not self.image_scales or not all(0 < f <= 1 for f in self.image_scales):
-            raise ValueError(
-                "image_scales must be factors in (0, 1], not "
-                + (", ".join(f"{f:g}" for f in self.image_scales) or "none")
-            )
 
     @property
     def level_range(self) -> tuple[float, float]:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SCALES = (2, 4, 8)
 BANDS = (1, 2, 4)
-# BT.601 RGB -> YCbCr, the JPEG convention.
-YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 
 def profile(noise: np.ndarray) -> list[float]:
@@ -69,7 +68,9 @@ def profile(noise: np.ndarray) -> list[float]:
 
 def chroma(noise: np.ndarray) -> list[float]:
     """std(Cb, Cr) / std(Y) of the diagonal Haar band of box_k(noise), k in BANDS."""
-    ycc = (noise - noise.mean(axis=(0, 1))) @ YCBCR.T
+    from scnrestore.training.degrade import YCBCR
+
+    ycc = (noise - noise.mean(axis=(0, 1))) @ YCBCR.T.astype(np.float64)
     out = []
     for k in BANDS:
         h, w = ycc.shape[0] // (2 * k) * 2 * k, ycc.shape[1] // (2 * k) * 2 * k
@@ -97,8 +98,6 @@ def model_profiles(photos: Path, params, samples: int):
 
     The JPEG step runs here, on both the noisy crop and the clean reference,
     so the noise field holds the noise alone."""
-    from dataclasses import replace
-
     from PIL import Image
 
     from scnrestore.training.degrade import add_camera_noise, jpeg_roundtrip
@@ -149,8 +148,6 @@ def main() -> None:
     for folder in (args.data, args.photos):
         if not folder.is_dir():
             raise SystemExit(f"{folder}: not found (see ../shared/README.md)")
-    from dataclasses import replace
-
     from scnrestore.training.degrade import camera_model
 
     def pair(text: str) -> tuple[float, float]:

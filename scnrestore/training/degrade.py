@@ -157,12 +157,12 @@ class CameraNoise:
     # turn grey linear noise into colour noise).
     chroma_in: str = "linear"
 
+    jpeg: tuple[int, int] = (60, 95)
+    jpeg_share: float = 0.8
+
     def __post_init__(self) -> None:
         if self.chroma_in not in ("linear", "srgb"):
             raise ValueError(f"chroma_in must be 'linear' or 'srgb', not {self.chroma_in!r}")
-
-    jpeg: tuple[int, int] = (60, 95)
-    jpeg_share: float = 0.8
 
 
 # The named camera models (``tasks.CAMERA_MODELS``): what each changes from
@@ -198,18 +198,19 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
 
 
-# BT.601 RGB -> YCbCr (the JPEG convention), for the chroma of sRGB noise.
-_YCBCR = np.array(
+# BT.601 RGB -> YCbCr (the JPEG convention), for the chroma of sRGB noise
+# (benchmarks/noise_profile.py measures it with the same matrix).
+YCBCR = np.array(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32
 )
-_YCBCR_INV = np.linalg.inv(_YCBCR).astype(np.float32)
+YCBCR_INV = np.linalg.inv(YCBCR).astype(np.float32)
 
 
 def _scale_chroma(delta: np.ndarray, keep: float) -> np.ndarray:
     """``delta`` (H x W x 3, sRGB) with its Cb and Cr parts scaled by ``keep``."""
-    ycc = delta @ _YCBCR.T
+    ycc = delta @ YCBCR.T
     ycc[..., 1:] *= keep
-    return ycc @ _YCBCR_INV.T
+    return ycc @ YCBCR_INV.T
 
 
 def _demosaic_noise(noise: np.ndarray) -> np.ndarray:

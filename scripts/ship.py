@@ -239,7 +239,9 @@ def data_text(cfg: dict, old: dict | None) -> str:
         parts.append(text if share == 1.0 else f"{text} {share:.0%}")
     text = " + ".join(parts)
     earlier = (old or {}).get("data", "")
-    return text if not earlier or earlier == text else f"{earlier}; then {text}"
+    if not earlier or earlier.split("; then ")[-1] == text:  # the same data as the last stage
+        return earlier or text
+    return f"{earlier}; then {text}"
 
 
 def licence_text(cfg: dict, old: dict | None) -> str:

@@ -272,3 +272,25 @@ def test_ship_refuses_a_failing_candidate_unless_forced(data, shipped, tmp_path)
     assert "shipped anyway with --force" in (tmp_path / "g.md").read_text()
     args.force = ""
     assert ship.ship_guard(args, shipped, None) == ""  # the same weights pass
+
+
+def test_ship_data_line_names_a_repeated_mix_once():
+    """A stage trained on the same folders as the last one adds no second copy
+    of them to the entry's data line; new folders are appended."""
+    ship = _script("ship", "_ship_script")
+    mix = {"data": [{"path": "../shared/data/train291", "share": 0.7},
+                    {"path": "../shared/data/train", "share": 0.3}]}  # fmt: skip
+    first = ship.data_text({"data": "../shared/data/train"}, None)
+    second = ship.data_text(mix, {"data": first})
+    assert second.startswith(first + "; then ") and "291" in second
+    assert ship.data_text(mix, {"data": second}) == second
+    assert ship.data_text({"data": "../shared/data/train"}, {"data": second}).count("; then ") == 2
+
+
+def test_average_runs_records_a_resumed_command_as_shell():
+    """A run's command and its resumes joined by && stays runnable text."""
+    avg = _script("average_runs", "_average_runs_script")
+    doc = {"config": {"command": ["scnrestore", "train", "--out", "runs/a b", "-q", "&&",
+                                  "scnrestore", "train", "--resume"]}}  # fmt: skip
+    want = "scnrestore train --out 'runs/a b' -q && scnrestore train --resume"
+    assert avg.command_text(doc) == want

@@ -36,6 +36,19 @@ def test_denoise_auto_estimates_sigma(tmp_path, ckpt_dir, photo):
     level = json.loads(r.stdout)["files"][0]["level"]
     assert 24 <= level <= 36
     assert "estimated sigma" in r.stderr
+    assert "grain" not in r.stderr  # white noise the estimate reads: no hint
+
+
+def test_denoise_auto_says_how_to_treat_grain_when_it_reads_little_noise(
+    tmp_path, ckpt_dir, photo
+):
+    """A photo whose σ estimate is low (clean, or a camera's grain, which the
+    estimate reads low) gets one note saying to tell a level for grain."""
+    PILImage.fromarray(photo).save(tmp_path / "clean.png")
+    r = run("denoise", tmp_path / "clean.png", "--model", ckpt_dir / "denoise.safetensors")
+    assert r.returncode == 0, r.stderr
+    (hint,) = [line for line in r.stderr.splitlines() if "grain" in line]
+    assert hint.startswith("note: ") and "clean.png" in hint and "--sigma 10" in hint
 
 
 @pytest.mark.parametrize("quality", [30, 98])  # 96-100: files a camera writes

@@ -132,7 +132,7 @@ def removed_noise(before: np.ndarray, after: np.ndarray) -> float:
 #: estimate a batch says how to treat such a photo.
 GRAIN_READS_BELOW = 2.0
 GRAIN_HINT = (
-    f"little white noise found; a camera's grain reads low here: for it tell a "
+    "little white noise found; a camera's grain reads low here: for it tell a "
     f"level, e.g. {LEVEL_FLAG['denoise']} 10"
 )
 

@@ -33,12 +33,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-
-def command_text(doc: dict) -> str:
-    """A run's recorded command line; the "&&" between a run and its resumes
-    stays a shell operator, not a quoted word."""
-    words = doc["config"].get("command") or []
-    return " ".join(w if w == "&&" else shlex.quote(w) for w in words)
+from scnrestore.training.config import command_line
 
 
 def main() -> None:
@@ -81,7 +76,9 @@ def main() -> None:
     avg = {k: (v / n).to(torch.float32).contiguous() for k, v in total.items()}
 
     this = "python scripts/average_runs.py " + shlex.join(sys.argv[1:])
-    command = "mean of " + "; ".join(f"[{command_text(d)}]" for d in docs)
+    command = "mean of " + "; ".join(
+        f"[{command_line(d['config'].get('command') or [])}]" for d in docs
+    )
     command += f"; then {this}"
     meta.update(steps=str(steps), command=command)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -285,12 +285,3 @@ def test_ship_data_line_names_a_repeated_mix_once():
     assert second.startswith(first + "; then ") and "291" in second
     assert ship.data_text(mix, {"data": second}) == second
     assert ship.data_text({"data": "../shared/data/train"}, {"data": second}).count("; then ") == 2
-
-
-def test_average_runs_records_a_resumed_command_as_shell():
-    """A run's command and its resumes joined by && stays runnable text."""
-    avg = _script("average_runs", "_average_runs_script")
-    doc = {"config": {"command": ["scnrestore", "train", "--out", "runs/a b", "-q", "&&",
-                                  "scnrestore", "train", "--resume"]}}  # fmt: skip
-    want = "scnrestore train --out 'runs/a b' -q && scnrestore train --resume"
-    assert avg.command_text(doc) == want

@@ -782,3 +782,14 @@ def test_data_sources_parse_shares():
     assert parse_sources(["C:/data/x:0.6", "y"])[0] == {"path": "C:/data/x", "share": 0.6}
     with pytest.raises(ValueError, match="shares must sum to 1"):
         TrainConfig(task="upscale", data=[{"path": "x", "share": 0.4}], out="o")
+
+
+def test_a_resumed_command_is_recorded_as_shell():
+    """A run's command and its resumes joined by && stays runnable text (a
+    run's weights header, average_runs.py's record of the runs it meant)."""
+    from scnrestore.training.config import command_line
+
+    words = ["scnrestore", "train", "--out", "runs/a b", "-q", "&&"]
+    words += ["scnrestore", "train", "--resume"]
+    want = "scnrestore train --out 'runs/a b' -q && scnrestore train --resume"
+    assert command_line(words) == want

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "PIPELINES",
     "load_run_config",
     "resume_config",
+    "command_line",
     "option",
 ]
 
@@ -412,6 +414,13 @@ def load_run_config(out: str | os.PathLike[str]) -> TrainConfig:
     """The configuration recorded in a run directory (for ``--resume``)."""
     data = json.loads((Path(out) / "run.json").read_text())["config"]
     return TrainConfig(**data)
+
+
+def command_line(words: list[str]) -> str:
+    """A recorded command as shell text: each word quoted where it needs it,
+    and the ``&&`` that joins a run to its resumes (:func:`resume_config`)
+    left a bare operator."""
+    return " ".join(w if w == "&&" else shlex.quote(w) for w in words)
 
 
 def resume_config(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 import signal
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..files import atomic_output
-from .config import TrainConfig
+from .config import TrainConfig, command_line
 from .datasources import check_sources, load_sources, record_sources
 from .evaluate import evaluate, load_images, summarise
 from .sampler import PatchSampler, Prefetcher
@@ -59,7 +58,7 @@ def weights_metadata(
         "model_config": json.dumps(model_config),
         "task": task,
         "steps": str(step),
-        "command": shlex.join(command),
+        "command": command_line(command),
     }
 
 

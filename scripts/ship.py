@@ -32,6 +32,10 @@
    the worst five images per set and level) goes to --guard-record PREFIX
    (default RUN/guard.json, .md). --force REASON ships past a failing guard;
    the reason goes into the record and into the entry's provenance.
+
+An upscaler's standard-set figures (set5_psnr_y, set14_psnr_y) belong to the
+old weights and are not carried over: measure the shipped weights with
+benchmarks/standard.py --save and write them in with scripts/record_standard.py.
 """
 
 from __future__ import annotations

@@ -27,7 +27,10 @@ The shipped model's per-image scores are cached, keyed by (model sha256, set,
 level, precision), in benchmarks/results/guard_cache/SHA16.json: a second
 guard against the same shipped model scores the candidate only. An entry is
 scored again if the set's images or the shipped path (told level, kept share)
-changed.
+changed. The candidate's scores are kept the same way under
+guard_cache/candidates/ (not committed), so a guard that was stopped (a full
+dejpeg guard takes hours on one thread) resumes at the first set and level it
+had not finished; --no-cache scores both again.
 
 Writes --record PREFIX.json (per set, level and image: shipped, candidate,
 delta) and PREFIX.md (means, and the worst five images per set and level).
@@ -48,6 +51,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +71,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BENCH = ROOT.parent / "shared" / "data" / "bench"
 DEFAULT_VAL = ROOT.parent / "shared" / "data" / "val"
 CACHE_DIR = ROOT / "benchmarks" / "results" / "guard_cache"
+#: Candidates' scores, under the cache folder (not committed): a guard that
+#: was stopped resumes at the first set and level it had not finished.
+CANDIDATES = "candidates"
 ALL_SETS = ("val", "Set5", "Set14", "B100", "CBSD68")
 # Set name -> folder under the bench root (val is a folder of its own).
 FOLDERS = {**standard.SETS, "B100": "B100"}
@@ -264,6 +271,25 @@ def score(
     return {r.image: float(getattr(r, lv.metric)) for r in rows}
 
 
+def cached_scores(
+    cache: ScoreCache,
+    key: str,
+    digest: str,
+    path: dict[str, Any],
+    hits: list[str],
+    measure: Callable[[], dict[str, float]],
+) -> dict[str, float]:
+    """The cache's scores for ``key`` (its label added to ``hits``), else
+    ``measure()``'s, which are then cached."""
+    scores = cache.get(key, digest, path)
+    if scores is not None:
+        hits.append(key.split("|")[0] + " " + key.split("|")[1])
+        return scores
+    scores = measure()
+    cache.put(key, digest, path, scores)
+    return scores
+
+
 class ScoreCache:
     """The shipped model's per-image scores, one JSON file per model sha256."""
 
@@ -445,6 +471,8 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
     shipped_file = resolve(name, offline=True)[0]
     sha = file_sha256(shipped_file)
     cache = ScoreCache(opts.cache_dir, sha)
+    cand_dir = None if opts.cache_dir is None else opts.cache_dir / CANDIDATES
+    cand_cache = ScoreCache(cand_dir, file_sha256(cand))
     shipped_r, cand_r = _restorers(task, scale, name, cand, opts)
     entry = shipped_r.model.entry
     schedule = opts.schedule or None
@@ -452,19 +480,18 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         schedule = entry.raw.get(TASK_SCHEDULES.get(task, ""))
     sets: dict[str, Any] = {}
     loaded: dict[str, Any] = {}
-    cached = []
+    cached: dict[str, list[str]] = {"shipped": [], "candidate": []}
     for lv in levels:
         images = _images(lv, opts, loaded)
-        digest, path = images_digest(images), prepare(shipped_r, lv, None)
+        digest = images_digest(images)
         key = ScoreCache.key(lv, shipped_r.engine.precision, opts.device)
-        ours = cache.get(key, digest, path)
-        if ours is None:
-            ours = score(shipped_r, images, lv, opts.on_image, "shipped")
-            cache.put(key, digest, path, ours)
-        else:
-            cached.append(f"{lv.set} {lv.label}")
-        cand_path = prepare(cand_r, lv, schedule)
-        res = compare_level(ours, score(cand_r, images, lv, opts.on_image, "candidate"))
+        path, cand_path = prepare(shipped_r, lv, None), prepare(cand_r, lv, schedule)
+        measure = partial(score, images=images, lv=lv, on_image=opts.on_image)
+        ours = cached_scores(cache, key, digest, path, cached["shipped"],
+                             partial(measure, shipped_r, who="shipped"))  # fmt: skip
+        theirs = cached_scores(cand_cache, key, digest, cand_path, cached["candidate"],
+                               partial(measure, cand_r, who="candidate"))  # fmt: skip
+        res = compare_level(ours, theirs)
         res.update(metric=lv.metric, shipped_path=path, candidate_path=cand_path)
         sets.setdefault(lv.set, {"levels": {}})["levels"][lv.label] = res
     for s in sets.values():
@@ -485,7 +512,8 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         "device": opts.device,
         "max_loss": opts.max_loss,
         "min_gain": opts.min_gain,
-        "shipped_from_cache": cached,
+        "shipped_from_cache": cached["shipped"],
+        "candidate_from_cache": cached["candidate"],
         "sets": sets,
         **opts.extra,
     }

@@ -215,7 +215,7 @@ def test_shipped_scores_come_from_the_cache(data, shipped, tmp_path):
     opts = guard.Options(sets=["Set5", "val"], root=data["root"], val=data["val"],
                          cache_dir=cache)  # fmt: skip
     first = guard.run_guard(shipped, "tiny-x2", opts)
-    assert first["shipped_from_cache"] == []
+    assert first["shipped_from_cache"] == [] and first["candidate_from_cache"] == []
     (file,) = cache.glob("*.json")
     sha = hashlib.sha256(shipped.read_bytes()).hexdigest()
     assert file.name == f"{sha[:16]}.json"
@@ -226,6 +226,7 @@ def test_shipped_scores_come_from_the_cache(data, shipped, tmp_path):
     file.write_text(json.dumps(doc))
     second = guard.run_guard(shipped, "tiny-x2", opts)
     assert second["shipped_from_cache"] == ["Set5 x2", "val x2"]
+    assert second["candidate_from_cache"] == ["Set5 x2", "val x2"]  # its own file
     a = second["sets"]["Set5"]["levels"]["x2"]["images"]["a_ramp.png"]
     assert a["shipped"] == 99.0 and a["delta"] < -50
     assert second["offenders"][0].startswith("Set5 x2 a_ramp.png: ")
@@ -237,6 +238,30 @@ def test_shipped_scores_come_from_the_cache(data, shipped, tmp_path):
     file.write_text(json.dumps(doc))
     third = guard.run_guard(shipped, "tiny-x2", opts)
     assert third["shipped_from_cache"] == ["Set5 x2"]
+
+
+def test_a_stopped_guard_resumes_at_the_level_it_had_not_finished(data, shipped, tmp_path):
+    """The candidate's scores are cached apart from the shipped model's: a
+    level whose entry is there is not scored again, one that is missing is."""
+    cache = tmp_path / "gc"
+    opts = guard.Options(sets=["Set5", "val"], root=data["root"], val=data["val"],
+                         cache_dir=cache)  # fmt: skip
+    cand = worse_on_texture(shipped, tmp_path / "worse.safetensors")
+    first = guard.run_guard(cand, "tiny-x2", opts)
+    (file,) = (cache / guard.CANDIDATES).glob("*.json")
+    assert file.name == hashlib.sha256(cand.read_bytes()).hexdigest()[:16] + ".json"
+    doc = json.loads(file.read_text())
+    del doc["entries"]["val|x2|fp32"]  # as if stopped while scoring val
+    file.write_text(json.dumps(doc))
+    again = guard.run_guard(cand, "tiny-x2", opts)
+    assert again["candidate_from_cache"] == ["Set5 x2"]
+    assert again["sets"] == first["sets"] and again["verdict"] == first["verdict"] == "fail"
+    assert (
+        guard.run_guard(cand, "tiny-x2", guard.Options(**{**vars(opts), "cache_dir": None}))[
+            "candidate_from_cache"
+        ]
+        == []
+    )
 
 
 def test_without_the_sets_one_line_says_where_to_get_them(shipped, tmp_path):

@@ -32,6 +32,13 @@ guard_cache/candidates/ (not committed), so a guard that was stopped (a full
 dejpeg guard takes hours on one thread) resumes at the first set and level it
 had not finished; --no-cache scores both again.
 
+Each stage is guarded against the model it replaces, so losses that each stage
+keeps inside the bound could add up past it over several stages. The cache
+folder's baselines.json names, per model, the weights shipped before the
+fine-tunes on natural photos began; where their scores are cached, no image
+may fall more than the bound below them either (one line per offender, "...
+against the baseline SHA"), and the record gives the worst image against them.
+
 Writes --record PREFIX.json (per set, level and image: shipped, candidate,
 delta) and PREFIX.md (means, and the worst five images per set and level).
 Exit 0: pass; 1: fail, one line per offending image ("CBSD68 σ25 102061.png:
@@ -74,6 +81,11 @@ CACHE_DIR = ROOT / "benchmarks" / "results" / "guard_cache"
 #: Candidates' scores, under the cache folder (not committed): a guard that
 #: was stopped resumes at the first set and level it had not finished.
 CANDIDATES = "candidates"
+#: In the cache folder: per model name, the weights shipped before the
+#: fine-tunes on natural photos began. No image may fall more than max_loss
+#: below them either (their cached scores), so losses that each stage keeps
+#: inside the bound cannot add up past it.
+BASELINES = "baselines.json"
 ALL_SETS = ("val", "Set5", "Set14", "B100", "CBSD68")
 # Set name -> folder under the bench root (val is a folder of its own).
 FOLDERS = {**standard.SETS, "B100": "B100"}
@@ -347,14 +359,49 @@ def compare_level(shipped: dict[str, float], candidate: dict[str, float]) -> dic
     return {"images": images, "mean": mean}
 
 
+def load_baseline(cache_dir: Path | None, name: str) -> dict[str, Any] | None:
+    """``name``'s entry in the cache folder's baselines.json, if any."""
+    path = None if cache_dir is None else cache_dir / BASELINES
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text()).get(name)
+
+
+def baseline_scores(
+    cache_dir: Path, sha256: str, lv: Level, precision: str
+) -> tuple[dict[str, float], str] | None:
+    """The baseline's cached scores for ``lv`` and their precision: the
+    guard's own where cached, else another (said in the record)."""
+    entries = ScoreCache(cache_dir, sha256)._read()
+    found = sorted(
+        (key.split("|")[2] != precision, key.split("|")[2], e["scores"])
+        for key, e in entries.items()
+        if key.split("|")[:2] == [lv.set, lv.label]
+    )
+    return (found[0][2], found[0][1]) if found else None
+
+
+def compare_baseline(base: tuple[dict[str, float], str], candidate: dict[str, float]) -> dict:
+    scores, precision = base
+    deltas = {n: round(candidate[n] - scores[n], 4) for n in candidate if n in scores}
+    return {"precision": precision, "images": deltas}
+
+
 def verdict(doc: dict[str, Any], max_loss: float, min_gain: float) -> list[str]:
-    """One line per offending image and per set whose mean falls; [] passes."""
+    """One line per offending image (against the shipped model, or the
+    baseline) and per set whose mean falls; [] passes."""
     lines = []
+    base = (doc.get("baseline") or {}).get("sha256", "")[:12]
     for set_name, s in doc["sets"].items():
         for label, lvl in s["levels"].items():
             for image, t in lvl["images"].items():
                 if t["delta"] < -max_loss:
                     lines.append(f"{set_name} {label} {image}: {t['delta']:+.2f} dB")
+            for image, d in lvl.get("baseline", {}).get("images", {}).items():
+                if d < -max_loss:
+                    lines.append(
+                        f"{set_name} {label} {image}: {d:+.2f} dB against the baseline {base}"
+                    )
         if s["mean"]["delta"] < min_gain:
             lines.append(
                 f"{set_name} mean: {s['mean']['delta']:+.4f} dB (must be >= {min_gain:+.2f})"
@@ -387,6 +434,7 @@ def markdown(doc: dict[str, Any]) -> str:
         m = s["mean"]
         lines.append(f"| **{set_name}** | all | | {m['shipped']:.3f} | {m['candidate']:.3f} "
                      f"| **{m['delta']:+.3f}** | |")  # fmt: skip
+    lines += baseline_lines(doc)
     lines += ["", f"Worst {WORST} images per set and level (Δ = candidate - shipped, dB):", ""]
     lines += ["| set | level | image | shipped | candidate | Δ |", "|" + "---|" * 6]
     for set_name, s in doc["sets"].items():
@@ -396,6 +444,24 @@ def markdown(doc: dict[str, Any]) -> str:
                 lines.append(f"| {set_name} | {label} | {image} | {t['shipped']:.3f} | "
                              f"{t['candidate']:.3f} | {t['delta']:+.3f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def baseline_lines(doc: dict[str, Any]) -> list[str]:
+    """The worst image per set and level against the baseline, if there is one."""
+    if not doc.get("baseline"):
+        return []
+    sha = doc["baseline"]["sha256"][:12]
+    lines = ["", f"Against the baseline (sha256 {sha}, the weights shipped before the "
+             "fine-tunes on natural photos; Δ = candidate - baseline, dB):", ""]  # fmt: skip
+    for set_name, s in doc["sets"].items():
+        for label, lvl in s["levels"].items():
+            b = lvl.get("baseline")
+            if not b or not b["images"]:
+                lines.append(f"- {set_name} {label}: no baseline scores cached")
+                continue
+            image, d = min(b["images"].items(), key=lambda kv: (kv[1], kv[0]))
+            lines.append(f"- {set_name} {label}: worst {image} {d:+.3f} ({b['precision']})")
+    return lines
 
 
 def _forced(doc: dict[str, Any]) -> str:
@@ -473,6 +539,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
     cache = ScoreCache(opts.cache_dir, sha)
     cand_dir = None if opts.cache_dir is None else opts.cache_dir / CANDIDATES
     cand_cache = ScoreCache(cand_dir, file_sha256(cand))
+    baseline = load_baseline(opts.cache_dir, name)
     shipped_r, cand_r = _restorers(task, scale, name, cand, opts)
     entry = shipped_r.model.entry
     schedule = opts.schedule or None
@@ -492,6 +559,11 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         theirs = cached_scores(cand_cache, key, digest, cand_path, cached["candidate"],
                                partial(measure, cand_r, who="candidate"))  # fmt: skip
         res = compare_level(ours, theirs)
+        got = baseline and baseline_scores(
+            opts.cache_dir, baseline["sha256"], lv, key.split("|")[2]
+        )
+        if got:
+            res["baseline"] = compare_baseline(got, theirs)
         res.update(metric=lv.metric, shipped_path=path, candidate_path=cand_path)
         sets.setdefault(lv.set, {"levels": {}})["levels"][lv.label] = res
     for s in sets.values():
@@ -514,6 +586,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         "min_gain": opts.min_gain,
         "shipped_from_cache": cached["shipped"],
         "candidate_from_cache": cached["candidate"],
+        "baseline": baseline,
         "sets": sets,
         **opts.extra,
     }

@@ -310,3 +310,35 @@ def test_ship_data_line_names_a_repeated_mix_once():
     assert second.startswith(first + "; then ") and "291" in second
     assert ship.data_text(mix, {"data": second}) == second
     assert ship.data_text({"data": "../shared/data/train"}, {"data": second}).count("; then ") == 2
+
+
+def test_no_image_may_fall_past_the_bound_below_the_baseline_either(data, shipped, tmp_path):
+    """Stage by stage each loss may stay inside the bound and still add up:
+    the baseline (the weights shipped before the natural-photo fine-tunes,
+    named in the cache folder's baselines.json) bounds the sum."""
+    cache = tmp_path / "gc"
+    opts = guard.Options(sets=["Set5", "val"], root=data["root"], val=data["val"],
+                         cache_dir=cache)  # fmt: skip
+    first = guard.run_guard(shipped, "tiny-x2", opts)
+    assert first["baseline"] is None and first["verdict"] == "pass"
+    # a baseline 0.15 dB above today's shipped model on one image, cached at bf16 only
+    scores = {n: t["shipped"] for n, t in first["sets"]["Set5"]["levels"]["x2"]["images"].items()}
+    scores["a_ramp.png"] += 0.15
+    sha = "ab" * 32
+    (cache / f"{sha[:16]}.json").write_text(json.dumps({"sha256": sha, "entries": {
+        "Set5|x2|bf16": {"images_digest": "x", "path": {}, "scores": scores}}}))  # fmt: skip
+    (cache / guard.BASELINES).write_text(json.dumps({"tiny-x2": {"sha256": sha}}))
+    cand = shutil.copy(shipped, tmp_path / "same.safetensors")  # loses nothing to today's
+    loose = guard.Options(**{**vars(opts), "max_loss": 1e9, "min_gain": -1e9})
+    doc = guard.run_guard(cand, "tiny-x2", loose)
+    assert doc["verdict"] == "pass"  # no bound: the baseline is only reported
+    base = doc["sets"]["Set5"]["levels"]["x2"]["baseline"]
+    assert base["precision"] == "bf16" and "baseline" not in doc["sets"]["val"]["levels"]["x2"]
+    assert doc["sets"]["Set5"]["levels"]["x2"]["images"]["a_ramp.png"]["delta"] == 0
+    assert base["images"]["a_ramp.png"] == pytest.approx(-0.15, abs=1e-3)
+    # under a bound of 0.1 dB, only the baseline's line offends
+    doc = guard.run_guard(cand, "tiny-x2", guard.Options(**{**vars(loose), "max_loss": 0.1}))
+    assert doc["verdict"] == "fail"
+    assert doc["offenders"] == [f"Set5 x2 a_ramp.png: -0.15 dB against the baseline {sha[:12]}"]
+    md = guard.markdown({**doc, "command": "c", "commit": "x", "date": "d"})
+    assert "- val x2: no baseline scores cached" in md and "- Set5 x2: worst a_ramp.png" in md

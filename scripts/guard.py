@@ -368,15 +368,16 @@ def load_baseline(cache_dir: Path | None, name: str) -> dict[str, Any] | None:
 
 
 def baseline_scores(
-    cache_dir: Path, sha256: str, lv: Level, precision: str
+    cache_dir: Path, sha256: str, lv: Level, precision: str, digest: str
 ) -> tuple[dict[str, float], str] | None:
-    """The baseline's cached scores for ``lv`` and their precision: the
-    guard's own where cached, else another (said in the record)."""
+    """The baseline's cached scores for ``lv`` on the same images (``digest``)
+    and their precision: the guard's own where cached, else another (said in
+    the record)."""
     entries = ScoreCache(cache_dir, sha256)._read()
     found = sorted(
         (key.split("|")[2] != precision, key.split("|")[2], e["scores"])
         for key, e in entries.items()
-        if key.split("|")[:2] == [lv.set, lv.label]
+        if key.split("|")[:2] == [lv.set, lv.label] and e.get("images_digest") == digest
     )
     return (found[0][2], found[0][1]) if found else None
 
@@ -560,7 +561,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
                                partial(measure, cand_r, who="candidate"))  # fmt: skip
         res = compare_level(ours, theirs)
         got = baseline and baseline_scores(
-            opts.cache_dir, baseline["sha256"], lv, key.split("|")[2]
+            opts.cache_dir, baseline["sha256"], lv, key.split("|")[2], digest
         )
         if got:
             res["baseline"] = compare_baseline(got, theirs)

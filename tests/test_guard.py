@@ -325,8 +325,10 @@ def test_no_image_may_fall_past_the_bound_below_the_baseline_either(data, shippe
     scores = {n: t["shipped"] for n, t in first["sets"]["Set5"]["levels"]["x2"]["images"].items()}
     scores["a_ramp.png"] += 0.15
     sha = "ab" * 32
+    (shipped_cache,) = cache.glob("*.json")
+    digest = json.loads(shipped_cache.read_text())["entries"]["Set5|x2|fp32"]["images_digest"]
     (cache / f"{sha[:16]}.json").write_text(json.dumps({"sha256": sha, "entries": {
-        "Set5|x2|bf16": {"images_digest": "x", "path": {}, "scores": scores}}}))  # fmt: skip
+        "Set5|x2|bf16": {"images_digest": digest, "path": {}, "scores": scores}}}))  # fmt: skip
     (cache / guard.BASELINES).write_text(json.dumps({"tiny-x2": {"sha256": sha}}))
     cand = shutil.copy(shipped, tmp_path / "same.safetensors")  # loses nothing to today's
     loose = guard.Options(**{**vars(opts), "max_loss": 1e9, "min_gain": -1e9})
@@ -342,3 +344,9 @@ def test_no_image_may_fall_past_the_bound_below_the_baseline_either(data, shippe
     assert doc["offenders"] == [f"Set5 x2 a_ramp.png: -0.15 dB against the baseline {sha[:12]}"]
     md = guard.markdown({**doc, "command": "c", "commit": "x", "date": "d"})
     assert "- val x2: no baseline scores cached" in md and "- Set5 x2: worst a_ramp.png" in md
+    # scores the baseline had on other pixels are not compared
+    (cache / f"{sha[:16]}.json").write_text(
+        (cache / f"{sha[:16]}.json").read_text().replace(digest, "other pixels")
+    )
+    doc = guard.run_guard(cand, "tiny-x2", guard.Options(**{**vars(loose), "max_loss": 0.1}))
+    assert doc["verdict"] == "pass" and "baseline" not in doc["sets"]["Set5"]["levels"]["x2"]

@@ -319,6 +319,16 @@ class ScoreCache:
         doc = json.loads(self.path.read_text())
         return doc.get("entries", {}) if doc.get("sha256") == self.sha256 else {}
 
+    def find(self, lv: Level, precision: str, digest: str) -> tuple[dict[str, float], str] | None:
+        """Scores for ``lv`` on the images of ``digest``, whatever the path,
+        and their precision: ``precision`` where cached, else another."""
+        found = sorted(
+            (key.split("|")[2] != precision, key.split("|")[2], e["scores"])
+            for key, e in self._read().items()
+            if key.split("|")[:2] == [lv.set, lv.label] and e.get("images_digest") == digest
+        )
+        return (found[0][2], found[0][1]) if found else None
+
     def get(self, key: str, digest: str, path: dict[str, Any]) -> dict[str, float] | None:
         hit = self._read().get(key)
         if hit and hit.get("images_digest") == digest and hit.get("path") == path:
@@ -365,21 +375,6 @@ def load_baseline(cache_dir: Path | None, name: str) -> dict[str, Any] | None:
     if path is None or not path.is_file():
         return None
     return json.loads(path.read_text()).get(name)
-
-
-def baseline_scores(
-    cache_dir: Path, sha256: str, lv: Level, precision: str, digest: str
-) -> tuple[dict[str, float], str] | None:
-    """The baseline's cached scores for ``lv`` on the same images (``digest``)
-    and their precision: the guard's own where cached, else another (said in
-    the record)."""
-    entries = ScoreCache(cache_dir, sha256)._read()
-    found = sorted(
-        (key.split("|")[2] != precision, key.split("|")[2], e["scores"])
-        for key, e in entries.items()
-        if key.split("|")[:2] == [lv.set, lv.label] and e.get("images_digest") == digest
-    )
-    return (found[0][2], found[0][1]) if found else None
 
 
 def compare_baseline(base: tuple[dict[str, float], str], candidate: dict[str, float]) -> dict:
@@ -560,8 +555,8 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         theirs = cached_scores(cand_cache, key, digest, cand_path, cached["candidate"],
                                partial(measure, cand_r, who="candidate"))  # fmt: skip
         res = compare_level(ours, theirs)
-        got = baseline and baseline_scores(
-            opts.cache_dir, baseline["sha256"], lv, key.split("|")[2], digest
+        got = baseline and ScoreCache(opts.cache_dir, baseline["sha256"]).find(
+            lv, shipped_r.engine.precision, digest
         )
         if got:
             res["baseline"] = compare_baseline(got, theirs)

@@ -662,6 +662,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if doc["verdict"] == "pass" else 1
 
 
+def where_hint(doc: dict[str, Any]) -> str:
+    """For a failing image, the scripts/loss_map.py command that shows where on
+    it the candidate loses (the worst image against the shipped model)."""
+    worst = min(
+        ((t["delta"], s, label, image)
+         for s, sd in doc["sets"].items() for label, lvl in sd["levels"].items()
+         for image, t in lvl["images"].items()),
+        default=None,
+    )  # fmt: skip
+    if worst is None or worst[0] >= -doc["max_loss"]:
+        return ""
+    _, set_name, label, image = worst
+    cand, level = shlex.quote(doc["candidate"]["path"]), label.split()[-1]
+    return (f"where on it: python scripts/loss_map.py {cand} --name {doc['name']} "
+            f"--set {set_name} --image {shlex.quote(image)} --level {level}")  # fmt: skip
+
+
 def report(doc: dict[str, Any]) -> None:
     """Means per set and level, then the verdict and the offenders on stdout."""
     for set_name, s in doc["sets"].items():
@@ -672,6 +689,9 @@ def report(doc: dict[str, Any]) -> None:
                   f"({m['delta']:+.3f} dB mean, worst image {worst:+.3f})")  # fmt: skip
     for line in doc["offenders"]:
         print(line)
+    hint = where_hint(doc)
+    if hint:
+        print(hint)
     print(f"guard: {doc['verdict']} ({len(doc['offenders'])} offending line(s), "
           f"{doc['seconds']:.0f} s)")  # fmt: skip
 

@@ -167,6 +167,8 @@ def test_one_image_made_worse_fails_and_is_named(data, shipped, tmp_path, capsys
     named = [ln for ln in out.splitlines() if ".png:" in ln]
     delta = images["b_busy.png"]["delta"]
     assert named == [f"Set5 x2 b_busy.png: {delta:+.2f} dB"]
+    hint = f"where on it: python scripts/loss_map.py {cand} --name tiny-x2 --set Set5 "
+    assert hint + "--image b_busy.png --level x2" in out.splitlines()
     assert any(ln.startswith("Set5 mean: -") for ln in out.splitlines())
     assert "val mean" not in out  # the ramps of val are not hurt
     md = (tmp_path / "worse_guard.md").read_text()
@@ -174,7 +176,7 @@ def test_one_image_made_worse_fails_and_is_named(data, shipped, tmp_path, capsys
     # a looser bound lets the image through, the falling mean still fails
     rc = guard.main([str(cand), *_args(data, tmp_path / "gc"), "--max-loss", "50"])
     lines = capsys.readouterr().out.splitlines()
-    assert rc == 1 and not [ln for ln in lines if ".png:" in ln]
+    assert rc == 1 and not [ln for ln in lines if ".png:" in ln or "where on it" in ln]
 
 
 def test_denoise_candidate_gets_the_entrys_keep_input(tmp_path, monkeypatch, data, capsys):

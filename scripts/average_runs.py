@@ -19,6 +19,11 @@ the mean as one more member: the midpoint between a fine-tune and its start
 models", CVPR 2022), which keeps most of a short fine-tune's gain on the data
 it saw and gives back less where it drifted (scn-denoise stage 24). The start's
 own steps are not added: they are already in its registry entry's history.
+
+Runs trained on different data mixes (several --data folders with other
+shares) are recorded with the mean of their shares, a folder a run did not use
+counting 0 for it: the mix the averaged weights have seen (scn-x2 stage 9,
+a train291 run and a run with rendered stripes).
 """
 
 from __future__ import annotations
@@ -34,6 +39,27 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from scnrestore.training.config import command_line
+
+
+def _sources(data: str | list) -> list[dict]:
+    """A run's recorded --data as a list of {path, share, ...}."""
+    if isinstance(data, str):
+        return [{"path": data, "share": 1.0}]
+    return [dict(d) for d in data]
+
+
+def mean_data(datas: list) -> str | list[dict]:
+    """The runs' --data, as recorded, if they agree; else every folder once
+    (first-seen order, its other fields from its first run) with the mean of
+    its shares over the runs."""
+    if all(d == datas[0] for d in datas):
+        return datas[0]
+    merged: dict[str, dict] = {}
+    for data in datas:
+        for src in _sources(data):
+            merged.setdefault(str(src["path"]), {**src, "share": 0.0})
+            merged[str(src["path"])]["share"] += float(src.get("share", 1.0)) / len(datas)
+    return list(merged.values())
 
 
 def main() -> None:
@@ -84,7 +110,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     save_file(avg, str(args.out / "model.safetensors"), meta)
     doc = json.loads(json.dumps(docs[0]))
-    doc["config"].update(out=str(args.out), command=[command], averaged=[str(r) for r in args.runs])
+    data = mean_data([d["config"]["data"] for d in docs])
+    doc["config"].update(out=str(args.out), command=[command], averaged=[str(r) for r in args.runs],
+                         data=data)  # fmt: skip
     (args.out / "run.json").write_text(json.dumps(doc, indent=1) + "\n")
     what = f"{len(args.runs)} run(s)" + (" and their start" if args.with_start else "")
     print(f"{args.out / 'model.safetensors'}: mean of {what}, {steps} steps in all")

@@ -222,6 +222,8 @@ DATA_NOTES = {
               "GPL-2+/CC-BY-SA/CC-BY/CC0 wallpapers"),
     "train291": ("shared/data/train291 (the field's 291 images: BSDS300 train + T91)",
                  "the BSDS300 and T91 research data sets"),
+    "stripes": ("fine stripes rendered by scripts/make_stripes.py",
+                "stripes it renders itself (scripts/make_stripes.py)"),
 }  # fmt: skip
 
 

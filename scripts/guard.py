@@ -495,7 +495,7 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def _restorers(task: str, scale: int, name: str, cand: Path, opts: Options) -> tuple[Any, Any]:
+def restorers(task: str, scale: int, name: str, cand: Path, opts: Options) -> tuple[Any, Any]:
     """The shipped model on its default path; the candidate as a file outside
     the registry. A file without scnrestore's metadata (model_config) takes
     the entry's num_scales and image_mean, which its tensors cannot tell."""
@@ -513,7 +513,8 @@ def _restorers(task: str, scale: int, name: str, cand: Path, opts: Options) -> t
     return shipped, make(load_model(cand, "cpu", **hp))
 
 
-def _images(lv: Level, opts: Options, loaded: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+def set_images(lv: Level, opts: Options, loaded: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+    """The images of ``lv``'s set, as the guard scores them (loaded once into ``loaded``)."""
     if lv.set not in loaded:
         where = folder(lv.set, opts.root, opts.val)
         loaded[lv.set] = load_images(where) if lv.set == "val" else standard.load_set(where)[0]
@@ -536,7 +537,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
     cand_dir = None if opts.cache_dir is None else opts.cache_dir / CANDIDATES
     cand_cache = ScoreCache(cand_dir, file_sha256(cand))
     baseline = load_baseline(opts.cache_dir, name)
-    shipped_r, cand_r = _restorers(task, scale, name, cand, opts)
+    shipped_r, cand_r = restorers(task, scale, name, cand, opts)
     entry = shipped_r.model.entry
     schedule = opts.schedule or None
     if schedule is True:
@@ -545,7 +546,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
     loaded: dict[str, Any] = {}
     cached: dict[str, list[str]] = {"shipped": [], "candidate": []}
     for lv in levels:
-        images = _images(lv, opts, loaded)
+        images = set_images(lv, opts, loaded)
         digest = images_digest(images)
         key = ScoreCache.key(lv, shipped_r.engine.precision, opts.device)
         path, cand_path = prepare(shipped_r, lv, None), prepare(cand_r, lv, schedule)

@@ -279,16 +279,16 @@ def main(argv: list[str] | None = None) -> int:
                 ref_name = Path(args.against)
                 if not ref_name.is_file():
                     raise FileNotFoundError(f"{ref_name}: no such checkpoint")
-            images = guard._images(lv, opts, {})
+            images = guard.set_images(lv, opts, {})
             if args.image not in [n for n, _ in images]:
                 raise FileNotFoundError(f"{args.image}: not in {lv.set}")
         except FileNotFoundError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        shipped_r, cand_r = guard._restorers(task, scale, args.name, cand, opts)
+        shipped_r, cand_r = guard.restorers(task, scale, args.name, cand, opts)
         ref_r = shipped_r
         if ref_name != args.name:
-            ref_r = guard._restorers(task, scale, args.name, Path(ref_name), opts)[1]
+            ref_r = guard.restorers(task, scale, args.name, Path(ref_name), opts)[1]
         schedule = shipped_r.model.entry.raw.get(guard.TASK_SCHEDULES.get(task, ""))
         case = restore_case(ref_r, cand_r, lv, images, args.image, schedule)
     doc = {"set": lv.set, "level": lv.label, "against": args.against,

@@ -63,22 +63,30 @@ def data(tmp_path_factory) -> dict[str, Path]:
     return {"root": root / "bench", "val": root / "val"}
 
 
-@pytest.fixture()
-def shipped(tmp_path, monkeypatch) -> Path:
-    """A user registry whose "tiny-x2" is a tiny real x2 checkpoint (in the cache)."""
+def register_tiny(tmp_path: Path, monkeypatch, name: str, entry: str, **cfg) -> Path:  # noqa: ANN001
+    """A tiny real checkpoint (conftest.make_checkpoint with ``cfg``) in a
+    temporary cache, registered as ``name`` in a temporary user registry with
+    the entry lines ``entry`` (task, scale, schedules) besides its file, hash
+    and size; returns the checkpoint."""
     cache = tmp_path / "cache"
     cache.mkdir()
-    path = make_checkpoint(cache / "tiny-x2.safetensors", scale=2)
-    data = path.read_bytes()
+    path = make_checkpoint(cache / f"{name}.safetensors", **cfg)
+    raw = path.read_bytes()
     reg = tmp_path / "reg.toml"
     reg.write_text(
-        '[models.tiny-x2]\ntask = "upscale"\nscale = 2\nfile = "tiny-x2.safetensors"\n'
-        f'sha256 = "{hashlib.sha256(data).hexdigest()}"\nsize = {len(data)}\n'
+        f'[models.{name}]\n{entry}file = "{name}.safetensors"\n'
+        f'sha256 = "{hashlib.sha256(raw).hexdigest()}"\nsize = {len(raw)}\n'
         "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
     )
     monkeypatch.setenv("SCNRESTORE_REGISTRY", str(reg))
     monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(cache))
     return path
+
+
+@pytest.fixture()
+def shipped(tmp_path, monkeypatch) -> Path:
+    """A user registry whose "tiny-x2" is a tiny real x2 checkpoint (in the cache)."""
+    return register_tiny(tmp_path, monkeypatch, "tiny-x2", 'task = "upscale"\nscale = 2\n', scale=2)
 
 
 def worse_on_texture(src: Path, dst: Path, alpha: float = 0.5) -> Path:
@@ -182,19 +190,8 @@ def test_one_image_made_worse_fails_and_is_named(data, shipped, tmp_path, capsys
 def test_denoise_candidate_gets_the_entrys_keep_input(tmp_path, monkeypatch, data, capsys):
     """σ levels on val; the candidate blends back the entry's keep_input share
     (as ship.py --stage ships it), and --no-schedule measures it without."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    path = make_checkpoint(cache / "tiny-dn.safetensors", scale=1, num_cond_channels=1)
-    raw = path.read_bytes()
-    reg = tmp_path / "reg.toml"
-    reg.write_text(
-        '[models.tiny-dn]\ntask = "denoise"\nfile = "tiny-dn.safetensors"\n'
-        f'sha256 = "{hashlib.sha256(raw).hexdigest()}"\nsize = {len(raw)}\n'
-        "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
-        "num_cond_channels = 1\nkeep_input = [[10, 0.3], [60, 0.3]]\n"
-    )
-    monkeypatch.setenv("SCNRESTORE_REGISTRY", str(reg))
-    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(cache))
+    entry = 'task = "denoise"\nnum_cond_channels = 1\nkeep_input = [[10, 0.3], [60, 0.3]]\n'
+    path = register_tiny(tmp_path, monkeypatch, "tiny-dn", entry, scale=1, num_cond_channels=1)
     cand = shutil.copy(path, tmp_path / "cand.safetensors")
     common = [str(cand), "--name", "tiny-dn", "--val", str(data["val"]), "--sets", "val",
               "--levels", "σ25,50", "--no-cache", "-q"]  # fmt: skip

@@ -1,8 +1,9 @@
 """scripts/loss_map.py: where on one image a candidate loses, on the guard's figures.
 
-A tiny real x2 checkpoint registered in a temporary user registry, and a copy
-made worse on texture only (test_guard.worse_on_texture), on a generated photo
-that is a smooth ramp except for one busy quadrant.
+A tiny real x2 checkpoint registered in a temporary user registry
+(test_guard.register_tiny), and a copy made worse on texture only
+(test_guard.worse_on_texture), on a generated photo that is a smooth ramp
+except for one busy quadrant.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_checkpoint
 from PIL import Image
-from test_guard import _script, worse_on_texture
+from test_guard import _script, register_tiny, worse_on_texture
 
 guard = _script("guard", "guard")
 loss_map = _script("loss_map", "loss_map")
@@ -24,18 +24,7 @@ loss_map = _script("loss_map", "loss_map")
 
 @pytest.fixture()
 def setup(tmp_path, monkeypatch) -> dict[str, Path]:
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    path = make_checkpoint(cache / "tiny-x2.safetensors", scale=2)
-    raw = path.read_bytes()
-    reg = tmp_path / "reg.toml"
-    reg.write_text(
-        '[models.tiny-x2]\ntask = "upscale"\nscale = 2\nfile = "tiny-x2.safetensors"\n'
-        f'sha256 = "{hashlib.sha256(raw).hexdigest()}"\nsize = {len(raw)}\n'
-        "num_blocks = 2\nnum_residual_units = 8\nwidth_multiplier = 2.0\nnum_scales = 3\n"
-    )
-    monkeypatch.setenv("SCNRESTORE_REGISTRY", str(reg))
-    monkeypatch.setenv("SCNRESTORE_CACHE_DIR", str(cache))
+    path = register_tiny(tmp_path, monkeypatch, "tiny-x2", 'task = "upscale"\nscale = 2\n', scale=2)
     val = tmp_path / "val"
     val.mkdir()
     y, x = np.mgrid[0:64, 0:64].astype(np.float64)

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import guard  # noqa: E402  (scripts/guard.py: the guard's sets, levels and restorers)
 
 from scnrestore.metrics import psnr, psnr_y, rgb_to_y  # noqa: E402
-from scnrestore.training import degrade  # noqa: E402
+from scnrestore.training.evaluate import eval_input  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BANDS = 10
@@ -144,13 +144,12 @@ def concentration(blocks: list[dict[str, Any]], share: float = 0.5) -> int:
 
 
 def restore_case(ref_r: Any, cand_r: Any, lv: Any, images: list, name: str, schedule: Any) -> Case:
-    """Degrade ``name`` as evaluate() does (its index in ``images`` seeds the
-    noise) and restore it with both; the reference on its default path."""
+    """Degrade ``name`` as evaluate() does (evaluate.eval_input: its index in
+    ``images`` seeds the noise) and restore it with both; the reference on its
+    default path."""
     idx = [n for n, _ in images].index(name)
-    clean = degrade.crop_to_multiple(images[idx][1], lv.scale)
     jpeg = None if lv.jpeg is None else int(lv.jpeg)
-    rng = np.random.default_rng(idx)
-    inp, base = degrade.make_input(lv.task, clean, lv.scale, lv.level, rng, jpeg)
+    clean, inp, base = eval_input(lv.task, images[idx][1], lv.scale, lv.level, idx, jpeg)
     guard.prepare(ref_r, lv, None)
     guard.prepare(cand_r, lv, schedule)
     told = lv.level if jpeg is None else jpeg

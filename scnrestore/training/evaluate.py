@@ -22,7 +22,15 @@ from . import degrade
 if TYPE_CHECKING:
     from ..api import Restorer
 
-__all__ = ["EvalRow", "evaluate", "summarise", "level_result", "eval_document", "load_images"]
+__all__ = [
+    "EvalRow",
+    "eval_input",
+    "evaluate",
+    "summarise",
+    "level_result",
+    "eval_document",
+    "load_images",
+]
 
 
 @dataclass
@@ -41,6 +49,22 @@ class EvalRow:
 
     def to_dict(self) -> dict[str, object]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def eval_input(
+    task: str,
+    clean: np.ndarray,
+    scale: int,
+    level: float | None,
+    index: int,
+    jpeg: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How :func:`evaluate` degrades the ``index``-th image (name order) of a
+    set: (the clean image cropped to a multiple of ``scale``, the model input,
+    the baseline); the noise is seeded by ``index``."""
+    clean = degrade.crop_to_multiple(clean, scale)
+    inp, base = degrade.make_input(task, clean, scale, level, np.random.default_rng(index), jpeg)
+    return clean, inp, base
 
 
 def evaluate(
@@ -66,9 +90,7 @@ def evaluate(
     shave = scale if task == "upscale" else 0
     rows = []
     for idx, (name, clean) in enumerate(images):
-        clean = degrade.crop_to_multiple(clean, scale)
-        rng = np.random.default_rng(idx)
-        inp, base = degrade.make_input(task, clean, scale, level, rng, jpeg)
+        clean, inp, base = eval_input(task, clean, scale, level, idx, jpeg)
         t0 = time.perf_counter()
         out = restorer.restore_array(inp, level if jpeg is None else jpeg)
         dt = time.perf_counter() - t0

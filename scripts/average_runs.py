@@ -39,13 +39,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from scnrestore.training.config import command_line
-
-
-def _sources(data: str | list) -> list[dict]:
-    """A run's recorded --data as a list of {path, share, ...}."""
-    if isinstance(data, str):
-        return [{"path": data, "share": 1.0}]
-    return [dict(d) for d in data]
+from scnrestore.training.datasources import sources
 
 
 def mean_data(datas: list) -> str | list[dict]:
@@ -56,7 +50,7 @@ def mean_data(datas: list) -> str | list[dict]:
         return datas[0]
     merged: dict[str, dict] = {}
     for data in datas:
-        for src in _sources(data):
+        for src in sources(data):
             merged.setdefault(str(src["path"]), {**src, "share": 0.0})
             merged[str(src["path"])]["share"] += float(src.get("share", 1.0)) / len(datas)
     return list(merged.values())

@@ -114,8 +114,25 @@ def _args(data: dict[str, Path], cache: Path, *extra: str) -> list[str]:
 
 
 def test_plan_is_the_bar():
-    labels = [(lv.set, lv.label) for lv in guard.plan("denoise", 1, False)]
+    levels = guard.plan("denoise", 1, False)
+    labels = [(lv.set, lv.label) for lv in levels if not lv.light]
     assert labels == [(s, f"σ{v}") for s in ("CBSD68", "val") for v in (15, 25, 50)]
+    # and the light levels, on val only
+    assert [(lv.set, lv.label) for lv in levels if lv.light] == [
+        ("val", "σ1"),
+        ("val", "σ2"),
+        ("val", "σ5"),
+    ]
+    assert [lv.label for lv in guard.plan("dejpeg", 1, False, ["CBSD68"])] == [
+        "q10",
+        "q20",
+        "q30",
+        "q40",
+    ]
+    assert [lv.label for lv in guard.plan("dejpeg", 1, False, ["val"]) if lv.light] == [
+        "q90",
+        "q95",
+    ]
     assert [lv.label for lv in guard.plan("upscale", 4, True)] == ["x4 q70", "x4 q80", "x4 q90"]
     assert [lv.set for lv in guard.plan("upscale", 3, False)] == ["Set5", "Set14", "B100", "val"]
     assert [lv.label for lv in guard.plan("dejpeg", 1, False, ["val"], ["q20", "40"])] == [
@@ -207,6 +224,42 @@ def test_denoise_candidate_gets_the_entrys_keep_input(tmp_path, monkeypatch, dat
     doc = json.loads((tmp_path / "dn0.json").read_text())
     assert doc["sets"]["val"]["levels"]["σ25"]["candidate_path"]["kept"] == 0.0
     assert doc["sets"]["val"]["mean"]["delta"] != 0
+
+
+def test_light_levels_bound_each_image_but_stay_out_of_the_mean(
+    tmp_path, monkeypatch, data, capsys
+):
+    """Nearly clean photos (σ 1 / 2 / 5 on val): the shipped model blends back
+    the entry's keep_input there, the candidate (--no-schedule) does not, so
+    only the light levels differ. They do not move the set's mean, and an
+    image past the bound there still fails the guard."""
+    entry = 'task = "denoise"\nnum_cond_channels = 1\nkeep_input = [[1, 0.6], [5, 0.6], [6, 0.0]]\n'
+    path = register_tiny(tmp_path, monkeypatch, "tiny-dnl", entry, scale=1, num_cond_channels=1)
+    cand = shutil.copy(path, tmp_path / "cand.safetensors")
+    common = [str(cand), "--name", "tiny-dnl", "--val", str(data["val"]), "--sets", "val",
+              "--levels", "1,2,5,25", "--no-cache", "--no-schedule", "-q"]  # fmt: skip
+    rc = guard.main([*common, "--max-loss", "1000", "--record", str(tmp_path / "light")])
+    assert rc == 0, capsys.readouterr().out
+    doc = json.loads((tmp_path / "light.json").read_text())
+    levels = doc["sets"]["val"]["levels"]
+    assert list(levels) == ["σ25", "σ1", "σ2", "σ5"]
+    assert [lv.get("light", False) for lv in levels.values()] == [False, True, True, True]
+    assert (
+        levels["σ2"]["shipped_path"]["kept"] == 0.6
+        and levels["σ2"]["candidate_path"]["kept"] == 0.0
+    )
+    assert all(t["delta"] == 0 for t in levels["σ25"]["images"].values())
+    lost = min(t["delta"] for t in levels["σ1"]["images"].values())
+    assert lost < 0  # the tiny network alone is worse than 60 % of a σ-1 input
+    assert doc["sets"]["val"]["mean"]["delta"] == 0  # the light levels stay out of it
+    md = (tmp_path / "light.md").read_text()
+    assert "| val | σ1 (light) |" in md and "light levels: no image" in md
+    capsys.readouterr()
+    rc = guard.main([*common, "--max-loss", str(-lost / 2)])
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 1
+    assert any(ln.startswith("val σ1 ") and ln.endswith(" dB") for ln in lines)
+    assert not any(ln.startswith("val mean") for ln in lines)
 
 
 def test_shipped_scores_come_from_the_cache(data, shipped, tmp_path):

@@ -411,8 +411,7 @@ def verdict(doc: dict[str, Any], max_loss: float, min_gain: float) -> list[str]:
                     lines.append(
                         f"{set_name} {label} {image}: {d:+.2f} dB against the baseline {base}"
                     )
-        bar = any(not lvl.get("light") for lvl in s["levels"].values())
-        if bar and s["mean"]["delta"] < min_gain:  # light levels alone: no mean rule
+        if _bar_levels(s) and s["mean"]["delta"] < min_gain:  # light levels alone: no mean rule
             lines.append(
                 f"{set_name} mean: {s['mean']['delta']:+.4f} dB (must be >= {min_gain:+.2f})"
             )
@@ -474,6 +473,11 @@ def baseline_lines(doc: dict[str, Any]) -> list[str]:
             image, d = min(b["images"].items(), key=lambda kv: (kv[1], kv[0]))
             lines.append(f"- {set_name} {label}: worst {image} {d:+.3f} ({b['precision']})")
     return lines
+
+
+def _bar_levels(set_doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A scored set's levels that count towards its mean: all but the light ones."""
+    return [lvl for lvl in set_doc["levels"].values() if not lvl.get("light")]
 
 
 def _has_light(doc: dict[str, Any]) -> bool:
@@ -587,8 +591,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         sets.setdefault(lv.set, {"levels": {}})["levels"][lv.label] = res
     for s in sets.values():
         # the bar's levels; a set scored at light levels alone (--levels) keeps their mean
-        bar = [lvl for lvl in s["levels"].values() if not lvl.get("light")]
-        ms = [lvl["mean"] for lvl in bar or s["levels"].values()]
+        ms = [lvl["mean"] for lvl in _bar_levels(s) or s["levels"].values()]
         s["mean"] = _triple(_mean(m["shipped"] for m in ms), _mean(m["candidate"] for m in ms))
     doc = {
         "name": name,

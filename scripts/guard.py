@@ -35,7 +35,11 @@ scored again if the set's images or the shipped path (told level, kept share)
 changed. The candidate's scores are kept the same way under
 guard_cache/candidates/ (not committed), so a guard that was stopped (a full
 dejpeg guard takes hours on one thread) resumes at the first set and level it
-had not finished; --no-cache scores both again.
+had not finished; --no-cache scores both again. The shipped file guarded
+against itself is scored once: that fills its cache ahead of a candidate, on a
+core that is free while the candidate still trains:
+
+    python scripts/guard.py scnrestore/models/scn-denoise.safetensors --name scn-denoise
 
 Each stage is guarded against the model it replaces, so losses that each stage
 keeps inside the bound could add up past it over several stages. The cache
@@ -560,6 +564,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
     cache = ScoreCache(opts.cache_dir, sha)
     cand_dir = None if opts.cache_dir is None else opts.cache_dir / CANDIDATES
     cand_cache = ScoreCache(cand_dir, file_sha256(cand))
+    same_weights = file_sha256(cand) == sha
     baseline = load_baseline(opts.cache_dir, name)
     shipped_r, cand_r = restorers(task, scale, name, cand, opts)
     entry = shipped_r.model.entry
@@ -577,8 +582,11 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         measure = partial(score, images=images, lv=lv, on_image=opts.on_image)
         ours = cached_scores(cache, key, digest, path, cached["shipped"],
                              partial(measure, shipped_r, who="shipped"))  # fmt: skip
-        theirs = cached_scores(cand_cache, key, digest, cand_path, cached["candidate"],
-                               partial(measure, cand_r, who="candidate"))  # fmt: skip
+        if same_weights and cand_path == path:
+            theirs = ours  # the shipped file guarded against itself: fills the cache once
+        else:
+            theirs = cached_scores(cand_cache, key, digest, cand_path, cached["candidate"],
+                                   partial(measure, cand_r, who="candidate"))  # fmt: skip
         res = compare_level(ours, theirs)
         got = baseline and ScoreCache(opts.cache_dir, baseline["sha256"]).find(
             lv, shipped_r.engine.precision, digest

@@ -266,7 +266,8 @@ def test_shipped_scores_come_from_the_cache(data, shipped, tmp_path):
     cache = tmp_path / "gc"
     opts = guard.Options(sets=["Set5", "val"], root=data["root"], val=data["val"],
                          cache_dir=cache)  # fmt: skip
-    first = guard.run_guard(shipped, "tiny-x2", opts)
+    cand = worse_on_texture(shipped, tmp_path / "worse.safetensors")
+    first = guard.run_guard(cand, "tiny-x2", opts)
     assert first["shipped_from_cache"] == [] and first["candidate_from_cache"] == []
     (file,) = cache.glob("*.json")
     sha = hashlib.sha256(shipped.read_bytes()).hexdigest()
@@ -276,20 +277,46 @@ def test_shipped_scores_come_from_the_cache(data, shipped, tmp_path):
     # the second guard reads the shipped figures: a planted value shows through
     doc["entries"]["Set5|x2|fp32"]["scores"]["a_ramp.png"] = 99.0
     file.write_text(json.dumps(doc))
-    second = guard.run_guard(shipped, "tiny-x2", opts)
+    second = guard.run_guard(cand, "tiny-x2", opts)
     assert second["shipped_from_cache"] == ["Set5 x2", "val x2"]
     assert second["candidate_from_cache"] == ["Set5 x2", "val x2"]  # its own file
     a = second["sets"]["Set5"]["levels"]["x2"]["images"]["a_ramp.png"]
     assert a["shipped"] == 99.0 and a["delta"] < -50
     assert second["offenders"][0].startswith("Set5 x2 a_ramp.png: ")
     # other precisions and other images are scored again
-    bf16 = guard.run_guard(shipped, "tiny-x2", guard.Options(**{**vars(opts), "precision": "bf16"}))
+    bf16 = guard.run_guard(cand, "tiny-x2", guard.Options(**{**vars(opts), "precision": "bf16"}))
     assert bf16["shipped_from_cache"] == []
     doc = json.loads(file.read_text())
     doc["entries"]["val|x2|fp32"]["images_digest"] = "stale"
     file.write_text(json.dumps(doc))
-    third = guard.run_guard(shipped, "tiny-x2", opts)
+    third = guard.run_guard(cand, "tiny-x2", opts)
     assert third["shipped_from_cache"] == ["Set5 x2"]
+
+
+def test_the_shipped_file_against_itself_is_scored_once_and_fills_the_cache(
+    data, shipped, tmp_path, monkeypatch
+):
+    """Guarding the shipped weights against themselves (to fill the cache on a
+    free core while a candidate trains) scores each level once, not twice."""
+    calls: list[str] = []
+    real = guard.score
+
+    def counted(restorer, images, lv, on_image=None, who=""):  # noqa: ANN001, ANN202
+        calls.append(f"{who} {lv.set}")
+        return real(restorer, images, lv, on_image, who)
+
+    monkeypatch.setattr(guard, "score", counted)
+    cache = tmp_path / "gc"
+    opts = guard.Options(sets=["Set5", "val"], root=data["root"], val=data["val"],
+                         cache_dir=cache)  # fmt: skip
+    doc = guard.run_guard(shipped, "tiny-x2", opts)
+    assert calls == ["shipped Set5", "shipped val"]
+    assert doc["verdict"] == "pass" and doc["sets"]["Set5"]["mean"]["delta"] == 0
+    assert not list((cache / guard.CANDIDATES).glob("*.json"))
+    # a candidate guarded next scores itself only
+    calls.clear()
+    guard.run_guard(worse_on_texture(shipped, tmp_path / "w.safetensors"), "tiny-x2", opts)
+    assert calls == ["candidate Set5", "candidate val"]
 
 
 def test_a_stopped_guard_resumes_at_the_level_it_had_not_finished(data, shipped, tmp_path):

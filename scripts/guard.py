@@ -563,8 +563,9 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
     sha = file_sha256(shipped_file)
     cache = ScoreCache(opts.cache_dir, sha)
     cand_dir = None if opts.cache_dir is None else opts.cache_dir / CANDIDATES
-    cand_cache = ScoreCache(cand_dir, file_sha256(cand))
-    same_weights = file_sha256(cand) == sha
+    cand_sha = file_sha256(cand)
+    cand_cache = ScoreCache(cand_dir, cand_sha)
+    same_weights = cand_sha == sha
     baseline = load_baseline(opts.cache_dir, name)
     shipped_r, cand_r = restorers(task, scale, name, cand, opts)
     entry = shipped_r.model.entry
@@ -609,7 +610,7 @@ def run_guard(candidate: Path, name: str, opts: Options) -> dict[str, Any]:
         "shipped": {"name": name, "file": str(shipped_file), "sha256": sha},
         "candidate": {
             "path": str(cand),
-            "sha256": file_sha256(cand),
+            "sha256": cand_sha,
             "schedule": schedule,
         },  # fmt: skip
         "precision": opts.precision,
